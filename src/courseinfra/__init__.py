@@ -1,0 +1,3 @@
+"""courseinfra: the course infrastructure jobs of a learning platform."""
+
+__version__ = "0.1.0"

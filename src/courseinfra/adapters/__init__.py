@@ -1,0 +1,1 @@
+"""Implementations of the service ports: SQL stores, caches, the event bus."""

@@ -1,0 +1,1 @@
+"""Relation cache implementations: in-memory (tests), an embedded SQLite file (the default), Redis."""

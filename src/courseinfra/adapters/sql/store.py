@@ -1,0 +1,249 @@
+"""SQL implementations of the stores, on one connection and transaction per unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from courseinfra.adapters.sql.tables import content_hierarchy, failed_events, job_counters, outbox
+from courseinfra.domain.events import Event
+from courseinfra.domain.job_requests import Outcome
+from courseinfra.services.ports import (
+    CounterStore,
+    FailedEvent,
+    FailedEventStore,
+    HierarchyStore,
+    NewFailedEvent,
+    Outbox,
+    OutboxMessage,
+    StoredHierarchy,
+    UnitOfWork,
+)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def upsert(connection: sa.Connection, table: sa.Table) -> Any:
+    """An INSERT that can take ``on_conflict_do_update`` on both SQLite and PostgreSQL."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class SqlHierarchyStore(HierarchyStore):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def put(self, identifier: str, mime_type: str, hierarchy: Mapping[str, Any]) -> int:
+        now = datetime.now(UTC)
+        statement = upsert(self.connection, content_hierarchy).values(
+            identifier=identifier, mime_type=mime_type, hierarchy=hierarchy, version=1, updated_at=now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[content_hierarchy.c.identifier],
+            set_={
+                "mime_type": statement.excluded.mime_type,
+                "hierarchy": statement.excluded.hierarchy,
+                "version": content_hierarchy.c.version + 1,
+                "updated_at": statement.excluded.updated_at,
+            },
+        ).returning(content_hierarchy.c.version)
+        return int(self.connection.execute(statement).scalar_one())
+
+    def get(self, identifier: str) -> StoredHierarchy | None:
+        row = self.connection.execute(
+            sa.select(content_hierarchy).where(content_hierarchy.c.identifier == identifier)
+        ).one_or_none()
+        if row is None:
+            return None
+        return StoredHierarchy(
+            identifier=row.identifier,
+            mime_type=row.mime_type,
+            hierarchy=row.hierarchy,
+            version=row.version,
+            updated_at=_aware(row.updated_at) or row.updated_at,
+            published_at=_aware(row.published_at),
+        )
+
+    def mark_published(self, identifier: str, at: datetime) -> None:
+        self.connection.execute(
+            content_hierarchy.update()
+            .where(content_hierarchy.c.identifier == identifier)
+            .values(published_at=at)
+        )
+
+
+class SqlFailedEventStore(FailedEventStore):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def add(self, event: NewFailedEvent, at: datetime) -> int:
+        return int(
+            self.connection.execute(
+                failed_events.insert()
+                .values(
+                    job=event.job,
+                    outcome=event.outcome.value,
+                    code=event.code,
+                    reason=event.reason,
+                    payload=event.payload,
+                    source=event.source,
+                    attempts=1,
+                    created_at=at,
+                    last_attempt_at=at,
+                )
+                .returning(failed_events.c.id)
+            ).scalar_one()
+        )
+
+    @staticmethod
+    def _from_row(row: sa.Row[Any]) -> FailedEvent:
+        return FailedEvent(
+            id=row.id,
+            job=row.job,
+            outcome=Outcome(row.outcome),
+            code=row.code,
+            reason=row.reason,
+            payload=row.payload,
+            source=row.source,
+            attempts=row.attempts,
+            created_at=_aware(row.created_at) or row.created_at,
+            last_attempt_at=_aware(row.last_attempt_at) or row.last_attempt_at,
+            resolved_at=_aware(row.resolved_at),
+        )
+
+    def get(self, event_id: int) -> FailedEvent | None:
+        row = self.connection.execute(
+            sa.select(failed_events).where(failed_events.c.id == event_id)
+        ).one_or_none()
+        return None if row is None else self._from_row(row)
+
+    def list(
+        self,
+        *,
+        job: str | None = None,
+        outcomes: Sequence[Outcome] = (Outcome.FAILED,),
+        include_resolved: bool = False,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[FailedEvent]:
+        query = (
+            sa.select(failed_events)
+            .where(failed_events.c.id > after_id, failed_events.c.outcome.in_([o.value for o in outcomes]))
+            .order_by(failed_events.c.id)
+            .limit(limit)
+        )
+        if job is not None:
+            query = query.where(failed_events.c.job == job)
+        if not include_resolved:
+            query = query.where(failed_events.c.resolved_at.is_(None))
+        return [self._from_row(row) for row in self.connection.execute(query)]
+
+    def record_attempt(self, event_id: int, *, at: datetime, resolved: bool, code: str, reason: str) -> None:
+        values: dict[str, Any] = {"attempts": failed_events.c.attempts + 1, "last_attempt_at": at}
+        if resolved:
+            values["resolved_at"] = at
+        else:
+            values.update(code=code, reason=reason)
+        self.connection.execute(failed_events.update().where(failed_events.c.id == event_id).values(**values))
+
+
+class SqlCounterStore(CounterStore):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def add(self, job: str, counts: Mapping[str, int]) -> None:
+        rows = [{"job": job, "counter": name, "value": value} for name, value in counts.items() if value]
+        if not rows:
+            return
+        statement = upsert(self.connection, job_counters)
+        statement = statement.on_conflict_do_update(
+            index_elements=[job_counters.c.job, job_counters.c.counter],
+            set_={"value": job_counters.c.value + statement.excluded.value},
+        )
+        self.connection.execute(statement, rows)
+
+    def all(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for row in self.connection.execute(sa.select(job_counters).order_by(job_counters.c.job)):
+            result.setdefault(row.job, {})[row.counter] = int(row.value)
+        return result
+
+
+class SqlOutbox(Outbox):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def add(self, events: Sequence[Event], at: datetime) -> None:
+        self.connection.execute(
+            outbox.insert(),
+            [
+                {
+                    "event_type": event.event_type,
+                    "key": event.key,
+                    "payload": event.payload(),
+                    "created_at": at,
+                }
+                for event in events
+            ],
+        )
+
+    def pending(self, limit: int = 100) -> list[OutboxMessage]:
+        rows = self.connection.execute(
+            sa.select(outbox).where(outbox.c.relayed_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        )
+        return [OutboxMessage(row.id, row.event_type, row.key, row.payload, row.attempts) for row in rows]
+
+    def mark_relayed(self, message_id: int, at: datetime) -> None:
+        self.connection.execute(
+            outbox.update()
+            .where(outbox.c.id == message_id)
+            .values(relayed_at=at, attempts=outbox.c.attempts + 1, last_error=None)
+        )
+
+    def mark_attempt_failed(self, message_id: int, error: str) -> None:
+        self.connection.execute(
+            outbox.update()
+            .where(outbox.c.id == message_id)
+            .values(attempts=outbox.c.attempts + 1, last_error=error)
+        )
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """A transaction on one connection of ``engine``, opened on entry and closed on exit."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def __enter__(self) -> Self:
+        self.connection = self.engine.connect()
+        self.transaction = self.connection.begin()
+        self.hierarchies = SqlHierarchyStore(self.connection)
+        self.failed_events = SqlFailedEventStore(self.connection)
+        self.counters = SqlCounterStore(self.connection)
+        self.outbox = SqlOutbox(self.connection)
+        return super().__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            self.connection.close()
+
+    def _commit(self) -> None:
+        self.transaction.commit()
+        self.transaction = self.connection.begin()
+
+    def rollback(self) -> None:
+        if self.transaction.is_active:
+            self.transaction.rollback()

@@ -1,0 +1,71 @@
+"""The one place that builds adapters from settings and wires them into the services.
+
+Importing this module connects to nothing; :func:`bootstrap` does, when it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from courseinfra.adapters.bus import InProcessBus
+from courseinfra.adapters.cache.redis import RedisRelationCache
+from courseinfra.adapters.cache.sqlite import SqliteRelationCache
+from courseinfra.adapters.sql.engine import create_engine, migrate
+from courseinfra.adapters.sql.store import SqlUnitOfWork
+from courseinfra.domain.events import ContentPublished
+from courseinfra.services.ingest import Router
+from courseinfra.services.messagebus import post_publish_handler, relay_outbox
+from courseinfra.services.ports import EventBus, RelationCache, UnitOfWork
+from courseinfra.services.relation_cache import RelationCacheJob
+from courseinfra.settings import Settings, load_settings
+
+
+@dataclass
+class App:
+    """The wired application: what entry points use, and what they close when they are done."""
+
+    settings: Settings
+    engine: sa.Engine
+    cache: RelationCache
+    bus: EventBus
+    router: Router
+    uow_factory: Callable[[], UnitOfWork] = field(repr=False)
+
+    def relay(self) -> int:
+        """Deliver committed outbox events to their handlers; return how many were delivered."""
+        return relay_outbox(self.uow_factory, self.bus)
+
+    def close(self) -> None:
+        self.cache.close()
+        self.engine.dispose()
+
+
+def build_cache(settings: Settings) -> RelationCache:
+    if settings.redis_url:
+        return RedisRelationCache.from_url(settings.redis_url, settings.redis_namespace)
+    return SqliteRelationCache(settings.embedded_cache_path)
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    cache: RelationCache | None = None,
+    bus: EventBus | None = None,
+) -> App:
+    """Build the application. ``cache`` and ``bus`` replace the ones the settings name (for tests)."""
+    settings = settings or load_settings()
+    engine = create_engine(settings.sql_url)
+    if settings.auto_migrate:
+        migrate(engine)
+    cache = cache or build_cache(settings)
+    bus = bus or InProcessBus()
+
+    def uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    router = Router([RelationCacheJob(uow_factory, cache, settings.cache_layout)])
+    bus.subscribe(ContentPublished.event_type, post_publish_handler(router, uow_factory))
+    return App(settings, engine, cache, bus, router, uow_factory)

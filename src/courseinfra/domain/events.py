@@ -1,0 +1,98 @@
+"""Domain events: frozen, versioned contracts, each with a ``key`` that orders and partitions it.
+
+An event type is named ``courseinfra.<area>.<subject>.<verb>.v<N>``; a change that breaks a reader gets a
+new type (``.v2``), never a changed ``.v1``. Fields are documented where they are declared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every domain event. ``occurred_at`` is when the fact became true (UTC)."""
+
+    event_type: ClassVar[str]
+    occurred_at: datetime = field(default_factory=_now)
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def payload(self) -> dict[str, Any]:
+        """The event's fields as JSON-ready values."""
+        data = asdict(self)
+        data["occurred_at"] = self.occurred_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContentPublished(Event):
+    """A content hierarchy was published and its post-publish processing is due.
+
+    - ``identifier``: the published root (the event's key);
+    - ``mime_type``: the root's mimeType; only collections have relations to cache;
+    - ``content_type``: the root's contentType (``Course``, ``TextBook``, ...), where known;
+    - ``version``: the hierarchy store's version of the published hierarchy.
+    """
+
+    event_type: ClassVar[str] = "courseinfra.content.hierarchy.published.v1"
+    identifier: str
+    mime_type: str
+    content_type: str | None = None
+    name: str | None = None
+    channel: str | None = None
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        return self.identifier
+
+    def job_request(self) -> dict[str, Any]:
+        """The Sunbird post-publish job request (BE_JOB_REQUEST) that announces this publication."""
+        ets = int(self.occurred_at.timestamp() * 1000)
+        return {
+            "eid": "BE_JOB_REQUEST",
+            "ets": ets,
+            "mid": f"LP.{ets}.{self.identifier}.{self.version}",
+            "actor": {"id": "Post Publish Processor", "type": "System"},
+            "context": {"channel": self.channel, "pdata": {"id": "org.sunbird.platform", "ver": "1.0"}},
+            "object": {"id": self.identifier, "ver": str(self.version)},
+            "edata": {
+                "action": "post-publish-process",
+                "iteration": 1,
+                "identifier": self.identifier,
+                "mimeType": self.mime_type,
+                "contentType": self.content_type,
+                "name": self.name,
+                "pkgVersion": self.version,
+            },
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelationCacheUpdated(Event):
+    """The relation cache of a root now holds its latest published hierarchy.
+
+    - ``root_id``: the root (the event's key);
+    - ``leaf_count``: distinct leaves under the root;
+    - ``keys_written`` / ``keys_deleted``: cache keys written, and keys of the previous publication
+      that no longer exist and were removed.
+    """
+
+    event_type: ClassVar[str] = "courseinfra.content.relation_cache.updated.v1"
+    root_id: str
+    leaf_count: int
+    keys_written: int
+    keys_deleted: int
+
+    @property
+    def key(self) -> str:
+        return self.root_id

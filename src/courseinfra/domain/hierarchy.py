@@ -1,0 +1,192 @@
+"""Content hierarchies as Sunbird publishes them, and the relations derived from them.
+
+A hierarchy is a tree of JSON objects linked by ``children``. A node whose ``mimeType`` is the collection
+mimeType is a *collection* (the root, its units); every other node is a *leaf* (a resource), whatever its
+mimeType. A leaf may occur under several units; a collection occurs once.
+
+:func:`parse_hierarchy` validates the tree and flattens it; :func:`compute_relations` derives, for the
+root, every collection's leaf nodes and optional nodes, every leaf's ancestors and the unit metadata that
+readers fetch by unit id. Both are linear in the size of the output and never recurse, so a hierarchy as
+deep as it is wide is handled like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from courseinfra.domain.errors import InvalidHierarchy
+
+COLLECTION_MIME_TYPE = "application/vnd.ekstep.content-collection"
+PARENT_VISIBILITY = "Parent"
+
+NO_PARENT = -1
+
+
+@dataclass(frozen=True, slots=True)
+class FlatHierarchy:
+    """A validated hierarchy in depth-first pre-order; position 0 is the root.
+
+    Parallel tuples, one entry per node occurrence: ``parents[i]`` is the position of the node's parent
+    (:data:`NO_PARENT` for the root), ``optional[i]`` whether the relation to that parent is marked
+    ``relationalMetadata.optional``.
+    """
+
+    identifiers: tuple[str, ...]
+    parents: tuple[int, ...]
+    is_collection: tuple[bool, ...]
+    optional: tuple[bool, ...]
+    nodes: tuple[Mapping[str, Any], ...]
+
+    @property
+    def root_id(self) -> str:
+        return self.identifiers[0]
+
+    def __len__(self) -> int:
+        return len(self.identifiers)
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRelations:
+    """What the relation cache holds for one published root.
+
+    - ``leaf_nodes``: every collection with at least one leaf below it, to the set of those leaves;
+    - ``optional_nodes``: every collection with optional leaves below it, to that set;
+    - ``ancestors``: every leaf, to its ancestor collections, nearest first and ending with the root;
+    - ``units``: every ``visibility: Parent`` collection that has children, to its own metadata
+      (without ``children``).
+    """
+
+    root_id: str
+    leaf_nodes: Mapping[str, frozenset[str]]
+    optional_nodes: Mapping[str, frozenset[str]]
+    ancestors: Mapping[str, tuple[str, ...]]
+    units: Mapping[str, Mapping[str, Any]]
+
+
+def is_collection(node: Mapping[str, Any]) -> bool:
+    return node.get("mimeType") == COLLECTION_MIME_TYPE
+
+
+def _is_optional(node: Mapping[str, Any]) -> bool:
+    metadata = node.get("relationalMetadata")
+    return isinstance(metadata, Mapping) and metadata.get("optional") is True
+
+
+def _children(node: Mapping[str, Any], where: str) -> Sequence[Any]:
+    children = node.get("children")
+    if children is None:
+        return ()
+    if not isinstance(children, list):
+        raise InvalidHierarchy(f"{where}: 'children' must be a list, not {type(children).__name__}")
+    return children
+
+
+def _identifier(node: Any, where: str) -> str:
+    if not isinstance(node, Mapping):
+        raise InvalidHierarchy(f"{where}: a node must be a JSON object, not {type(node).__name__}")
+    identifier = node.get("identifier")
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise InvalidHierarchy(f"{where}: a node needs a non-empty string 'identifier'")
+    return identifier
+
+
+def parse_hierarchy(raw: Any) -> FlatHierarchy:
+    """Validate ``raw`` as a hierarchy and flatten it in depth-first pre-order.
+
+    Raises :class:`InvalidHierarchy`, naming the node, when a node is not an object, has no identifier,
+    has ``children`` that are not a list, when the root is not a collection, when a collection occurs
+    twice, or when one identifier names both a collection and a leaf.
+    """
+    root_id = _identifier(raw, "root")
+    if not is_collection(raw):
+        raise InvalidHierarchy(
+            f"root {root_id}: mimeType {raw.get('mimeType')!r} is not a collection ({COLLECTION_MIME_TYPE})"
+        )
+    identifiers: list[str] = []
+    parents: list[int] = []
+    collection_flags: list[bool] = []
+    optional_flags: list[bool] = []
+    nodes: list[Mapping[str, Any]] = []
+    collections_seen: set[str] = set()
+    leaves_seen: set[str] = set()
+    # Children are pushed reversed so that they are popped, and numbered, in document order.
+    stack: list[tuple[Any, int, str]] = [(raw, NO_PARENT, "root")]
+    while stack:
+        node, parent, where = stack.pop()
+        identifier = _identifier(node, where)
+        collection = is_collection(node)
+        if collection:
+            if identifier in collections_seen:
+                raise InvalidHierarchy(f"collection {identifier} occurs more than once in the hierarchy")
+            collections_seen.add(identifier)
+        else:
+            leaves_seen.add(identifier)
+        position = len(identifiers)
+        identifiers.append(identifier)
+        parents.append(parent)
+        collection_flags.append(collection)
+        optional_flags.append(_is_optional(node))
+        nodes.append(node)
+        if collection:
+            children = _children(node, f"collection {identifier}")
+            for index in range(len(children) - 1, -1, -1):
+                stack.append((children[index], position, f"child {index} of {identifier}"))
+    both = collections_seen & leaves_seen
+    if both:
+        raise InvalidHierarchy(f"identifier {sorted(both)[0]} names both a collection and a leaf")
+    return FlatHierarchy(
+        identifiers=tuple(identifiers),
+        parents=tuple(parents),
+        is_collection=tuple(collection_flags),
+        optional=tuple(optional_flags),
+        nodes=tuple(nodes),
+    )
+
+
+def compute_relations(hierarchy: FlatHierarchy) -> CourseRelations:
+    """Derive the relation cache of ``hierarchy``'s root.
+
+    Every leaf occurrence walks up its parent chain once: each collection it passes gains the leaf, and
+    gains it as optional once the walk has crossed an optional relation (a leaf marked optional, or a
+    unit marked optional, is optional for everything above that relation). A leaf's ancestors are the
+    distinct collections of all its occurrences in depth-first order, nearest first, with the root moved
+    to the end so that every ancestor list ends with the root.
+    """
+    identifiers, parents, collection_flags = hierarchy.identifiers, hierarchy.parents, hierarchy.is_collection
+    optional_flags = hierarchy.optional
+    root_id = hierarchy.root_id
+    leaf_nodes: dict[str, set[str]] = {}
+    optional_nodes: dict[str, set[str]] = {}
+    ancestors: dict[str, dict[str, None]] = {}
+    for position, leaf_id in enumerate(identifiers):
+        if collection_flags[position]:
+            continue
+        path = ancestors.setdefault(leaf_id, {})
+        optional = False
+        current = position
+        parent = parents[current]
+        while parent != NO_PARENT:
+            optional = optional or optional_flags[current]
+            collection_id = identifiers[parent]
+            leaf_nodes.setdefault(collection_id, set()).add(leaf_id)
+            if optional:
+                optional_nodes.setdefault(collection_id, set()).add(leaf_id)
+            if parent != 0:
+                path[collection_id] = None
+            current = parent
+            parent = parents[current]
+    units: dict[str, Mapping[str, Any]] = {}
+    for position, node in enumerate(hierarchy.nodes):
+        if position == 0 or not collection_flags[position]:
+            continue
+        if node.get("visibility") == PARENT_VISIBILITY and node.get("children"):
+            units[identifiers[position]] = {key: value for key, value in node.items() if key != "children"}
+    return CourseRelations(
+        root_id=root_id,
+        leaf_nodes={key: frozenset(members) for key, members in leaf_nodes.items()},
+        optional_nodes={key: frozenset(members) for key, members in optional_nodes.items()},
+        ancestors={leaf: (*path, root_id) for leaf, path in ancestors.items()},
+        units=units,
+    )

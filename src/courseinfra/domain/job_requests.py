@@ -1,0 +1,72 @@
+"""Job requests (Sunbird ``BE_JOB_REQUEST`` envelopes) read into typed commands, or a reasoned rejection.
+
+Reading never raises on bad input: it returns a :class:`Rejection` whose ``code`` is stable and whose
+``reason`` tells an operator what is wrong, so that the event can be kept and replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+
+POST_PUBLISH_ACTIONS = frozenset({"post-publish-process", "relation-cache-update"})
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event was not processed. ``outcome`` is skipped (nothing to do) or failed (cannot do)."""
+
+    outcome: Outcome
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelationCacheRequest:
+    """Rebuild the relation cache of the collection ``identifier`` from its stored hierarchy."""
+
+    identifier: str
+    action: str
+
+
+def event_action(event: Mapping[str, Any]) -> str | None:
+    edata = event.get("edata")
+    if isinstance(edata, Mapping):
+        action = edata.get("action")
+        if isinstance(action, str):
+            return action
+    return None
+
+
+def read_relation_cache_request(event: Mapping[str, Any]) -> RelationCacheRequest | Rejection:
+    """Read a post-publish event: ``edata.action`` one of :data:`POST_PUBLISH_ACTIONS`,
+    ``edata.identifier`` (or Sunbird's older ``edata.id``) and ``edata.mimeType``."""
+    edata = event.get("edata")
+    if not isinstance(edata, Mapping):
+        return Rejection(Outcome.FAILED, "missing-edata", "the event has no 'edata' object")
+    action = edata.get("action")
+    if action not in POST_PUBLISH_ACTIONS:
+        return Rejection(
+            Outcome.SKIPPED, "not-post-publish", f"edata.action {action!r} is not a post-publish action"
+        )
+    identifier = edata.get("identifier", edata.get("id"))
+    if not isinstance(identifier, str) or not identifier.strip():
+        return Rejection(Outcome.FAILED, "missing-identifier", "edata.identifier is missing or empty")
+    mime_type = edata.get("mimeType")
+    if mime_type != COLLECTION_MIME_TYPE:
+        return Rejection(
+            Outcome.SKIPPED,
+            "not-a-collection",
+            f"{identifier} has mimeType {mime_type!r}; only collections have relations to cache",
+        )
+    return RelationCacheRequest(identifier=identifier.strip(), action=str(action))

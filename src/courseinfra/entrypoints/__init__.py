@@ -1,0 +1,1 @@
+"""Entry points: the ``courseinfra`` command line and the REST API."""

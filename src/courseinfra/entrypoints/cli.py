@@ -1,0 +1,375 @@
+"""The ``courseinfra`` command line. Data goes to standard output (JSON where asked); progress, tables
+for people and errors go to standard error."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.cache_layout import entries_by_kind, to_json_value
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.job_requests import Outcome
+from courseinfra.services import content
+from courseinfra.services.ingest import ingest as run_ingest
+from courseinfra.services.ingest import replay_failed
+from courseinfra.settings import SettingsError, load_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Course infrastructure jobs.")
+content_cli = typer.Typer(no_args_is_help=True, help="The hierarchy store: store and publish content.")
+cache_cli = typer.Typer(no_args_is_help=True, help="Read the relation cache.")
+failed_cli = typer.Typer(no_args_is_help=True, help="Events that were not processed: list and replay.")
+db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
+cli.add_typer(content_cli, name="content")
+cli.add_typer(cache_cli, name="cache")
+cli.add_typer(failed_cli, name="failed")
+cli.add_typer(db_cli, name="db")
+
+err = Console(stderr=True)
+
+
+class Failure(Exception):
+    """An error for the person at the terminal: printed on one line, exit code 1 or as given."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@contextmanager
+def application() -> Iterator[App]:
+    app = bootstrap(load_settings())
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def emit(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+
+
+def read_json_file(path: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Failure(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+
+
+@content_cli.command("put")
+def content_put(path: Annotated[Path, typer.Argument(help="A hierarchy JSON file, or - for stdin.")]) -> None:
+    """Store a hierarchy (without publishing it)."""
+    with application() as app:
+        stored = content.put_hierarchy(read_json_file(path), app.uow_factory())
+    emit({"identifier": stored.identifier, "version": stored.version})
+
+
+@content_cli.command("publish")
+def content_publish(
+    path: Annotated[
+        Path | None, typer.Argument(help="A hierarchy JSON file to store first, or - for stdin.")
+    ] = None,
+    identifier: Annotated[
+        str | None, typer.Option("--id", help="Publish the stored hierarchy of this root.")
+    ] = None,
+) -> None:
+    """Store (from PATH) and publish a hierarchy; the relation cache is updated before this returns."""
+    if (path is None) == (identifier is None):
+        raise Failure("give either a PATH or --id", exit_code=2)
+    with application() as app:
+        if path is not None:
+            identifier = content.put_hierarchy(read_json_file(path), app.uow_factory()).identifier
+        assert identifier is not None
+        event = content.publish(identifier, app.uow_factory())
+        app.relay()
+        keys = app.cache.owned_keys(identifier)
+        with app.uow_factory() as uow:
+            problems = uow.failed_events.list(job=None, limit=1000)
+    mine = [p for p in problems if p.source.startswith("outbox:") and identifier in p.payload]
+    emit(
+        {
+            "identifier": identifier,
+            "version": event.version,
+            "event": event.job_request(),
+            "cache": entries_by_kind(dict.fromkeys(keys, None)),  # type: ignore[arg-type]
+            "cache_keys": len(keys),
+            "failed": [{"id": p.id, "code": p.code, "reason": p.reason} for p in mine],
+        }
+    )
+
+
+@content_cli.command("get")
+def content_get(identifier: str) -> None:
+    """Print a stored hierarchy with its version."""
+    with application() as app, app.uow_factory() as uow:
+        stored = uow.hierarchies.get(identifier)
+    if stored is None:
+        raise Failure(f"no hierarchy is stored for {identifier}")
+    emit(
+        {
+            "identifier": stored.identifier,
+            "version": stored.version,
+            "published_at": stored.published_at.isoformat() if stored.published_at else None,
+            "hierarchy": stored.hierarchy,
+        }
+    )
+
+
+@cli.command("ingest")
+def ingest_command(
+    path: Annotated[str, typer.Argument(help="A file of JSON lines, or - for stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's counters as JSON.")] = False,
+) -> None:
+    """Process JSON lines of events, each routed to its job and finished before this returns.
+
+    Events that are not processed are kept (``courseinfra failed list``); the exit code is 1 if any
+    failed, 0 otherwise (skipped events are not failures).
+    """
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    source = "stdin" if path == "-" else Path(path).name
+    with stream, application() as app, _progress(not as_json) as progress:
+        task = progress.add_task(f"ingest {source}", total=None)
+        report = run_ingest(
+            stream,
+            source,
+            app.router,
+            app.uow_factory,
+            chunk_size=app.settings.ingest_chunk_size,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+        app.relay()
+    for rejected in report.rejected:
+        if rejected.outcome is Outcome.FAILED:
+            err.print(
+                f"[red]failed[/] {rejected.source}: {rejected.code}: {rejected.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if as_json:
+        emit(report.as_json())
+    else:
+        _counters_table(report.as_json()["jobs"], "this run")  # type: ignore[arg-type]
+    if report.counters.total("failed"):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled or not err.is_terminal,
+        transient=True,
+    )
+    with progress:
+        yield progress
+
+
+def _counters_table(jobs: dict[str, dict[str, int]], title: str) -> None:
+    table = Table(title=f"job counters ({title})")
+    for column in ("job", "total", "success", "skipped", "failed", "cache-writes"):
+        table.add_column(column, justify="left" if column == "job" else "right")
+    for job, counts in sorted(jobs.items()):
+        table.add_row(
+            job, *(str(counts.get(c, 0)) for c in ("total", "success", "skipped", "failed", "cache-writes"))
+        )
+    err.print(table)
+
+
+@cli.command("counters")
+def counters_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Cumulative counters of every job."""
+    with application() as app, app.uow_factory() as uow:
+        counters = uow.counters.all()
+    if as_json:
+        emit(counters)
+    else:
+        _counters_table(counters, "cumulative")
+
+
+@cache_cli.command("get")
+def cache_get(key: str) -> None:
+    """The value of KEY as JSON: a sorted array for a set, the ordered array for a list, null if absent."""
+    with application() as app:
+        emit(to_json_value(app.cache.get(key)))
+
+
+@cache_cli.command("show")
+def cache_show(root: str) -> None:
+    """Every key the relation cache holds for ROOT, with its value."""
+    with application() as app:
+        keys = sorted(app.cache.owned_keys(root))
+        values = app.cache.get_many(keys)
+    emit({key: to_json_value(values[key]) for key in keys})
+
+
+def _failed_json(event: Any) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "job": event.job,
+        "outcome": event.outcome.value,
+        "code": event.code,
+        "reason": event.reason,
+        "source": event.source,
+        "attempts": event.attempts,
+        "created_at": event.created_at.isoformat(),
+        "resolved_at": event.resolved_at.isoformat() if event.resolved_at else None,
+        "payload": event.payload,
+    }
+
+
+@failed_cli.command("list")
+def failed_list(
+    job: Annotated[str | None, typer.Option(help="Only this job's events.")] = None,
+    skipped: Annotated[bool, typer.Option("--skipped", help="Also skipped events.")] = False,
+    resolved: Annotated[bool, typer.Option("--resolved", help="Also events replayed successfully.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    after: Annotated[int, typer.Option(help="Only ids above this one (paging).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Events kept because they were not processed, oldest first."""
+    outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
+    with application() as app, app.uow_factory() as uow:
+        events = uow.failed_events.list(
+            job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+        )
+    if as_json or not sys.stdout.isatty():
+        for event in events:
+            sys.stdout.write(orjson.dumps(_failed_json(event)).decode() + "\n")
+        return
+    table = Table(title=f"{len(events)} kept event(s)")
+    for column in ("id", "job", "outcome", "code", "source", "attempts", "reason"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            str(event.id),
+            event.job,
+            event.outcome.value,
+            event.code,
+            event.source,
+            str(event.attempts),
+            event.reason,
+        )
+    Console().print(table)
+
+
+@failed_cli.command("replay")
+def failed_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Ids to replay.")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every unresolved failed event.")] = False,
+    job: Annotated[str | None, typer.Option(help="With --all: only this job's events.")] = None,
+) -> None:
+    """Run kept events through their jobs again; print one JSON line per event."""
+    if not ids and not replay_all:
+        raise Failure("give event ids or --all", exit_code=2)
+    with application() as app:
+        with app.uow_factory() as uow:
+            if replay_all:
+                events = []
+                after = 0
+                while page := uow.failed_events.list(job=job, after_id=after, limit=1000):
+                    events += page
+                    after = page[-1].id
+            else:
+                found = {i: uow.failed_events.get(i) for i in ids or []}
+                missing = [str(i) for i, event in found.items() if event is None]
+                if missing:
+                    raise Failure(f"no failed event with id {', '.join(missing)}")
+                events = [event for event in found.values() if event is not None]
+        results = replay_failed(events, app.router, app.uow_factory)
+        app.relay()
+    for result in results:
+        sys.stdout.write(
+            orjson.dumps(vars(result) if hasattr(result, "__dict__") else _slots(result)).decode() + "\n"
+        )
+    if any(not result.resolved for result in results):
+        raise typer.Exit(1)
+
+
+def _slots(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (done at start too, unless COURSEINFRA_AUTO_MIGRATE=false)."""
+    from courseinfra.adapters.sql.engine import create_engine, migrate, schema_revision
+
+    engine = create_engine(load_settings().sql_url)
+    applied = migrate(engine)
+    err.print(
+        f"schema at revision {schema_revision(engine)}" + (" (upgraded)" if applied else " (already current)")
+    )
+    engine.dispose()
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, Prometheus metrics at /metrics)."""
+    import uvicorn
+
+    from courseinfra.entrypoints.api import create_app
+
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+def _fail(message: str, exit_code: int) -> None:
+    sys.stderr.write(f"courseinfra: {message}\n")
+    sys.exit(exit_code)
+
+
+def main() -> None:
+    try:
+        # Outside standalone mode click returns the exit code of typer.Exit instead of raising it.
+        code = cli(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except SettingsError as error:
+        _fail(str(error), 2)
+    except Failure as error:
+        _fail(str(error), error.exit_code)
+    except DomainError as error:
+        _fail(f"{error.code}: {error}", 1)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as error:
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

@@ -1,0 +1,1 @@
+"""Use cases: each a small function of (command or event, the ports it needs)."""

@@ -1,0 +1,71 @@
+"""The hierarchy store's use cases: store a hierarchy, publish it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.events import ContentPublished
+from courseinfra.domain.hierarchy import parse_hierarchy
+from courseinfra.services.ports import UnitOfWork
+
+
+class ContentNotFound(DomainError):
+    code = "content-not-found"
+
+
+class IdentifierMismatch(DomainError):
+    code = "identifier-mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    identifier: str
+    version: int
+
+
+def put_hierarchy(
+    hierarchy: Mapping[str, Any], uow: UnitOfWork, identifier: str | None = None
+) -> StoredVersion:
+    """Validate and store ``hierarchy`` as the latest of its root.
+
+    Raises :class:`~courseinfra.domain.errors.InvalidHierarchy` for a hierarchy that is not a valid tree,
+    and :class:`IdentifierMismatch` where ``identifier`` is given and is not the root's.
+    """
+    flat = parse_hierarchy(hierarchy)
+    if identifier is not None and identifier != flat.root_id:
+        raise IdentifierMismatch(f"the path names {identifier} but the hierarchy's root is {flat.root_id}")
+    with uow:
+        version = uow.hierarchies.put(flat.root_id, str(hierarchy["mimeType"]), hierarchy)
+        uow.commit()
+    return StoredVersion(flat.root_id, version)
+
+
+def publish(identifier: str, uow: UnitOfWork, at: datetime | None = None) -> ContentPublished:
+    """Publish the stored hierarchy of ``identifier``: mark it published and record the post-publish
+    event in the outbox, in one transaction."""
+    at = at or datetime.now(UTC)
+    with uow:
+        stored = uow.hierarchies.get(identifier)
+        if stored is None:
+            raise ContentNotFound(f"no hierarchy is stored for {identifier}")
+        uow.hierarchies.mark_published(identifier, at)
+        event = ContentPublished(
+            identifier=identifier,
+            mime_type=stored.mime_type,
+            content_type=_text(stored.hierarchy.get("contentType")),
+            name=_text(stored.hierarchy.get("name")),
+            channel=_text(stored.hierarchy.get("channel")),
+            version=stored.version,
+            occurred_at=at,
+        )
+        uow.record(event)
+        uow.commit(at)
+    return event
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,195 @@
+"""Ingest: read events, route each to its job, keep every event that was not processed.
+
+Nothing is lost: a line that is not JSON, an event no job takes and an event a job rejects are all kept
+in the failed-events store with their reason and their text verbatim, and the rest of the input goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+
+import orjson
+
+from courseinfra.domain.job_requests import Outcome, event_action
+from courseinfra.services.jobs import EventResult, IncomingEvent, Job, count_result
+from courseinfra.services.ports import FailedEvent, JobCounters, NewFailedEvent, UnitOfWork
+
+INGEST_JOB = "ingest"
+DEFAULT_CHUNK = 1000
+
+
+@dataclass
+class Rejected:
+    source: str
+    job: str
+    outcome: Outcome
+    code: str
+    reason: str
+
+
+class RunCounters(dict[str, JobCounters]):
+    """Counters of several jobs, by job name."""
+
+    def job(self, name: str) -> JobCounters:
+        return self.setdefault(name, JobCounters())
+
+    def merge(self, other: RunCounters) -> None:
+        for name, counters in other.items():
+            for counter, value in counters:
+                self.job(name).inc(counter, value)
+
+    def total(self, counter: str) -> int:
+        return sum(counters.counts.get(counter, 0) for counters in self.values())
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: counters per job (this run only) and every event it did not process."""
+
+    counters: RunCounters = field(default_factory=RunCounters)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "jobs": {job: dict(counters.counts) for job, counters in sorted(self.counters.items())},
+            "rejected": [vars(rejected) for rejected in self.rejected],
+        }
+
+
+def parse_line(text: str, source: str) -> IncomingEvent | EventResult:
+    """One line of JSON as an event, or the failed result that says why it is not one."""
+    try:
+        event = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return EventResult(INGEST_JOB, Outcome.FAILED, "malformed-json", f"{source}: invalid JSON: {error}")
+    if not isinstance(event, dict):
+        return EventResult(
+            INGEST_JOB,
+            Outcome.FAILED,
+            "not-an-object",
+            f"{source}: an event is a JSON object, not {type(event).__name__}",
+        )
+    return IncomingEvent(payload=text, event=event, source=source)
+
+
+class Router:
+    """Routes each event to the first job that accepts it; jobs are tried in the order given."""
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self.jobs = list(jobs)
+
+    def route(self, event: IncomingEvent) -> Job | None:
+        return next((job for job in self.jobs if job.accepts(event.event)), None)
+
+    def process(self, events: Sequence[IncomingEvent], counters: RunCounters) -> list[EventResult]:
+        """Process ``events``: each job gets its own events in arrival order, in one call."""
+        results: list[EventResult | None] = [None] * len(events)
+        by_job: dict[str, tuple[Job, list[int]]] = {}
+        for position, incoming in enumerate(events):
+            job = self.route(incoming)
+            if job is None:
+                action = event_action(incoming.event)
+                unrouted = EventResult(
+                    INGEST_JOB, Outcome.SKIPPED, "no-job", f"no job takes action {action!r}"
+                )
+                count_result(counters.job(INGEST_JOB), unrouted)
+                results[position] = unrouted
+            else:
+                by_job.setdefault(job.name, (job, []))[1].append(position)
+        for job, positions in by_job.values():
+            job_results = job.process([events[p] for p in positions], counters.job(job.name))
+            for position, result in zip(positions, job_results, strict=True):
+                results[position] = result
+        return [result for result in results if result is not None]
+
+
+def ingest(
+    lines: Iterable[str],
+    source: str,
+    router: Router,
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    on_progress: Callable[[int], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> IngestReport:
+    """Process JSON lines (blank lines ignored) in chunks; every chunk is finished, its rejections kept
+    and its counters added before the next is read."""
+    report = IngestReport()
+    numbered = ((number, text) for number, text in enumerate(lines, start=1) if text.strip())
+    while chunk := list(islice(numbered, chunk_size)):
+        counters = RunCounters()
+        events: list[IncomingEvent] = []
+        kept: list[tuple[str, str, EventResult]] = []
+        for number, text in chunk:
+            line_source = f"{source}:{number}"
+            parsed = parse_line(text.rstrip("\r\n"), line_source)
+            if isinstance(parsed, EventResult):
+                count_result(counters.job(INGEST_JOB), parsed)
+                kept.append((text.rstrip("\r\n"), line_source, parsed))
+            else:
+                events.append(parsed)
+        for incoming, result in zip(events, router.process(events, counters), strict=True):
+            if result.outcome is not Outcome.PROCESSED:
+                kept.append((incoming.payload, incoming.source, result))
+        keep_rejected(kept, counters, uow_factory, clock())
+        report.counters.merge(counters)
+        report.rejected.extend(Rejected(src, r.job, r.outcome, r.code, r.reason) for _, src, r in kept)
+        if on_progress:
+            on_progress(len(chunk))
+    return report
+
+
+def keep_rejected(
+    kept: Sequence[tuple[str, str, EventResult]],
+    counters: RunCounters,
+    uow_factory: Callable[[], UnitOfWork],
+    at: datetime,
+) -> None:
+    """Store rejected events (payload, source, result) and add ``counters``, in one transaction."""
+    with uow_factory() as uow:
+        for payload, source, result in kept:
+            uow.failed_events.add(
+                NewFailedEvent(result.job, result.outcome, result.code, result.reason, payload, source), at
+            )
+        for job, job_counters in counters.items():
+            uow.counters.add(job, job_counters.counts)
+        uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    event_id: int
+    resolved: bool
+    code: str
+    reason: str
+
+
+def replay_failed(
+    events: Sequence[FailedEvent],
+    router: Router,
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[ReplayResult]:
+    """Run kept events again through the jobs. A processed one is marked resolved; one rejected again
+    keeps its place with the new reason and one more attempt. Nothing new is added to the store."""
+    counters = RunCounters()
+    outcomes: list[ReplayResult] = []
+    for kept in events:
+        parsed = parse_line(kept.payload, kept.source)
+        result = router.process([parsed], counters)[0] if isinstance(parsed, IncomingEvent) else parsed
+        resolved = result.outcome is Outcome.PROCESSED
+        outcomes.append(ReplayResult(kept.id, resolved, result.code, result.reason))
+    at = clock()
+    with uow_factory() as uow:
+        for outcome in outcomes:
+            uow.failed_events.record_attempt(
+                outcome.event_id, at=at, resolved=outcome.resolved, code=outcome.code, reason=outcome.reason
+            )
+        for job, job_counters in counters.items():
+            uow.counters.add(job, job_counters.counts)
+        uow.commit()
+    return outcomes

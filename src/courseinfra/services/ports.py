@@ -1,0 +1,222 @@
+"""The ports services depend on. Every port has an embedded and a real implementation in ``adapters``,
+and both pass the same contract suite in ``tests/contract``."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from courseinfra.domain.cache_layout import CacheValue
+from courseinfra.domain.events import Event
+from courseinfra.domain.job_requests import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHierarchy:
+    identifier: str
+    mime_type: str
+    hierarchy: Mapping[str, Any]
+    version: int
+    updated_at: datetime
+    published_at: datetime | None
+
+
+class HierarchyStore(abc.ABC):
+    """The content hierarchies, one per root identifier; every put bumps its version."""
+
+    @abc.abstractmethod
+    def put(self, identifier: str, mime_type: str, hierarchy: Mapping[str, Any]) -> int:
+        """Store ``hierarchy`` as the latest of ``identifier``; return its new version (1, 2, ...)."""
+
+    @abc.abstractmethod
+    def get(self, identifier: str) -> StoredHierarchy | None: ...
+
+    @abc.abstractmethod
+    def mark_published(self, identifier: str, at: datetime) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewFailedEvent:
+    job: str
+    outcome: Outcome
+    code: str
+    reason: str
+    payload: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEvent:
+    """An event a job did not process, kept with its reason until it is replayed successfully."""
+
+    id: int
+    job: str
+    outcome: Outcome
+    code: str
+    reason: str
+    payload: str
+    source: str
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime
+    resolved_at: datetime | None
+
+
+class FailedEventStore(abc.ABC):
+    @abc.abstractmethod
+    def add(self, event: NewFailedEvent, at: datetime) -> int: ...
+
+    @abc.abstractmethod
+    def get(self, event_id: int) -> FailedEvent | None: ...
+
+    @abc.abstractmethod
+    def list(
+        self,
+        *,
+        job: str | None = None,
+        outcomes: Sequence[Outcome] = (Outcome.FAILED,),
+        include_resolved: bool = False,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[FailedEvent]:
+        """Events in ascending id order, after ``after_id`` (for paging)."""
+
+    @abc.abstractmethod
+    def record_attempt(self, event_id: int, *, at: datetime, resolved: bool, code: str, reason: str) -> None:
+        """Count a replay: resolved, or still failing with ``code`` and ``reason``."""
+
+
+class CounterStore(abc.ABC):
+    """Cumulative counters per job, added to in the same transaction as the work they count."""
+
+    @abc.abstractmethod
+    def add(self, job: str, counts: Mapping[str, int]) -> None: ...
+
+    @abc.abstractmethod
+    def all(self) -> dict[str, dict[str, int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    event_type: str
+    key: str
+    payload: Mapping[str, Any]
+    attempts: int
+
+
+class Outbox(abc.ABC):
+    """Events committed with the state change that caused them, relayed to the bus after commit."""
+
+    @abc.abstractmethod
+    def add(self, events: Sequence[Event], at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def pending(self, limit: int = 100) -> list[OutboxMessage]: ...
+
+    @abc.abstractmethod
+    def mark_relayed(self, message_id: int, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def mark_attempt_failed(self, message_id: int, error: str) -> None: ...
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction over the stores. Events recorded with :meth:`record` are written to the outbox by
+    :meth:`commit`, in the same transaction; leaving the block without committing rolls back."""
+
+    hierarchies: HierarchyStore
+    failed_events: FailedEventStore
+    counters: CounterStore
+    outbox: Outbox
+
+    def __init__(self) -> None:
+        self._recorded: list[Event] = []
+
+    def __enter__(self) -> Self:
+        self._recorded = []
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.rollback()
+
+    def record(self, *events: Event) -> None:
+        self._recorded.extend(events)
+
+    def commit(self, at: datetime | None = None) -> None:
+        if self._recorded:
+            self.outbox.add(self._recorded, at or datetime.now(UTC))
+            self._recorded = []
+        self._commit()
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceResult:
+    written: int
+    deleted: int
+
+
+class RelationCache(abc.ABC):
+    """A key-value cache of sets, lists and strings whose keys are owned by a root.
+
+    :meth:`replace_owned` makes ``entries`` the complete content of an owner in one atomic step: a reader
+    sees all the old entries or all the new ones, and keys of the owner's previous content that are not
+    in ``entries`` are deleted, unless another owner still claims them.
+    """
+
+    @abc.abstractmethod
+    def replace_owned(self, owner: str, entries: Mapping[str, CacheValue]) -> ReplaceResult: ...
+
+    @abc.abstractmethod
+    def get(self, key: str) -> CacheValue | None: ...
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, CacheValue | None]:
+        return {key: self.get(key) for key in keys}
+
+    @abc.abstractmethod
+    def owned_keys(self, owner: str) -> frozenset[str]: ...
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove every key this cache wrote (for tests and for a full rebuild)."""
+
+    def close(self) -> None:  # noqa: B027 - a no-op unless the cache holds a connection
+        """Release connections."""
+
+
+Handler = Callable[[OutboxMessage], None]
+
+
+class EventBus(abc.ABC):
+    """Delivers relayed outbox messages to the handlers subscribed to their event type."""
+
+    @abc.abstractmethod
+    def subscribe(self, event_type: str, handler: Handler) -> None: ...
+
+    @abc.abstractmethod
+    def publish(self, message: OutboxMessage) -> None: ...
+
+
+@dataclass
+class JobCounters:
+    """Counts of one run of a job; added to the cumulative :class:`CounterStore`."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def inc(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return iter(self.counts.items())

@@ -1,0 +1,76 @@
+"""Settings, from environment variables prefixed ``COURSEINFRA_``.
+
+Nothing here connects: :mod:`courseinfra.bootstrap` builds the adapters from these values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from courseinfra.domain.cache_layout import CacheLayout
+
+ENV_PREFIX = "COURSEINFRA_"
+DEFAULT_HOME = Path(".courseinfra")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is one line and names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    home: Path = Field(DEFAULT_HOME, description="Folder of the embedded database and cache files.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset: a SQLite file under COURSEINFRA_HOME."
+    )
+    redis_url: str | None = Field(None, description="Redis URL; unset: the embedded cache file.")
+    redis_namespace: str = Field("courseinfra", description="Prefix of the cache's own bookkeeping keys.")
+    cache_layout: CacheLayout = Field(
+        CacheLayout.NATIVE, description="native, or sunbird (root-prefixed keys)."
+    )
+    auto_migrate: bool = Field(True, description="Apply pending schema migrations at start.")
+    ingest_chunk_size: int = Field(1000, ge=1, le=100_000, description="Events read and processed at a time.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if not scheme.startswith(("sqlite", "postgresql")):
+            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        if scheme == "postgresql":
+            # SQLAlchemy's bare postgresql:// means psycopg2, which is not installed; psycopg 3 is.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'courseinfra.sqlite3'}"
+
+    @property
+    def embedded_cache_path(self) -> Path:
+        return self.home / "cache.sqlite3"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise :class:`SettingsError` naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {ENV_PREFIX}{field.upper()}: {first['msg']}") from None
