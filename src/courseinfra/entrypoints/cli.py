@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -103,12 +104,14 @@ def content_publish(
         if path is not None:
             identifier = content.put_hierarchy(read_json_file(path), app.uow_factory()).identifier
         assert identifier is not None
+        with app.uow_factory() as uow:
+            before = uow.failed_events.last_id()
         event = content.publish(identifier, app.uow_factory())
         app.relay()
         keys = app.cache.owned_keys(identifier)
         with app.uow_factory() as uow:
-            problems = uow.failed_events.list(job=None, limit=1000)
-    mine = [p for p in problems if p.source.startswith("outbox:") and identifier in p.payload]
+            since = uow.failed_events.list(outcomes=tuple(Outcome), after_id=before, limit=1000)
+    mine = [p for p in since if p.source.startswith("outbox:")]
     emit(
         {
             "identifier": identifier,
@@ -309,15 +312,9 @@ def failed_replay(
         results = replay_failed(events, app.router, app.uow_factory)
         app.relay()
     for result in results:
-        sys.stdout.write(
-            orjson.dumps(vars(result) if hasattr(result, "__dict__") else _slots(result)).decode() + "\n"
-        )
+        sys.stdout.write(orjson.dumps(asdict(result)).decode() + "\n")
     if any(not result.resolved for result in results):
         raise typer.Exit(1)
-
-
-def _slots(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__slots__}
 
 
 @db_cli.command("upgrade")

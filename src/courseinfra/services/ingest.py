@@ -123,18 +123,23 @@ def ingest(
     while chunk := list(islice(numbered, chunk_size)):
         counters = RunCounters()
         events: list[IncomingEvent] = []
-        kept: list[tuple[str, str, EventResult]] = []
+        numbers: list[int] = []
+        rejected: list[tuple[int, str, str, EventResult]] = []
         for number, text in chunk:
             line_source = f"{source}:{number}"
             parsed = parse_line(text.rstrip("\r\n"), line_source)
             if isinstance(parsed, EventResult):
                 count_result(counters.job(INGEST_JOB), parsed)
-                kept.append((text.rstrip("\r\n"), line_source, parsed))
+                rejected.append((number, text.rstrip("\r\n"), line_source, parsed))
             else:
                 events.append(parsed)
-        for incoming, result in zip(events, router.process(events, counters), strict=True):
+                numbers.append(number)
+        for number, incoming, result in zip(numbers, events, router.process(events, counters), strict=True):
             if result.outcome is not Outcome.PROCESSED:
-                kept.append((incoming.payload, incoming.source, result))
+                rejected.append((number, incoming.payload, incoming.source, result))
+        kept = [
+            (payload, where, result) for _, payload, where, result in sorted(rejected, key=lambda r: r[0])
+        ]
         keep_rejected(kept, counters, uow_factory, clock())
         report.counters.merge(counters)
         report.rejected.extend(Rejected(src, r.job, r.outcome, r.code, r.reason) for _, src, r in kept)

@@ -89,6 +89,14 @@ class FailedEventStore(abc.ABC):
     def record_attempt(self, event_id: int, *, at: datetime, resolved: bool, code: str, reason: str) -> None:
         """Count a replay: resolved, or still failing with ``code`` and ``reason``."""
 
+    @abc.abstractmethod
+    def count_open(self) -> dict[str, int]:
+        """Unresolved failed (not skipped) events, by job."""
+
+    @abc.abstractmethod
+    def last_id(self) -> int:
+        """The highest id kept so far (0 when none): what comes later has a higher id."""
+
 
 class CounterStore(abc.ABC):
     """Cumulative counters per job, added to in the same transaction as the work they count."""

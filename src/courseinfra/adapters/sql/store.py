@@ -156,13 +156,28 @@ class SqlFailedEventStore(FailedEventStore):
             values.update(code=code, reason=reason)
         self.connection.execute(failed_events.update().where(failed_events.c.id == event_id).values(**values))
 
+    def count_open(self) -> dict[str, int]:
+        query = (
+            sa.select(failed_events.c.job, sa.func.count())
+            .where(failed_events.c.outcome == Outcome.FAILED.value, failed_events.c.resolved_at.is_(None))
+            .group_by(failed_events.c.job)
+        )
+        return {str(job): int(count) for job, count in self.connection.execute(query)}
+
+    def last_id(self) -> int:
+        return int(
+            self.connection.execute(
+                sa.select(sa.func.coalesce(sa.func.max(failed_events.c.id), 0))
+            ).scalar_one()
+        )
+
 
 class SqlCounterStore(CounterStore):
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
 
     def add(self, job: str, counts: Mapping[str, int]) -> None:
-        rows = [{"job": job, "counter": name, "value": value} for name, value in counts.items() if value]
+        rows = [{"job": job, "counter": name, "value": value} for name, value in counts.items()]
         if not rows:
             return
         statement = upsert(self.connection, job_counters)

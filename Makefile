@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test services lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Publish the sample course on the embedded default (SQLite, no server) and print the cache it built.
+run: install
+	$(BIN)/courseinfra content publish examples/democourse.json > /dev/null
+	$(BIN)/courseinfra cache show democourse
+
+## Every check: lint, types, architecture, then the whole suite on SQLite and on PostgreSQL + Redis.
+test: install services lint typecheck
+	$(BIN)/pytest -q
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+## Only the tests that need no server.
+unit: install
+	COURSEINFRA_TEST_BACKENDS=embedded $(BIN)/pytest -q
+
+bench: install services
+	$(BIN)/python bench/relation_cache.py --markdown
+
+clean:
+	rm -rf $(VENV) .courseinfra .mypy_cache .ruff_cache .pytest_cache .hypothesis

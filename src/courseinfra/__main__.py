@@ -1,0 +1,3 @@
+from courseinfra.entrypoints.cli import main
+
+main()

@@ -1,0 +1,527 @@
+"""The REST API: the CLI's operations over HTTP, with Prometheus metrics and a health check.
+
+Routes are thin: each reads its input, calls the same service function as the CLI and returns JSON.
+Every error is ``{"error": {"code", "message"}}``; ``code`` is stable (a :class:`DomainError`'s code for
+the domain's errors). Routes are synchronous because the adapters are: FastAPI runs them in its
+thread pool.
+
+``create_app()`` connects to nothing: the application is built by the lifespan, at start-up, and closed
+at shutdown. ``create_app(app)`` serves an application built by the caller, who closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+import orjson
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from courseinfra import __version__
+from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.cache_layout import to_json_value
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.job_requests import Outcome
+from courseinfra.services import content
+from courseinfra.services.ingest import ingest, replay_failed
+from courseinfra.services.ports import FailedEvent
+from courseinfra.settings import load_settings
+
+HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
+
+#: HTTP status of each domain error code; a code not listed is a client error (422).
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid-hierarchy": 422,
+    "invalid-event": 422,
+    "invalid-body": 422,
+    "identifier-mismatch": 409,
+    "content-not-found": 404,
+    "cache-key-not-found": 404,
+    "failed-event-not-found": 404,
+}
+DEFAULT_ERROR_STATUS = 422
+
+
+class CacheKeyNotFound(DomainError):
+    code = "cache-key-not-found"
+
+
+class FailedEventNotFound(DomainError):
+    code = "failed-event-not-found"
+
+
+class InvalidBody(DomainError):
+    code = "invalid-body"
+
+
+# --- response models (they document the API; routes return them or plain JSON values) ----------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class StoredVersionOut(BaseModel):
+    identifier: str
+    version: int
+
+
+class HierarchyOut(BaseModel):
+    identifier: str
+    version: int
+    published_at: datetime | None
+    hierarchy: dict[str, Any]
+
+
+class PublishOut(BaseModel):
+    identifier: str
+    version: int
+    event: dict[str, Any]
+    cache_keys: int
+
+
+class RejectedOut(BaseModel):
+    source: str
+    job: str
+    outcome: str
+    code: str
+    reason: str
+
+
+class IngestOut(BaseModel):
+    jobs: dict[str, dict[str, int]]
+    rejected: list[RejectedOut]
+
+
+class CacheEntryOut(BaseModel):
+    key: str
+    value: Any
+
+
+class FailedEventOut(BaseModel):
+    id: int
+    job: str
+    outcome: str
+    code: str
+    reason: str
+    source: str
+    attempts: int
+    created_at: datetime
+    resolved_at: datetime | None
+    payload: str
+
+
+class ReplayOut(BaseModel):
+    event_id: int
+    resolved: bool
+    code: str
+    reason: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str
+    cache: str
+
+
+def failed_event_json(event: FailedEvent) -> dict[str, Any]:
+    """A kept event with the fields of the CLI's ``failed list --json``."""
+    return {
+        "id": event.id,
+        "job": event.job,
+        "outcome": event.outcome.value,
+        "code": event.code,
+        "reason": event.reason,
+        "source": event.source,
+        "attempts": event.attempts,
+        "created_at": event.created_at,
+        "resolved_at": event.resolved_at,
+        "payload": event.payload,
+    }
+
+
+# --- dependencies ----------------------------------------------------------------------------------
+
+
+def get_app(request: Request) -> App:
+    return app_of(request.app)
+
+
+def app_of(api: FastAPI) -> App:
+    """The :class:`App` that ``api`` serves; set by :func:`create_app` or, at start-up, by its lifespan."""
+    app = getattr(api.state, "courseinfra", None)
+    if app is None:
+        raise RuntimeError("the application is not started (its lifespan has not run)")
+    return cast(App, app)
+
+
+AppDep = Annotated[App, Depends(get_app)]
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+
+class CountersCollector:
+    """Reads the cumulative job counters and the open failed events from the database at scrape time."""
+
+    def __init__(self, app: Callable[[], App]) -> None:
+        self._app = app
+
+    def describe(self) -> Iterable[Metric]:
+        # Declared so that registering the collector does not query the database.
+        return [_counters_family(), _open_failed_family()]
+
+    def collect(self) -> Iterable[Metric]:
+        app = self._app()
+        with app.uow_factory() as uow:
+            counters = uow.counters.all()
+            open_by_job = uow.failed_events.count_open()
+        family = _counters_family()
+        for job, counts in sorted(counters.items()):
+            for name, value in sorted(counts.items()):
+                family.add_metric([job, name], value)
+        yield family
+        open_failed = _open_failed_family()
+        for job, count in sorted(open_by_job.items()):
+            open_failed.add_metric([job], count)
+        yield open_failed
+
+
+def _counters_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        "courseinfra_job",
+        "Cumulative counters of each job: events (total, success, skipped, failed) and work (cache-writes, db-reads, ...).",
+        labels=["job", "counter"],
+    )
+
+
+def _open_failed_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "courseinfra_failed_events_open",
+        "Failed events kept and not yet resolved by a replay.",
+        labels=["job"],
+    )
+
+
+# --- routes --------------------------------------------------------------------------------------------
+
+routes = APIRouter()
+
+Responses = dict[int | str, dict[str, Any]]
+INVALID: Responses = {422: {"model": ErrorResponse, "description": "Invalid request"}}
+NOT_FOUND: Responses = {404: {"model": ErrorResponse, "description": "Not found"}}
+
+HIERARCHY_EXAMPLE = {
+    "identifier": "do_1",
+    "mimeType": "application/vnd.ekstep.content-collection",
+    "contentType": "Course",
+    "children": [{"identifier": "do_2", "mimeType": "application/pdf"}],
+}
+
+EVENT_LINE_EXAMPLE = (
+    '{"eid":"BE_JOB_REQUEST","edata":{"action":"post-publish-process","identifier":"do_1",'
+    '"mimeType":"application/vnd.ekstep.content-collection"}}\n'
+)
+
+EVENTS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Events as JSON lines (one event a line; blank lines ignored), or a JSON array of "
+        "event objects.",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
+            "text/plain": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        },
+    }
+}
+
+
+@routes.put(
+    "/v1/content/{identifier}/hierarchy",
+    tags=["content"],
+    response_model=StoredVersionOut,
+    responses={**INVALID, 409: {"model": ErrorResponse, "description": "The path names another root"}},
+)
+def put_hierarchy(
+    app: AppDep,
+    identifier: str,
+    hierarchy: Annotated[dict[str, Any], Body(examples=[HIERARCHY_EXAMPLE])],
+) -> StoredVersionOut:
+    """Store a hierarchy as the latest version of its root (without publishing it)."""
+    stored = content.put_hierarchy(hierarchy, app.uow_factory(), identifier=identifier)
+    return StoredVersionOut(identifier=stored.identifier, version=stored.version)
+
+
+@routes.get(
+    "/v1/content/{identifier}/hierarchy",
+    tags=["content"],
+    response_model=HierarchyOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def get_hierarchy(app: AppDep, identifier: str) -> HierarchyOut:
+    """The stored hierarchy of a root, with its version and when it was last published."""
+    with app.uow_factory() as uow:
+        stored = uow.hierarchies.get(identifier)
+    if stored is None:
+        raise content.ContentNotFound(f"no hierarchy is stored for {identifier}")
+    return HierarchyOut(
+        identifier=stored.identifier,
+        version=stored.version,
+        published_at=stored.published_at,
+        hierarchy=dict(stored.hierarchy),
+    )
+
+
+@routes.post(
+    "/v1/content/{identifier}/publish",
+    tags=["content"],
+    response_model=PublishOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def publish(app: AppDep, identifier: str) -> PublishOut:
+    """Publish the stored hierarchy; its relation cache is updated before this returns."""
+    event = content.publish(identifier, app.uow_factory())
+    app.relay()
+    return PublishOut(
+        identifier=identifier,
+        version=event.version,
+        event=event.job_request(),
+        cache_keys=len(app.cache.owned_keys(identifier)),
+    )
+
+
+@routes.post(
+    "/v1/events", tags=["events"], response_model=IngestOut, responses=INVALID, openapi_extra=EVENTS_BODY
+)
+def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(raw_body)]) -> Any:
+    """Process events, each routed to its job and finished before this returns.
+
+    The answer is 200 even when events were not processed: they are kept (``/v1/failed-events``) and
+    listed in ``rejected``.
+    """
+    lines = event_lines(body, request.headers.get("content-type", ""))
+    report = ingest(lines, "api", app.router, app.uow_factory, chunk_size=app.settings.ingest_chunk_size)
+    app.relay()
+    return report.as_json()
+
+
+def event_lines(body: bytes, content_type: str) -> list[str]:
+    """The body as JSON lines: a JSON array (``application/json``) gives one line per element; any other
+    body is UTF-8 text split on line feeds only, as a file is read (a JSON string may hold U+2028)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise InvalidBody(f"the body is not JSON: {error}") from None
+        if isinstance(parsed, dict):
+            parsed = [parsed]
+        if not isinstance(parsed, list):
+            raise InvalidBody(f"a JSON body is an array of events or one event, not {type(parsed).__name__}")
+        return [orjson.dumps(item).decode() for item in parsed]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8: {error}") from None
+    return text.split("\n")
+
+
+@routes.get(
+    "/v1/cache/{key:path}", tags=["cache"], response_model=CacheEntryOut, responses={**INVALID, **NOT_FOUND}
+)
+def cache_get(app: AppDep, key: str) -> CacheEntryOut:
+    """One cache key: a sorted array for a set, the ordered array for a list, the document for text."""
+    value = app.cache.get(key)
+    if value is None:
+        raise CacheKeyNotFound(f"the relation cache has no key {key}")
+    return CacheEntryOut(key=key, value=to_json_value(value))
+
+
+@routes.get("/v1/cache-owners/{root}", tags=["cache"], response_model=dict[str, Any], responses=INVALID)
+def cache_show(app: AppDep, root: str) -> dict[str, Any]:
+    """Every key the relation cache holds for a root, with its value (empty if it holds none)."""
+    keys = sorted(app.cache.owned_keys(root))
+    values = app.cache.get_many(keys)
+    return {key: to_json_value(values[key]) for key in keys}
+
+
+@routes.get(
+    "/v1/failed-events", tags=["failed events"], response_model=list[FailedEventOut], responses=INVALID
+)
+def list_failed(
+    app: AppDep,
+    job: Annotated[str | None, Query(description="Only this job's events.")] = None,
+    skipped: Annotated[bool, Query(description="Also skipped events.")] = False,
+    resolved: Annotated[bool, Query(description="Also events replayed successfully.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
+) -> list[dict[str, Any]]:
+    """Events kept because they were not processed, oldest first."""
+    outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
+    with app.uow_factory() as uow:
+        events = uow.failed_events.list(
+            job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+        )
+    return [failed_event_json(event) for event in events]
+
+
+@routes.post(
+    "/v1/failed-events/{id}/replay",
+    tags=["failed events"],
+    response_model=ReplayOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def replay(app: AppDep, event_id: Annotated[int, Path(alias="id")]) -> ReplayOut:
+    """Run a kept event through its job again; it is resolved if it is processed this time."""
+    with app.uow_factory() as uow:
+        event = uow.failed_events.get(event_id)
+    if event is None:
+        raise FailedEventNotFound(f"no failed event with id {event_id}")
+    [result] = replay_failed([event], app.router, app.uow_factory)
+    app.relay()
+    return ReplayOut(**asdict(result))
+
+
+@routes.get("/v1/counters", tags=["operations"], response_model=dict[str, dict[str, int]])
+def counters(app: AppDep) -> dict[str, dict[str, int]]:
+    """Cumulative counters of every job."""
+    with app.uow_factory() as uow:
+        return uow.counters.all()
+
+
+@routes.get(
+    "/metrics",
+    tags=["operations"],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics, read from the database at each scrape."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@routes.get(
+    "/healthz",
+    tags=["operations"],
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database or the cache does not answer"}},
+)
+def healthz(app: AppDep, response: Response) -> HealthOut:
+    """Cheap checks that the database and the cache answer."""
+    database = _check(lambda: _last_failed_id(app))
+    cache = _check(lambda: app.cache.get(HEALTH_PROBE_KEY))
+    healthy = database == cache == "ok"
+    if not healthy:
+        response.status_code = 503
+    return HealthOut(status="ok" if healthy else "error", database=database, cache=cache)
+
+
+def _last_failed_id(app: App) -> int:
+    with app.uow_factory() as uow:
+        return uow.failed_events.last_id()
+
+
+def _check(probe: Callable[[], object]) -> str:
+    try:
+        probe()
+    except Exception as error:
+        # The type only: a driver's message may carry a host name or a user.
+        return f"error: {type(error).__name__}"
+    return "ok"
+
+
+# --- the application -------------------------------------------------------------------------------
+
+
+def create_app(app: App | None = None) -> FastAPI:
+    """The FastAPI application serving ``app``, or the one bootstrapped from the settings at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        if app is not None:
+            yield
+            return
+        owned = await run_in_threadpool(lambda: bootstrap(load_settings()))
+        api.state.courseinfra = owned
+        try:
+            yield
+        finally:
+            api.state.courseinfra = None
+            owned.close()
+
+    api = FastAPI(
+        title="courseinfra",
+        version=__version__,
+        summary="Course infrastructure jobs: hierarchy store, relation cache, event ingest.",
+        lifespan=lifespan,
+        responses={500: {"model": ErrorResponse, "description": "Internal error"}},
+    )
+    api.state.courseinfra = app
+    registry = CollectorRegistry()
+    registry.register(CountersCollector(lambda: app_of(api)))
+    api.state.metrics_registry = registry
+    install_error_handlers(api)
+    api.include_router(routes)
+    return api
+
+
+def error_json(status: int, code: str, message: str, details: list[Any] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status)
+
+
+HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(DomainError)
+    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+        return error_json(STATUS_BY_CODE.get(error.code, DEFAULT_ERROR_STATUS), error.code, str(error))
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = jsonable_encoder(error.errors())
+        message = "; ".join(
+            f"{'.'.join(str(part) for part in problem.get('loc', ()))}: {problem.get('msg', '')}"
+            for problem in problems
+        )
+        return error_json(422, "invalid-request", message or "invalid request", problems)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        response = error_json(
+            error.status_code, HTTP_CODES.get(error.status_code, f"http-{error.status_code}"), error.detail
+        )
+        if error.headers:
+            response.headers.update(error.headers)
+        return response
+
+    @api.exception_handler(Exception)
+    async def internal_error(_request: Request, error: Exception) -> JSONResponse:
+        return error_json(500, "internal-error", f"internal error ({type(error).__name__})")

@@ -1,0 +1,121 @@
+"""Backends for the suite: every test that takes ``app`` (or ``settings``) runs once on the embedded
+default (SQLite files, the SQLite cache) and once on PostgreSQL + Redis.
+
+``COURSEINFRA_TEST_BACKENDS`` narrows the list (``embedded`` for a machine without servers). A listed
+backend whose server does not answer fails the run: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from courseinfra.adapters.sql.engine import create_engine, migrate
+from courseinfra.adapters.sql.tables import metadata
+from courseinfra.bootstrap import App, bootstrap
+from courseinfra.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+CONFORMANCE = REPO.parent / "shared" / "conformance" / "sunbird-relation-cache"
+EXAMPLES = REPO / "examples"
+
+PG_URL = os.environ.get(
+    "COURSEINFRA_TEST_DATABASE_URL",
+    "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_test",
+)
+REDIS_URL = os.environ.get("COURSEINFRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BACKENDS = [
+    b.strip() for b in os.environ.get("COURSEINFRA_TEST_BACKENDS", "embedded,postgres").split(",") if b
+]
+
+
+def _recreate_database(url: str) -> None:
+    target = sa.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    except sa.exc.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {target.render_as_string()}: {error.orig}; run scripts/ensure-services.sh"
+        )
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[sa.Engine]:
+    """A fresh test database, migrated once per session."""
+    _recreate_database(PG_URL)
+    engine = create_engine(PG_URL)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {error}; run scripts/ensure-services.sh")
+    yield client
+    client.close()
+
+
+def truncate_all(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    if backend == "embedded":
+        yield load_settings(home=tmp_path)
+        return
+    if backend != "postgres":
+        pytest.fail(f"unknown backend {backend!r} in COURSEINFRA_TEST_BACKENDS")
+    engine: sa.Engine = request.getfixturevalue("postgres_engine")
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    truncate_all(engine)
+    client.flushdb()
+    yield load_settings(home=tmp_path, database_url=PG_URL, redis_url=REDIS_URL)
+    truncate_all(engine)
+    client.flushdb()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    application = bootstrap(settings)
+    yield application
+    application.close()
+
+
+SERVER_FIXTURES = {"postgres_engine", "redis_client"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without the postgres backend, deselect (visibly) the tests that need a server. CI never narrows."""
+    if os.environ.get("CI") and "postgres" not in BACKENDS:
+        raise pytest.UsageError("CI runs every backend: COURSEINFRA_TEST_BACKENDS must include postgres")
+    if "postgres" in BACKENDS:
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

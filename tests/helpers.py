@@ -1,0 +1,46 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+
+COURSE_ID = "do_11305855864948326411234"
+TEXTBOOK_ID = "KP_FT_1594149835504"
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def collection(
+    identifier: str, *children: dict[str, Any], visibility: str = "Parent", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "mimeType": COLLECTION_MIME_TYPE,
+        "visibility": visibility,
+        "children": list(children),
+        **extra,
+    }
+
+
+def leaf(identifier: str, *, optional: bool = False, mime_type: str = "application/pdf") -> dict[str, Any]:
+    node: dict[str, Any] = {"identifier": identifier, "mimeType": mime_type, "visibility": "Default"}
+    if optional:
+        node["relationalMetadata"] = {"optional": True}
+    return node
+
+
+def post_publish_event(
+    identifier: str, mime_type: str = COLLECTION_MIME_TYPE, action: str = "post-publish-process"
+) -> str:
+    return json.dumps(
+        {
+            "eid": "BE_JOB_REQUEST",
+            "edata": {"action": action, "identifier": identifier, "mimeType": mime_type},
+        }
+    )
