@@ -7,7 +7,9 @@ backend whose server does not answer fails the run: it is never skipped.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +107,24 @@ def app(settings: Settings) -> Iterator[App]:
 
 
 SERVER_FIXTURES = {"postgres_engine", "redis_client"}
+SERVER_LOCK = Path(tempfile.gettempdir()) / "courseinfra-test-servers.lock"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Two runs on one machine share the test database and Redis database: the second waits for the
+    first instead of truncating its tables under it."""
+    if "postgres" not in BACKENDS:
+        return
+    lock = SERVER_LOCK.open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"\nanother test run holds {SERVER_LOCK}; waiting for it to finish")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    session.config.stash[_lock_key] = lock
+
+
+_lock_key = pytest.StashKey[object]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -63,6 +63,30 @@ class SqlStoreContract:
         assert stored is not None
         assert stored.published_at == T0
 
+    def test_published_ids_page_in_order(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            for identifier in ("c3", "c1", "c2", "draft"):
+                uow.hierarchies.put(identifier, "m", {"identifier": identifier})
+            for identifier in ("c3", "c1", "c2"):
+                uow.hierarchies.mark_published(identifier, T0)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.hierarchies.published_ids() == ["c1", "c2", "c3"]
+            assert uow.hierarchies.published_ids(after="c1", limit=1) == ["c2"]
+
+    def test_open_failures_are_counted_by_job(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.failed_events.last_id() == 0
+            first = uow.failed_events.add(failed("a"), T0)
+            uow.failed_events.add(failed("a"), T0)
+            uow.failed_events.add(failed("b", Outcome.SKIPPED), T0)
+            last = uow.failed_events.add(failed("c"), T0)
+            uow.failed_events.record_attempt(first, at=T0, resolved=True, code="ok", reason="")
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.failed_events.count_open() == {"a": 1, "c": 1}
+            assert uow.failed_events.last_id() == last
+
     def test_leaving_without_commit_rolls_back(self, engine: sa.Engine) -> None:
         with SqlUnitOfWork(engine) as uow:
             uow.hierarchies.put("c1", "m", {"identifier": "c1"})

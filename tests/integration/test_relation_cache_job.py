@@ -11,6 +11,7 @@ from courseinfra.domain.job_requests import Outcome
 from courseinfra.services import content
 from courseinfra.services.ingest import ingest, replay_failed
 from courseinfra.services.ports import OutboxMessage
+from courseinfra.services.relation_cache import published_roots, rebuild_requests
 from tests.helpers import collection, leaf, post_publish_event
 
 COURSE = collection(
@@ -160,3 +161,17 @@ def test_publish_of_unknown_content_is_refused(app: App) -> None:
 def test_put_refuses_a_root_that_is_not_the_one_named(app: App) -> None:
     with pytest.raises(content.IdentifierMismatch):
         content.put_hierarchy(COURSE, app.uow_factory(), identifier="other")
+
+
+def test_rebuild_restores_every_published_root_after_the_cache_is_lost(app: App) -> None:
+    publish(app, COURSE)
+    publish(app, collection("other", collection("o1", leaf("x")), visibility="Default"))
+    content.put_hierarchy(collection("draft", leaf("d"), visibility="Default"), app.uow_factory())
+    app.cache.clear()
+    roots = list(published_roots(app.uow_factory, page=1))
+    assert roots == ["course", "other"]
+    report = ingest(rebuild_requests([*roots, "never-stored"]), "rebuild", app.router, app.uow_factory)
+    assert app.cache.get("course:leafnodes") == CacheSet(frozenset({"r1", "r2", "r3", "r4"}))
+    assert app.cache.get("o1:leafnodes") == CacheSet(frozenset({"x"}))
+    assert app.cache.get("draft:leafnodes") is None
+    assert [(r.source, r.code) for r in report.rejected] == [("rebuild:3", "hierarchy-not-found")]

@@ -29,8 +29,9 @@ from courseinfra.domain.cache_layout import entries_by_kind, to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.services import content
+from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
-from courseinfra.services.ingest import replay_failed
+from courseinfra.services.relation_cache import published_roots, rebuild_requests
 from courseinfra.settings import SettingsError, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Course infrastructure jobs.")
@@ -167,6 +168,11 @@ def ingest_command(
             on_progress=lambda n: progress.advance(task, n),
         )
         app.relay()
+    _report(report, as_json)
+
+
+def _report(report: IngestReport, as_json: bool) -> None:
+    """Print a run's failures (stderr) and counters; exit 1 if any event failed."""
     for rejected in report.rejected:
         if rejected.outcome is Outcome.FAILED:
             err.print(
@@ -225,6 +231,30 @@ def cache_get(key: str) -> None:
     """The value of KEY as JSON: a sorted array for a set, the ordered array for a list, null if absent."""
     with application() as app:
         emit(to_json_value(app.cache.get(key)))
+
+
+@cache_cli.command("rebuild")
+def cache_rebuild(
+    roots: Annotated[list[str] | None, typer.Argument(help="Roots to rebuild.")] = None,
+    rebuild_all: Annotated[bool, typer.Option("--all", help="Every published root in the store.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's counters as JSON.")] = False,
+) -> None:
+    """Rebuild the relation cache from the hierarchy store (after a cache was lost or flushed)."""
+    if not roots and not rebuild_all:
+        raise Failure("give roots or --all", exit_code=2)
+    with application() as app, _progress(not as_json) as progress:
+        selected = list(published_roots(app.uow_factory)) if rebuild_all else list(roots or [])
+        task = progress.add_task("rebuild", total=len(selected))
+        report = run_ingest(
+            rebuild_requests(selected),
+            "rebuild",
+            app.router,
+            app.uow_factory,
+            chunk_size=app.settings.ingest_chunk_size,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+        app.relay()
+    _report(report, as_json)
 
 
 @cache_cli.command("show")

@@ -38,6 +38,10 @@ class HierarchyStore(abc.ABC):
     @abc.abstractmethod
     def mark_published(self, identifier: str, at: datetime) -> None: ...
 
+    @abc.abstractmethod
+    def published_ids(self, *, after: str = "", limit: int = 1000) -> list[str]:
+        """Identifiers of published hierarchies above ``after``, in ascending order (for paging)."""
+
 
 @dataclass(frozen=True, slots=True)
 class NewFailedEvent:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from courseinfra.domain.cache_layout import CacheLayout, cache_entries
 from courseinfra.domain.errors import InvalidHierarchy
 from courseinfra.domain.events import RelationCacheUpdated
-from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
+from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, compute_relations, parse_hierarchy
 from courseinfra.domain.job_requests import (
     POST_PUBLISH_ACTIONS,
     Outcome,
@@ -95,3 +97,23 @@ class RelationCacheJob:
             count_result(counters, result)
             results.append(result)
         return results
+
+
+def rebuild_requests(roots: Iterable[str]) -> Iterator[str]:
+    """One ``relation-cache-update`` job request (a JSON line) per root, for :func:`ingest`: a rebuild is
+    an ingest, so it is counted, and a root that fails is kept and replayable like any event."""
+    for root in roots:
+        edata = {"action": "relation-cache-update", "identifier": root, "mimeType": COLLECTION_MIME_TYPE}
+        yield orjson.dumps({"eid": "BE_JOB_REQUEST", "edata": edata}).decode()
+
+
+def published_roots(uow_factory: Callable[[], UnitOfWork], page: int = 1000) -> Iterator[str]:
+    """Every published root, paged so that a large store is never read at once."""
+    after = ""
+    while True:
+        with uow_factory() as uow:
+            ids = uow.hierarchies.published_ids(after=after, limit=page)
+        yield from ids
+        if len(ids) < page:
+            return
+        after = ids[-1]

@@ -81,6 +81,15 @@ class SqlHierarchyStore(HierarchyStore):
             .values(published_at=at)
         )
 
+    def published_ids(self, *, after: str = "", limit: int = 1000) -> list[str]:
+        query = (
+            sa.select(content_hierarchy.c.identifier)
+            .where(content_hierarchy.c.published_at.is_not(None), content_hierarchy.c.identifier > after)
+            .order_by(content_hierarchy.c.identifier)
+            .limit(limit)
+        )
+        return [str(identifier) for identifier in self.connection.execute(query).scalars()]
+
 
 class SqlFailedEventStore(FailedEventStore):
     def __init__(self, connection: sa.Connection) -> None:
