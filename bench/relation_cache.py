@@ -25,6 +25,7 @@ import gc
 import os
 import platform
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -56,6 +57,7 @@ from courseinfra.domain.hierarchy import (
     compute_relations,
     parse_hierarchy,
 )
+from courseinfra.services.relation_cache import gc_paused
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -244,8 +246,10 @@ def generate_course(n_nodes: int, seed: int = DEFAULT_SEED) -> GeneratedCourse:
 
 
 def compute(raw: Mapping[str, Any]) -> dict[str, CacheValue]:
-    """What the updater does with a decoded hierarchy: parse, derive the relations, lay out the keys."""
-    return cache_entries(compute_relations(parse_hierarchy(raw)), CacheLayout.NATIVE)
+    """What the updater does with a decoded hierarchy: parse, derive the relations, lay out the keys,
+    with the garbage collector paused as :func:`update_relation_cache` pauses it."""
+    with gc_paused():
+        return cache_entries(compute_relations(parse_hierarchy(raw)), CacheLayout.NATIVE)
 
 
 def _is_collection(node: Mapping[str, Any]) -> bool:
@@ -476,9 +480,12 @@ class SizeResult:
     sqlite_first: Timing
     sqlite_republish: Timing
     sqlite_raw: Timing
+    compute_no_gc: Timing
     redis_first: Timing | None
     redis_republish: Timing | None
     redis_raw: Timing | None
+    redis_server_first: Timing | None
+    redis_server_raw: Timing | None
 
 
 def timed_call(run: Callable[[], T]) -> tuple[float, T]:
@@ -493,6 +500,29 @@ def timed_call(run: Callable[[], T]) -> tuple[float, T]:
 def timed(run: Callable[[], object]) -> float:
     """Seconds taken by ``run()``, after a full collection, its result dropped."""
     return timed_call(run)[0]
+
+
+def timed_without_gc(run: Callable[[], object]) -> float:
+    """Seconds taken by ``run()`` with the cyclic garbage collector paused (to tell its share apart)."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+SCRIPT_COMMANDS = ("evalsha", "eval")
+RAW_COMMANDS = ("del", "sadd", "rpush", "set")
+
+
+def server_seconds(client: redis.Redis, commands: Sequence[str]) -> float:
+    """Seconds Redis has spent executing ``commands`` since its statistics were last reset, from INFO
+    commandstats (instance-wide: commands of other clients count too)."""
+    stats: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
+    return sum(stats.get(f"cmdstat_{command}", {}).get("usec", 0) for command in commands) / 1e6
 
 
 def count_members(entries: Mapping[str, CacheValue]) -> int:
@@ -537,6 +567,7 @@ def measure_size(
     entries = compute(raw)
     root_id: str = raw["identifier"]
     compute_timing = Timing([timed(lambda: compute(raw)) for _ in range(repeat)])
+    compute_no_gc = Timing([timed_without_gc(lambda: compute(raw)) for _ in range(repeat)])
 
     naive: Timing | None = None
     if n_nodes <= naive_max:
@@ -551,7 +582,8 @@ def measure_size(
     log(f"{n_nodes} nodes: SQLite")
     sqlite_first, sqlite_republish, sqlite_raw = Timing(), Timing(), Timing()
     for run in range(repeat):
-        cache = SqliteRelationCache(workdir / f"{n_nodes}-{run}" / "cache.sqlite3")
+        rundir = workdir / f"{n_nodes}-{run}"
+        cache = SqliteRelationCache(rundir / "cache.sqlite3")
         try:
             sqlite_first.samples.append(timed(lambda c=cache: c.replace_owned(root_id, entries)))
             sqlite_republish.samples.append(timed(lambda c=cache: c.replace_owned(root_id, entries)))
@@ -560,26 +592,34 @@ def measure_size(
                 require(owned == frozenset(entries), "the SQLite cache does not own exactly the entries")
         finally:
             cache.close()
-        sqlite_raw.samples.append(sqlite_raw_insert(workdir / f"{n_nodes}-{run}" / "bare.sqlite3", entries))
+        sqlite_raw.samples.append(sqlite_raw_insert(rundir / "bare.sqlite3", entries))
+        shutil.rmtree(rundir)
 
     redis_first: Timing | None = None
     redis_republish: Timing | None = None
     redis_raw: Timing | None = None
+    redis_server_first: Timing | None = None
+    redis_server_raw: Timing | None = None
     if redis_url is not None:
         log(f"{n_nodes} nodes: Redis")
         redis_first, redis_republish, redis_raw = Timing(), Timing(), Timing()
+        redis_server_first, redis_server_raw = Timing(), Timing()
         raw_client = redis.Redis.from_url(redis_url)
         relation_cache = RedisRelationCache.from_url(redis_url)
         try:
             for run in range(repeat):
                 raw_client.flushdb()
+                before = server_seconds(raw_client, SCRIPT_COMMANDS)
                 redis_first.samples.append(timed(lambda: relation_cache.replace_owned(root_id, entries)))
+                redis_server_first.samples.append(server_seconds(raw_client, SCRIPT_COMMANDS) - before)
                 redis_republish.samples.append(timed(lambda: relation_cache.replace_owned(root_id, entries)))
                 if run == 0:
                     size = raw_client.dbsize()
                     # the entries plus the bookkeeping: the owner's manifest, the claims and the owners
                     require(size == len(entries) + 3, f"Redis holds {size} keys, expected {len(entries) + 3}")
+                before = server_seconds(raw_client, RAW_COMMANDS)
                 redis_raw.samples.append(redis_raw_pipeline(raw_client, entries))
+                redis_server_raw.samples.append(server_seconds(raw_client, RAW_COMMANDS) - before)
             raw_client.flushdb()
         finally:
             relation_cache.close()
@@ -597,9 +637,12 @@ def measure_size(
         sqlite_first=sqlite_first,
         sqlite_republish=sqlite_republish,
         sqlite_raw=sqlite_raw,
+        compute_no_gc=compute_no_gc,
         redis_first=redis_first,
         redis_republish=redis_republish,
         redis_raw=redis_raw,
+        redis_server_first=redis_server_first,
+        redis_server_raw=redis_server_raw,
     )
 
 
@@ -690,7 +733,8 @@ def report(
         f"- redis-server {redis_version or 'not used (--no-redis)'}"
         f"{'' if redis_version is None else f' at {args.redis_url}'}, redis-py {redis.__version__}, "
         f"SQLite {sqlite3.sqlite_version}\n"
-        f"- CPU count: {os.cpu_count()}\n"
+        f"- CPU count: {os.cpu_count()}, load average at the end: "
+        f"{', '.join(f'{load:.2f}' for load in os.getloadavg())}\n"
         f"- best of {args.repeat} runs (time.perf_counter) in one process, GC enabled, collected before each "
         "run; compute starts from an already-decoded dict (JSON decoding excluded, shown apart below); "
         "writes are first writes into an empty store, in the native layout"
@@ -739,6 +783,9 @@ def report(
         "nodes",
         "SQLite republish (ms)",
         "Redis republish (ms)",
+        "Redis write: server (ms)",
+        "Redis raw: server (ms)",
+        "compute, GC paused (ms)",
         "compute (µs/node)",
         "SQLite write (µs/key)",
         "Redis write (µs/key)",
@@ -750,6 +797,9 @@ def report(
             f"{r.course.nodes:,}",
             ms(r.sqlite_republish.best),
             ms(None if r.redis_republish is None else r.redis_republish.best),
+            ms(None if r.redis_server_first is None else r.redis_server_first.best),
+            ms(None if r.redis_server_raw is None else r.redis_server_raw.best),
+            ms(r.compute_no_gc.best),
             per_unit_us(r.compute.best, r.course.nodes),
             per_unit_us(r.sqlite_first.best, r.keys),
             per_unit_us(None if r.redis_first is None else r.redis_first.best, r.keys),
@@ -767,7 +817,11 @@ def report(
         "SQLite raw insert: encode the same rows, one executemany INSERT into a bare table in one "
         "transaction (WAL, synchronous=NORMAL as the cache); no ownership bookkeeping",
         "Redis raw pipeline: DEL + SADD/RPUSH/SET per key in one pipeline (transaction=False); "
-        "no bookkeeping, no atomicity",
+        "no bookkeeping, no atomicity; it measures the redis-py client as much as Redis",
+        "server (ms): time Redis spent executing the commands (EVALSHA, or DEL/SADD/RPUSH/SET), from "
+        "INFO commandstats deltas; the rest of a write is the client (building and packing the "
+        "command, socket I/O)",
+        "compute, GC paused: the same compute with the cyclic garbage collector disabled, to show its share",
     ]
     if redis_version is None:
         notes.append("Redis: not run (--no-redis)")
@@ -801,9 +855,9 @@ def parse_sizes(text: str) -> list[int]:
     try:
         sizes = [int(part.strip().replace("_", "")) for part in text.split(",") if part.strip()]
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--sizes: {error}") from None
+        raise argparse.ArgumentTypeError(str(error)) from None
     if not sizes or min(sizes) < 10:
-        raise argparse.ArgumentTypeError("--sizes: give comma-separated sizes of at least 10 nodes")
+        raise argparse.ArgumentTypeError("give comma-separated sizes of at least 10 nodes")
     return sizes
 
 

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+import orjson
+
 from courseinfra.domain.hierarchy import CourseRelations
 
 
@@ -85,8 +87,12 @@ def cache_entries(relations: CourseRelations, layout: CacheLayout) -> dict[str, 
         key = ancestors_key(resource_id, root)
         entries[key] = CacheSet(frozenset(path)) if layout is CacheLayout.SUNBIRD else CacheList(path)
     for unit_id, metadata in relations.units.items():
-        entries[unit_key(unit_id, layout)] = CacheText(json.dumps(metadata, sort_keys=True, default=str))
+        entries[unit_key(unit_id, layout)] = CacheText(_dumps(metadata))
     return entries
+
+
+def _dumps(document: Mapping[str, object]) -> str:
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
 def to_json_value(value: CacheValue | None) -> object:

@@ -111,11 +111,16 @@ def parse_hierarchy(raw: Any) -> FlatHierarchy:
     nodes: list[Mapping[str, Any]] = []
     collections_seen: set[str] = set()
     leaves_seen: set[str] = set()
-    # Children are pushed reversed so that they are popped, and numbered, in document order.
-    stack: list[tuple[Any, int, str]] = [(raw, NO_PARENT, "root")]
+    # Children are pushed reversed so that they are popped, and numbered, in document order. A node's
+    # place (its index under its parent) is kept as a number: the error text is built only when raised.
+    stack: list[tuple[Any, int, int]] = [(raw, NO_PARENT, 0)]
     while stack:
-        node, parent, where = stack.pop()
-        identifier = _identifier(node, where)
+        node, parent, index = stack.pop()
+        if type(node) is dict and type(node.get("identifier")) is str and node["identifier"].strip():
+            identifier = node["identifier"]
+        else:
+            where = "root" if parent == NO_PARENT else f"child {index} of {identifiers[parent]}"
+            identifier = _identifier(node, where)
         collection = is_collection(node)
         if collection:
             if identifier in collections_seen:
@@ -131,8 +136,8 @@ def parse_hierarchy(raw: Any) -> FlatHierarchy:
         nodes.append(node)
         if collection:
             children = _children(node, f"collection {identifier}")
-            for index in range(len(children) - 1, -1, -1):
-                stack.append((children[index], position, f"child {index} of {identifier}"))
+            for child_index in range(len(children) - 1, -1, -1):
+                stack.append((children[child_index], position, child_index))
     both = collections_seen & leaves_seen
     if both:
         raise InvalidHierarchy(f"identifier {sorted(both)[0]} names both a collection and a leaf")

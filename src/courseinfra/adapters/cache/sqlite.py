@@ -58,11 +58,13 @@ class SqliteRelationCache(RelationCache):
         )
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("PRAGMA cache_size=-65536")  # 64 MiB: a large course outgrows the default 2 MiB
         self._connection.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     def replace_owned(self, owner: str, entries: Mapping[str, CacheValue]) -> ReplaceResult:
-        rows = [(key, *encode(value)) for key, value in entries.items()]
+        # In key order: B-tree inserts then append to the same pages instead of touching the whole file.
+        rows = sorted((key, *encode(value)) for key, value in entries.items())
         with self._lock:
             db = self._connection
             db.execute("BEGIN IMMEDIATE")
@@ -75,7 +77,7 @@ class SqliteRelationCache(RelationCache):
                 )
                 db.executemany(
                     "INSERT OR IGNORE INTO cache_claims (owner, key) VALUES (?, ?)",
-                    [(owner, k) for k in new - old],
+                    [(owner, k) for k in sorted(new - old)],
                 )
                 deleted = 0
                 for chunk in _chunks(stale):
