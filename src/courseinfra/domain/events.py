@@ -96,3 +96,55 @@ class RelationCacheUpdated(Event):
     @property
     def key(self) -> str:
         return self.root_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEventEmitted(Event):
+    """An AUDIT telemetry event (v3 shape) the course metrics aggregator emitted, once per enrolment,
+    object and action.
+
+    - ``user_id``: the learner (the event's key, so that one learner's events stay in order);
+    - ``telemetry``: the AUDIT event itself (``eid`` AUDIT, ``object``, ``edata.type``, ...).
+    """
+
+    event_type: ClassVar[str] = "courseinfra.learning.audit.emitted.v1"
+    user_id: str
+    telemetry: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateRequested(Event):
+    """A learner completed a course in a batch: downstream certificate issuing may start. Emitted once
+    per enrolment, with the Course ``complete`` AUDIT event.
+
+    - ``user_id`` (the key), ``course_id``, ``batch_id``: the enrolment;
+    - ``completed_on``: when the enrolment was first marked complete.
+    """
+
+    event_type: ClassVar[str] = "courseinfra.learning.certificate.requested.v1"
+    user_id: str
+    course_id: str
+    batch_id: str
+    completed_on: str
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+    def job_request(self) -> dict[str, Any]:
+        """The Sunbird-style ``issue-certificate`` job request."""
+        return {
+            "eid": "BE_JOB_REQUEST",
+            "edata": {
+                "action": "issue-certificate",
+                "iteration": 1,
+                "batchId": self.batch_id,
+                "courseId": self.course_id,
+                "userIds": [self.user_id],
+                "reIssue": False,
+            },
+        }

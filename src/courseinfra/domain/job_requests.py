@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+from courseinfra.domain.progress import ContentUpdate, EnrolmentKey
 
 POST_PUBLISH_ACTIONS = frozenset({"post-publish-process", "relation-cache-update"})
 
@@ -70,3 +71,54 @@ def read_relation_cache_request(event: Mapping[str, Any]) -> RelationCacheReques
             f"{identifier} has mimeType {mime_type!r}; only collections have relations to cache",
         )
     return RelationCacheRequest(identifier=identifier.strip(), action=str(action))
+
+
+ENROLMENT_UPDATE_ACTION = "batch-enrolment-update"
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentUpdateRequest:
+    """Content status updates of one enrolment (``edata.userId``, ``courseId``, ``batchId``, ``contents``)."""
+
+    key: EnrolmentKey
+    contents: tuple[ContentUpdate, ...]
+
+
+def _text_field(edata: Mapping[str, Any], name: str) -> str | None:
+    value = edata.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def read_enrolment_update(event: Mapping[str, Any]) -> EnrolmentUpdateRequest | Rejection:
+    """Read a ``batch-enrolment-update`` request; statuses must be whole numbers 0, 1 or 2."""
+    edata = event.get("edata")
+    if not isinstance(edata, Mapping):
+        return Rejection(Outcome.FAILED, "missing-edata", "the event has no 'edata' object")
+    if edata.get("action") != ENROLMENT_UPDATE_ACTION:
+        return Rejection(
+            Outcome.SKIPPED,
+            "not-enrolment-update",
+            f"edata.action {edata.get('action')!r} is not {ENROLMENT_UPDATE_ACTION}",
+        )
+    ids = {name: _text_field(edata, name) for name in ("userId", "courseId", "batchId")}
+    missing = [name for name, value in ids.items() if value is None]
+    if missing:
+        return Rejection(Outcome.FAILED, "missing-field", f"edata.{missing[0]} is missing or empty")
+    contents = edata.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return Rejection(Outcome.FAILED, "missing-contents", "edata.contents must be a non-empty list")
+    updates = []
+    for index, item in enumerate(contents):
+        content_id = _text_field(item, "contentId") if isinstance(item, Mapping) else None
+        if content_id is None:
+            return Rejection(Outcome.FAILED, "invalid-contents", f"edata.contents[{index}] has no contentId")
+        status = item.get("status")
+        if type(status) is not int or not 0 <= status <= 2:
+            return Rejection(
+                Outcome.FAILED,
+                "invalid-status",
+                f"edata.contents[{index}] ({content_id}): status {status!r} is not 0, 1 or 2",
+            )
+        updates.append(ContentUpdate(content_id, status))
+    key = EnrolmentKey(str(ids["userId"]), str(ids["courseId"]), str(ids["batchId"]))
+    return EnrolmentUpdateRequest(key, tuple(updates))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Self
 
 from courseinfra.domain.cache_layout import CacheValue
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
+from courseinfra.domain.progress import AuditRecord, EnrolmentKey, EnrolmentState, UnitMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,118 @@ class Outbox(abc.ABC):
     def mark_attempt_failed(self, message_id: int, error: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CourseBatch:
+    batch_id: str
+    course_id: str
+    name: str
+    created_at: datetime
+    description: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    enrollment_end_date: date | None = None
+    enrollment_type: str = "open"
+    status: int = 1
+    created_for: tuple[str, ...] = ()
+    mentors: tuple[str, ...] = ()
+    created_by: str | None = None
+
+
+class BatchStore(abc.ABC):
+    @abc.abstractmethod
+    def add(self, batch: CourseBatch) -> None:
+        """Store a new batch; raises :class:`AlreadyExists` if its id is taken."""
+
+    @abc.abstractmethod
+    def get(self, batch_id: str) -> CourseBatch | None: ...
+
+    @abc.abstractmethod
+    def list(
+        self, *, course_id: str | None = None, after: str = "", limit: int = 100
+    ) -> list[CourseBatch]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A row of ``user_enrolments``: the aggregator's state plus what enrolment itself records."""
+
+    state: EnrolmentState
+    active: bool
+    enrolled_date: datetime
+    added_by: str | None = None
+    certificates: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def key(self) -> EnrolmentKey:
+        return self.state.key
+
+
+class EnrolmentStore(abc.ABC):
+    @abc.abstractmethod
+    def add(self, enrolment: Enrolment) -> bool:
+        """Enrol; return False (and change nothing) if the enrolment exists."""
+
+    @abc.abstractmethod
+    def set_active(self, key: EnrolmentKey, active: bool, at: datetime) -> bool:
+        """Return False if there is no such enrolment."""
+
+    @abc.abstractmethod
+    def get_many(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment]:
+        """The enrolments that exist among ``keys``, in one read."""
+
+    @abc.abstractmethod
+    def save_progress(self, states: Sequence[EnrolmentState]) -> None:
+        """Write the aggregator's columns of existing enrolments, in one bulk write."""
+
+    @abc.abstractmethod
+    def list_for_user(self, user_id: str) -> list[Enrolment]: ...
+
+    @abc.abstractmethod
+    def list_for_batch(
+        self, batch_id: str, *, after_user: str = "", limit: int = 1000
+    ) -> list[Enrolment]: ...
+
+
+class ActivityStore(abc.ABC):
+    @abc.abstractmethod
+    def upsert(self, metrics: Sequence[UnitMetrics], at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def for_user(self, user_id: str, context_id: str) -> list[UnitMetrics]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    record: AuditRecord
+    event: Mapping[str, Any]
+    emitted_at: datetime
+
+
+class AuditLedger(abc.ABC):
+    """Each AUDIT event once: a row per (enrolment, object, action) under a unique key."""
+
+    @abc.abstractmethod
+    def add_new(
+        self, events: Sequence[tuple[AuditRecord, Mapping[str, Any]]], at: datetime
+    ) -> list[AuditRecord]:
+        """Insert the records not in the ledger yet; return exactly those (the ones to emit)."""
+
+    @abc.abstractmethod
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        course_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[LedgerEntry]: ...
+
+
+class AlreadyExists(Exception):
+    """A unique key is taken."""
+
+
 class UnitOfWork(abc.ABC):
     """One transaction over the stores. Events recorded with :meth:`record` are written to the outbox by
     :meth:`commit`, in the same transaction; leaving the block without committing rolls back."""
@@ -145,6 +258,10 @@ class UnitOfWork(abc.ABC):
     failed_events: FailedEventStore
     counters: CounterStore
     outbox: Outbox
+    batches: BatchStore
+    enrolments: EnrolmentStore
+    activity: ActivityStore
+    audits: AuditLedger
 
     def __init__(self) -> None:
         self._recorded: list[Event] = []

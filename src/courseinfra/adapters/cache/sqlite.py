@@ -58,7 +58,9 @@ class SqliteRelationCache(RelationCache):
         )
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute("PRAGMA cache_size=-65536")  # 64 MiB: a large course outgrows the default 2 MiB
+        self._connection.execute(
+            "PRAGMA cache_size=-65536"
+        )  # 64 MiB: a large course outgrows the default 2 MiB
         self._connection.executescript(SCHEMA)
         self._lock = threading.Lock()
 

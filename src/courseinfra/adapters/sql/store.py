@@ -32,6 +32,11 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def aware(value: datetime) -> datetime:
+    """:func:`_aware` of a timestamp that is never null."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def upsert(connection: sa.Connection, table: sa.Table) -> Any:
     """An INSERT that can take ``on_conflict_do_update`` on both SQLite and PostgreSQL."""
     if connection.dialect.name == "postgresql":
@@ -256,6 +261,12 @@ class SqlUnitOfWork(UnitOfWork):
         self.failed_events = SqlFailedEventStore(self.connection)
         self.counters = SqlCounterStore(self.connection)
         self.outbox = SqlOutbox(self.connection)
+        from courseinfra.adapters.sql import enrolments
+
+        self.batches = enrolments.SqlBatchStore(self.connection)
+        self.enrolments = enrolments.SqlEnrolmentStore(self.connection)
+        self.activity = enrolments.SqlActivityStore(self.connection)
+        self.audits = enrolments.SqlAuditLedger(self.connection)
         return super().__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -67,3 +67,77 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Index("ix_outbox_pending", "relayed_at", "id"),
 )
+
+course_batch = sa.Table(
+    "course_batch",
+    metadata,
+    sa.Column("batchid", sa.String(255), primary_key=True),
+    sa.Column("courseid", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("startdate", sa.Date, nullable=True),
+    sa.Column("enddate", sa.Date, nullable=True),
+    sa.Column("enrollmentenddate", sa.Date, nullable=True),
+    sa.Column("enrollmenttype", sa.String(32), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("createdfor", sa.JSON, nullable=False),
+    sa.Column("mentors", sa.JSON, nullable=False),
+    sa.Column("createdby", sa.String(255), nullable=True),
+    sa.Column("createddate", Timestamp, nullable=False),
+    sa.Index("ix_course_batch_course", "courseid", "batchid"),
+)
+
+# Keyed (userid, courseid, batchid): a user's enrolments are a primary-key prefix scan; a batch's
+# participants use ix_user_enrolments_batch. No search index is needed for either.
+user_enrolments = sa.Table(
+    "user_enrolments",
+    metadata,
+    sa.Column("userid", sa.String(255), primary_key=True),
+    sa.Column("courseid", sa.String(255), primary_key=True),
+    sa.Column("batchid", sa.String(255), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("addedby", sa.String(255), nullable=True),
+    sa.Column("enrolleddate", Timestamp, nullable=False),
+    sa.Column("datetime", Timestamp, nullable=False),
+    sa.Column("contentstatus", JsonDocument, nullable=False),
+    sa.Column("lastreadcontentid", sa.String(255), nullable=True),
+    sa.Column("lastreadcontentstatus", sa.Integer, nullable=True),
+    sa.Column("progress", sa.Integer, nullable=False),
+    sa.Column("completionpercentage", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("completedon", Timestamp, nullable=True),
+    sa.Column("certificates", sa.JSON, nullable=False),
+    sa.Index("ix_user_enrolments_batch", "batchid", "userid"),
+)
+
+user_activity_agg = sa.Table(
+    "user_activity_agg",
+    metadata,
+    sa.Column("activity_type", sa.String(32), primary_key=True),
+    sa.Column("activity_id", sa.String(255), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("context_id", sa.String(255), primary_key=True),
+    sa.Column("agg", sa.JSON, nullable=False),
+    sa.Column("agg_last_updated", sa.JSON, nullable=False),
+    sa.Index("ix_user_activity_agg_user", "user_id", "context_id"),
+)
+
+# The AUDIT ledger: one row per (enrolment, object, action), written in the same transaction as the
+# state change that caused it; the primary key is what makes an AUDIT event emitted exactly once.
+audit_ledger = sa.Table(
+    "audit_ledger",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("userid", sa.String(255), nullable=False),
+    sa.Column("courseid", sa.String(255), nullable=False),
+    sa.Column("batchid", sa.String(255), nullable=False),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("event", JsonDocument, nullable=False),
+    sa.Column("emitted_at", Timestamp, nullable=False),
+    sa.UniqueConstraint(
+        "userid", "courseid", "batchid", "object_type", "object_id", "action", name="uq_audit_ledger_key"
+    ),
+    sa.Index("ix_audit_ledger_course", "courseid", "id"),
+)

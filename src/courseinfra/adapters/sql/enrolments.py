@@ -1,0 +1,356 @@
+"""SQL stores of batches, enrolments, activity aggregates and the AUDIT ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from courseinfra.adapters.sql.store import aware, upsert
+from courseinfra.adapters.sql.tables import audit_ledger, course_batch, user_activity_agg, user_enrolments
+from courseinfra.domain.progress import (
+    AuditAction,
+    AuditObject,
+    AuditRecord,
+    EnrolmentKey,
+    EnrolmentState,
+    EnrolmentStatus,
+    UnitMetrics,
+)
+from courseinfra.services.ports import (
+    ActivityStore,
+    AlreadyExists,
+    AuditLedger,
+    BatchStore,
+    CourseBatch,
+    Enrolment,
+    EnrolmentStore,
+    LedgerEntry,
+)
+
+KEY_CHUNK = 500
+
+
+class SqlBatchStore(BatchStore):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def add(self, batch: CourseBatch) -> None:
+        try:
+            with self.connection.begin_nested():
+                self.connection.execute(
+                    course_batch.insert().values(
+                        batchid=batch.batch_id,
+                        courseid=batch.course_id,
+                        name=batch.name,
+                        description=batch.description,
+                        startdate=batch.start_date,
+                        enddate=batch.end_date,
+                        enrollmentenddate=batch.enrollment_end_date,
+                        enrollmenttype=batch.enrollment_type,
+                        status=batch.status,
+                        createdfor=list(batch.created_for),
+                        mentors=list(batch.mentors),
+                        createdby=batch.created_by,
+                        createddate=batch.created_at,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise AlreadyExists(f"batch {batch.batch_id} exists") from None
+
+    @staticmethod
+    def _from_row(row: sa.Row[Any]) -> CourseBatch:
+        return CourseBatch(
+            batch_id=row.batchid,
+            course_id=row.courseid,
+            name=row.name,
+            created_at=aware(row.createddate),
+            description=row.description,
+            start_date=row.startdate,
+            end_date=row.enddate,
+            enrollment_end_date=row.enrollmentenddate,
+            enrollment_type=row.enrollmenttype,
+            status=row.status,
+            created_for=tuple(row.createdfor),
+            mentors=tuple(row.mentors),
+            created_by=row.createdby,
+        )
+
+    def get(self, batch_id: str) -> CourseBatch | None:
+        row = self.connection.execute(
+            sa.select(course_batch).where(course_batch.c.batchid == batch_id)
+        ).one_or_none()
+        return None if row is None else self._from_row(row)
+
+    def list(self, *, course_id: str | None = None, after: str = "", limit: int = 100) -> list[CourseBatch]:
+        query = (
+            sa.select(course_batch)
+            .where(course_batch.c.batchid > after)
+            .order_by(course_batch.c.batchid)
+            .limit(limit)
+        )
+        if course_id is not None:
+            query = query.where(course_batch.c.courseid == course_id)
+        return [self._from_row(row) for row in self.connection.execute(query)]
+
+
+def _enrolment(row: sa.Row[Any]) -> Enrolment:
+    key = EnrolmentKey(row.userid, row.courseid, row.batchid)
+    state = EnrolmentState(
+        key=key,
+        content_status=dict(row.contentstatus),
+        status=EnrolmentStatus(row.status),
+        progress=row.progress,
+        completion_percentage=row.completionpercentage,
+        completed_on=aware(row.completedon) if row.completedon else None,
+        last_read_content_id=row.lastreadcontentid,
+        last_read_content_status=row.lastreadcontentstatus,
+        last_updated=aware(row.datetime),
+    )
+    return Enrolment(
+        state=state,
+        active=bool(row.active),
+        enrolled_date=aware(row.enrolleddate),
+        added_by=row.addedby,
+        certificates=tuple(row.certificates),
+    )
+
+
+class SqlEnrolmentStore(EnrolmentStore):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def add(self, enrolment: Enrolment) -> bool:
+        state = enrolment.state
+        statement = upsert(self.connection, user_enrolments).values(
+            userid=state.key.user_id,
+            courseid=state.key.course_id,
+            batchid=state.key.batch_id,
+            active=enrolment.active,
+            addedby=enrolment.added_by,
+            enrolleddate=enrolment.enrolled_date,
+            datetime=state.last_updated or enrolment.enrolled_date,
+            contentstatus=dict(state.content_status),
+            lastreadcontentid=state.last_read_content_id,
+            lastreadcontentstatus=state.last_read_content_status,
+            progress=state.progress,
+            completionpercentage=state.completion_percentage,
+            status=int(state.status),
+            completedon=state.completed_on,
+            certificates=list(enrolment.certificates),
+        )
+        result = self.connection.execute(statement.on_conflict_do_nothing())
+        return result.rowcount == 1
+
+    def set_active(self, key: EnrolmentKey, active: bool, at: datetime) -> bool:
+        result = self.connection.execute(
+            user_enrolments.update()
+            .where(
+                user_enrolments.c.userid == key.user_id,
+                user_enrolments.c.courseid == key.course_id,
+                user_enrolments.c.batchid == key.batch_id,
+            )
+            .values(active=active, datetime=at)
+        )
+        return result.rowcount == 1
+
+    def get_many(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment]:
+        found: dict[EnrolmentKey, Enrolment] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), KEY_CHUNK):
+            chunk = unique[start : start + KEY_CHUNK]
+            columns = sa.tuple_(
+                user_enrolments.c.userid, user_enrolments.c.courseid, user_enrolments.c.batchid
+            )
+            query = sa.select(user_enrolments).where(
+                columns.in_([(k.user_id, k.course_id, k.batch_id) for k in chunk])
+            )
+            for row in self.connection.execute(query):
+                enrolment = _enrolment(row)
+                found[enrolment.key] = enrolment
+        return found
+
+    def save_progress(self, states: Sequence[EnrolmentState]) -> None:
+        if not states:
+            return
+        statement = (
+            user_enrolments.update()
+            .where(
+                user_enrolments.c.userid == sa.bindparam("k_user"),
+                user_enrolments.c.courseid == sa.bindparam("k_course"),
+                user_enrolments.c.batchid == sa.bindparam("k_batch"),
+            )
+            .values(
+                contentstatus=sa.bindparam("contentstatus", type_=user_enrolments.c.contentstatus.type),
+                status=sa.bindparam("status"),
+                progress=sa.bindparam("progress"),
+                completionpercentage=sa.bindparam("completionpercentage"),
+                completedon=sa.bindparam("completedon", type_=user_enrolments.c.completedon.type),
+                lastreadcontentid=sa.bindparam("lastreadcontentid"),
+                lastreadcontentstatus=sa.bindparam("lastreadcontentstatus"),
+                datetime=sa.bindparam("updated", type_=user_enrolments.c.datetime.type),
+            )
+        )
+        self.connection.execute(
+            statement,
+            [
+                {
+                    "k_user": s.key.user_id,
+                    "k_course": s.key.course_id,
+                    "k_batch": s.key.batch_id,
+                    "contentstatus": dict(s.content_status),
+                    "status": int(s.status),
+                    "progress": s.progress,
+                    "completionpercentage": s.completion_percentage,
+                    "completedon": s.completed_on,
+                    "lastreadcontentid": s.last_read_content_id,
+                    "lastreadcontentstatus": s.last_read_content_status,
+                    "updated": s.last_updated,
+                }
+                for s in states
+            ],
+        )
+
+    def list_for_user(self, user_id: str) -> list[Enrolment]:
+        query = (
+            sa.select(user_enrolments)
+            .where(user_enrolments.c.userid == user_id)
+            .order_by(user_enrolments.c.courseid, user_enrolments.c.batchid)
+        )
+        return [_enrolment(row) for row in self.connection.execute(query)]
+
+    def list_for_batch(self, batch_id: str, *, after_user: str = "", limit: int = 1000) -> list[Enrolment]:
+        query = (
+            sa.select(user_enrolments)
+            .where(user_enrolments.c.batchid == batch_id, user_enrolments.c.userid > after_user)
+            .order_by(user_enrolments.c.userid)
+            .limit(limit)
+        )
+        return [_enrolment(row) for row in self.connection.execute(query)]
+
+
+class SqlActivityStore(ActivityStore):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def upsert(self, metrics: Sequence[UnitMetrics], at: datetime) -> None:
+        if not metrics:
+            return
+        stamp = int(at.timestamp() * 1000)
+        statement = upsert(self.connection, user_activity_agg)
+        statement = statement.on_conflict_do_update(
+            index_elements=[
+                user_activity_agg.c.activity_type,
+                user_activity_agg.c.activity_id,
+                user_activity_agg.c.user_id,
+                user_activity_agg.c.context_id,
+            ],
+            set_={"agg": statement.excluded.agg, "agg_last_updated": statement.excluded.agg_last_updated},
+        )
+        rows = {
+            (m.activity_type, m.activity_id, m.user_id, m.context_id): {
+                "activity_type": m.activity_type,
+                "activity_id": m.activity_id,
+                "user_id": m.user_id,
+                "context_id": m.context_id,
+                "agg": m.agg,
+                "agg_last_updated": dict.fromkeys(m.agg, stamp),
+            }
+            for m in metrics
+        }
+        self.connection.execute(statement, list(rows.values()))
+
+    def for_user(self, user_id: str, context_id: str) -> list[UnitMetrics]:
+        query = (
+            sa.select(user_activity_agg)
+            .where(user_activity_agg.c.user_id == user_id, user_activity_agg.c.context_id == context_id)
+            .order_by(user_activity_agg.c.activity_type, user_activity_agg.c.activity_id)
+        )
+        return [
+            UnitMetrics(
+                row.activity_type,
+                row.activity_id,
+                row.user_id,
+                row.context_id,
+                int(row.agg.get("completedCount", 0)),
+                int(row.agg.get("leafNodesCount", 0)),
+                int(row.agg.get("progress", 0)),
+            )
+            for row in self.connection.execute(query)
+        ]
+
+
+class SqlAuditLedger(AuditLedger):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def add_new(
+        self, events: Sequence[tuple[AuditRecord, Mapping[str, Any]]], at: datetime
+    ) -> list[AuditRecord]:
+        if not events:
+            return []
+        by_key = {record.key: (record, event) for record, event in events}
+        statement = (
+            upsert(self.connection, audit_ledger)
+            .on_conflict_do_nothing(
+                index_elements=["userid", "courseid", "batchid", "object_type", "object_id", "action"]
+            )
+            .returning(
+                audit_ledger.c.userid,
+                audit_ledger.c.courseid,
+                audit_ledger.c.batchid,
+                audit_ledger.c.object_type,
+                audit_ledger.c.object_id,
+                audit_ledger.c.action,
+            )
+        )
+        rows = [
+            {
+                "userid": r.enrolment.user_id,
+                "courseid": r.enrolment.course_id,
+                "batchid": r.enrolment.batch_id,
+                "object_type": r.object_type.value,
+                "object_id": r.object_id,
+                "action": r.action.value,
+                "event": dict(event),
+                "emitted_at": at,
+            }
+            for r, event in by_key.values()
+        ]
+        inserted = self.connection.execute(statement, rows).all()
+        return [by_key[tuple(row)][0] for row in inserted]
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        course_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[LedgerEntry]:
+        query = (
+            sa.select(audit_ledger)
+            .where(audit_ledger.c.id > after_id)
+            .order_by(audit_ledger.c.id)
+            .limit(limit)
+        )
+        if user_id is not None:
+            query = query.where(audit_ledger.c.userid == user_id)
+        if course_id is not None:
+            query = query.where(audit_ledger.c.courseid == course_id)
+        return [
+            LedgerEntry(
+                id=row.id,
+                record=AuditRecord(
+                    EnrolmentKey(row.userid, row.courseid, row.batchid),
+                    AuditObject(row.object_type),
+                    row.object_id,
+                    AuditAction(row.action),
+                ),
+                event=row.event,
+                emitted_at=aware(row.emitted_at),
+            )
+            for row in self.connection.execute(query)
+        ]

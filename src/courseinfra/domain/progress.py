@@ -1,0 +1,264 @@
+"""Course progress, course-unit metrics and AUDIT decisions for one enrolment: pure functions.
+
+:func:`aggregate` takes an enrolment's state, the content updates of a micro-batch and the course's
+structure, and returns the new state, the unit metrics and the AUDIT events whose condition now holds
+for the objects the batch touched. Every condition is monotone (a content status never goes down), so
+the same events in any order, duplicated or replayed, give the same final state and the same set of
+AUDIT candidates; a ledger keyed by :attr:`AuditRecord.key` makes each one emitted exactly once.
+
+Rules (docs/decisions/0007-progress-and-audit-rules.md):
+- a content's status is the highest ever reported (0 not started, 1 in progress, 2 completed);
+- the leaves that count toward a collection's completion are its leaf nodes minus its optional nodes
+  (all its leaf nodes where every one is optional);
+- ``completionpercentage`` is floor(100 * completed required / required): 100 only when all are done;
+  ``progress`` is the number of completed required leaves, as in Sunbird's ``user_enrolments``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+NOT_STARTED, IN_PROGRESS, COMPLETED = 0, 1, 2
+
+
+class EnrolmentStatus(IntEnum):
+    NOT_STARTED = 0
+    IN_PROGRESS = 1
+    COMPLETED = 2
+
+
+class AuditObject(StrEnum):
+    COURSE = "Course"
+    COURSE_UNIT = "CourseUnit"
+    CONTENT = "Content"
+
+
+class AuditAction(StrEnum):
+    ENROL = "enrol"
+    START = "start"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EnrolmentKey:
+    user_id: str
+    course_id: str
+    batch_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentUpdate:
+    content_id: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class CourseView:
+    """What the aggregator needs of a published course: its leaves and optional leaves, the leaves of
+    every unit the batch touches, and the ancestors of every content it touches."""
+
+    course_id: str
+    leaf_nodes: Mapping[str, frozenset[str]]
+    optional_nodes: Mapping[str, frozenset[str]]
+    ancestors: Mapping[str, tuple[str, ...]]
+    channel: str | None = None
+
+    def required(self, collection_id: str) -> frozenset[str]:
+        leaves = self.leaf_nodes.get(collection_id, frozenset())
+        required = leaves - self.optional_nodes.get(collection_id, frozenset())
+        return required or leaves
+
+    @property
+    def course_leaves(self) -> frozenset[str]:
+        return self.leaf_nodes.get(self.course_id, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentState:
+    """The columns of ``user_enrolments`` the aggregator reads and writes."""
+
+    key: EnrolmentKey
+    content_status: Mapping[str, int] = field(default_factory=dict)
+    status: EnrolmentStatus = EnrolmentStatus.NOT_STARTED
+    progress: int = 0
+    completion_percentage: int = 0
+    completed_on: datetime | None = None
+    last_read_content_id: str | None = None
+    last_read_content_status: int | None = None
+    last_updated: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitMetrics:
+    """One row of ``user_activity_agg``: the progress of a user in one collection of a batch."""
+
+    activity_type: str
+    activity_id: str
+    user_id: str
+    context_id: str
+    completed_count: int
+    leaf_nodes_count: int
+    progress: int
+
+    @property
+    def agg(self) -> dict[str, int]:
+        return {
+            "completedCount": self.completed_count,
+            "leafNodesCount": self.leaf_nodes_count,
+            "progress": self.progress,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An AUDIT event to emit once per enrolment, object and action; ``key`` is its ledger key."""
+
+    enrolment: EnrolmentKey
+    object_type: AuditObject
+    object_id: str
+    action: AuditAction
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        e = self.enrolment
+        return (e.user_id, e.course_id, e.batch_id, self.object_type.value, self.object_id, self.action.value)
+
+    @property
+    def mid(self) -> str:
+        """A message id derived from the key: the same AUDIT event always has the same mid."""
+        digest = hashlib.sha256("\x1f".join(self.key).encode()).hexdigest()[:32]
+        return f"AUDIT.{digest}"
+
+    def telemetry(self, ets: int, channel: str | None) -> dict[str, Any]:
+        """The event in the telemetry v3 AUDIT shape."""
+        e = self.enrolment
+        return {
+            "eid": "AUDIT",
+            "ets": ets,
+            "ver": "3.0",
+            "mid": self.mid,
+            "actor": {"id": e.user_id, "type": "User"},
+            "context": {
+                "channel": channel or "",
+                "env": "Course",
+                "pdata": {"id": "courseinfra", "pid": "course-metrics-aggregator", "ver": "1.0"},
+                "cdata": [{"type": "CourseBatch", "id": e.batch_id}, {"type": "Course", "id": e.course_id}],
+            },
+            "object": {"id": self.object_id, "type": self.object_type.value, "rollup": {"l1": e.course_id}},
+            "edata": {
+                "type": self.action.value,
+                "props": ["status", "completedon"] if self.action is AuditAction.COMPLETE else ["status"],
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    state: EnrolmentState
+    metrics: tuple[UnitMetrics, ...]
+    audits: tuple[AuditRecord, ...]
+    course_completed_now: bool
+
+
+def percentage(done: int, total: int) -> int:
+    """floor(100 * done / total), so that 100 means every one is done."""
+    return 0 if total == 0 else (100 * done) // total
+
+
+def merge_status(current: Mapping[str, int], updates: Iterable[ContentUpdate]) -> dict[str, int]:
+    """The highest status ever reported per content: a completed content stays completed."""
+    merged = dict(current)
+    for update in updates:
+        if update.status > merged.get(update.content_id, -1):
+            merged[update.content_id] = update.status
+    return merged
+
+
+def aggregate(
+    state: EnrolmentState, updates: Sequence[ContentUpdate], course: CourseView, now: datetime
+) -> Aggregation:
+    """Apply every update of a micro-batch to one enrolment (see the module's rules)."""
+    key = state.key
+    merged = merge_status(state.content_status, updates)
+    completed = {content for content, status in merged.items() if status == COMPLETED}
+    started = {content for content, status in merged.items() if status >= IN_PROGRESS}
+
+    required = course.required(course.course_id)
+    done = len(completed & required)
+    percent = percentage(done, len(required))
+    is_complete = bool(required) and done == len(required)
+    was_complete = state.status is EnrolmentStatus.COMPLETED
+    if was_complete or is_complete:
+        status = EnrolmentStatus.COMPLETED
+    elif started & course.course_leaves:
+        status = EnrolmentStatus.IN_PROGRESS
+    else:
+        status = state.status
+    last = updates[-1] if updates else None
+    new_state = replace(
+        state,
+        content_status=merged,
+        status=status,
+        progress=done,
+        completion_percentage=100 if was_complete else percent,
+        completed_on=state.completed_on or (now if status is EnrolmentStatus.COMPLETED else None),
+        last_read_content_id=last.content_id if last else state.last_read_content_id,
+        last_read_content_status=merged[last.content_id] if last else state.last_read_content_status,
+        last_updated=now if updates else state.last_updated,
+    )
+
+    touched_contents = [c for c in dict.fromkeys(u.content_id for u in updates) if c in course.course_leaves]
+    touched_units = dict.fromkeys(
+        unit
+        for content in touched_contents
+        for unit in course.ancestors.get(content, ())
+        if unit != course.course_id
+    )
+    context = f"cb:{key.batch_id}"
+    metrics = [
+        UnitMetrics(
+            "Course",
+            course.course_id,
+            key.user_id,
+            context,
+            done,
+            len(required),
+            new_state.completion_percentage,
+        )
+    ]
+    audits: list[AuditRecord] = []
+    if started & course.course_leaves:
+        audits.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
+    if status is EnrolmentStatus.COMPLETED:
+        audits.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
+    for unit in touched_units:
+        unit_required = course.required(unit)
+        unit_done = len(completed & unit_required)
+        metrics.append(
+            UnitMetrics(
+                "CourseUnit",
+                unit,
+                key.user_id,
+                context,
+                unit_done,
+                len(unit_required),
+                percentage(unit_done, len(unit_required)),
+            )
+        )
+        if unit_done >= 1:
+            audits.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.START))
+        if unit_required and unit_done == len(unit_required):
+            audits.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.COMPLETE))
+    for content in touched_contents:
+        if merged[content] >= IN_PROGRESS:
+            audits.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.START))
+        if merged[content] == COMPLETED:
+            audits.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.COMPLETE))
+    return Aggregation(
+        new_state, tuple(metrics), tuple(audits), status is EnrolmentStatus.COMPLETED and not was_complete
+    )
