@@ -16,6 +16,7 @@ from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.store import SqlUnitOfWork
 from courseinfra.domain.events import ContentPublished
+from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews
 from courseinfra.services.ingest import Router
 from courseinfra.services.messagebus import post_publish_handler, relay_outbox
 from courseinfra.services.ports import EventBus, RelationCache, UnitOfWork
@@ -66,6 +67,12 @@ def bootstrap(
     def uow_factory() -> UnitOfWork:
         return SqlUnitOfWork(engine)
 
-    router = Router([RelationCacheJob(uow_factory, cache, settings.cache_layout)])
+    views = CourseViews(cache, settings.cache_layout, uow_factory)
+    router = Router(
+        [
+            RelationCacheJob(uow_factory, cache, settings.cache_layout),
+            CourseMetricsJob(uow_factory, views, auto_enrol=settings.aggregator_auto_enrol),
+        ]
+    )
     bus.subscribe(ContentPublished.event_type, post_publish_handler(router, uow_factory))
     return App(settings, engine, cache, bus, router, uow_factory)

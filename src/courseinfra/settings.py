@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         CacheLayout.NATIVE, description="native, or sunbird (root-prefixed keys)."
     )
     auto_migrate: bool = Field(True, description="Apply pending schema migrations at start.")
+    aggregator_auto_enrol: bool = Field(
+        False,
+        description="Enrol a learner whose progress arrives before the enrolment, when the batch exists.",
+    )
     ingest_chunk_size: int = Field(1000, ge=1, le=100_000, description="Events read and processed at a time.")
 
     @field_validator("database_url")

@@ -1,0 +1,304 @@
+"""The course metrics aggregator (Sunbird's Activity Aggregate Updater): on ``batch-enrolment-update``
+events, update each enrolment's progress, the course and unit metrics, and emit AUDIT events once.
+
+A micro-batch is processed in four steps: read every request; read the course views it needs from the
+relation cache (falling back to the hierarchy store, refilling the cache); read every enrolment in one
+query; apply the pure :func:`~courseinfra.domain.progress.aggregate` and write states, metrics, the AUDIT
+ledger and the outbox in one transaction. The ledger's unique key decides which AUDIT events are new:
+a duplicate, a replay or a crash before commit never emits one twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.cache_layout import (
+    CacheLayout,
+    CacheList,
+    CacheSet,
+    CacheValue,
+    ancestors_key,
+    cache_entries,
+    leaf_nodes_key,
+    optional_nodes_key,
+)
+from courseinfra.domain.errors import InvalidHierarchy
+from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, Event
+from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
+from courseinfra.domain.job_requests import (
+    ENROLMENT_UPDATE_ACTION,
+    EnrolmentUpdateRequest,
+    Outcome,
+    Rejection,
+    event_action,
+    read_enrolment_update,
+)
+from courseinfra.domain.progress import (
+    AuditAction,
+    AuditObject,
+    AuditRecord,
+    CourseView,
+    EnrolmentKey,
+    EnrolmentState,
+    UnitMetrics,
+    aggregate,
+)
+from courseinfra.services.jobs import EventResult, IncomingEvent, count_result
+from courseinfra.services.ports import Enrolment, JobCounters, RelationCache, UnitOfWork
+
+JOB_NAME = "course-metrics-aggregator"
+AUDIT_EVENTS = "audit-events"
+CERTIFICATE_REQUESTS = "certificate-requests"
+DB_READS = "db-reads"
+DB_WRITES = "db-writes"
+CACHE_HITS = "cache-hits"
+CACHE_MISSES = "cache-misses"
+ENROLMENTS_UPDATED = "enrolments-updated"
+
+
+def _members(value: CacheValue | None) -> frozenset[str]:
+    match value:
+        case CacheSet(members):
+            return members
+        case CacheList(items):
+            return frozenset(items)
+    return frozenset()
+
+
+def _ordered(value: CacheValue | None) -> tuple[str, ...]:
+    match value:
+        case CacheList(items):
+            return items
+        case CacheSet(members):
+            return tuple(sorted(members))
+    return ()
+
+
+@dataclass
+class CourseViews:
+    """Reads course views from the relation cache, falling back to the hierarchy store."""
+
+    cache: RelationCache
+    layout: CacheLayout
+    uow_factory: Callable[[], UnitOfWork]
+
+    def load(
+        self, wanted: Mapping[str, set[str]], counters: JobCounters
+    ) -> tuple[dict[str, CourseView], dict[str, Rejection]]:
+        """Views of the courses in ``wanted`` (course id to the content ids the batch touches), and a
+        rejection for each course that was never published."""
+        views: dict[str, CourseView] = {}
+        missing: dict[str, Rejection] = {}
+        layout = self.layout
+        heads = self.cache.get_many(
+            [
+                key
+                for course in wanted
+                for key in (
+                    leaf_nodes_key(course, course, layout),
+                    optional_nodes_key(course, course, layout),
+                )
+            ]
+        )
+        cached = [course for course in wanted if heads[leaf_nodes_key(course, course, layout)] is not None]
+        counters.inc(CACHE_HITS, len(cached))
+        for course in wanted:
+            if course not in cached:
+                counters.inc(CACHE_MISSES)
+                view = self._from_store(course, counters)
+                if isinstance(view, Rejection):
+                    missing[course] = view
+                else:
+                    views[course] = view
+        ancestor_keys = {
+            (course, content): ancestors_key(content, course)
+            for course in cached
+            for content in wanted[course]
+        }
+        ancestor_values = self.cache.get_many(list(ancestor_keys.values()))
+        ancestors = {pair: _ordered(ancestor_values[key]) for pair, key in ancestor_keys.items()}
+        units = {(course, unit) for (course, _), path in ancestors.items() for unit in path if unit != course}
+        unit_keys = {
+            pair: (leaf_nodes_key(pair[1], pair[0], layout), optional_nodes_key(pair[1], pair[0], layout))
+            for pair in units
+        }
+        unit_values = self.cache.get_many([key for keys in unit_keys.values() for key in keys])
+        for course in cached:
+            leaf_nodes = {course: _members(heads[leaf_nodes_key(course, course, layout)])}
+            optional = {course: _members(heads[optional_nodes_key(course, course, layout)])}
+            for (owner, unit), (leaves_key, optional_key) in unit_keys.items():
+                if owner == course:
+                    leaf_nodes[unit] = _members(unit_values[leaves_key])
+                    optional[unit] = _members(unit_values[optional_key])
+            views[course] = CourseView(
+                course_id=course,
+                leaf_nodes=leaf_nodes,
+                optional_nodes=optional,
+                ancestors={
+                    content: path for (owner, content), path in ancestors.items() if owner == course and path
+                },
+            )
+        return views, missing
+
+    def _from_store(self, course: str, counters: JobCounters) -> CourseView | Rejection:
+        with self.uow_factory() as uow:
+            stored = uow.hierarchies.get(course)
+            counters.inc(DB_READS)
+        if stored is None or stored.published_at is None:
+            return Rejection(
+                Outcome.FAILED, "course-not-published", f"course {course} has no published hierarchy"
+            )
+        try:
+            relations = compute_relations(parse_hierarchy(stored.hierarchy))
+        except InvalidHierarchy as error:
+            return Rejection(Outcome.FAILED, error.code, f"course {course}: {error}")
+        if not relations.leaf_nodes.get(course):
+            return Rejection(Outcome.FAILED, "course-has-no-leaves", f"course {course} has no leaf nodes")
+        # Refill the cache, so that the next batch reads it there.
+        self.cache.replace_owned(course, cache_entries(relations, self.layout))
+        channel = stored.hierarchy.get("channel")
+        return CourseView(
+            course_id=course,
+            leaf_nodes=relations.leaf_nodes,
+            optional_nodes=relations.optional_nodes,
+            ancestors=relations.ancestors,
+            channel=channel if isinstance(channel, str) else None,
+        )
+
+
+@dataclass
+class CourseMetricsJob:
+    uow_factory: Callable[[], UnitOfWork]
+    views: CourseViews
+    auto_enrol: bool = False
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    name: str = JOB_NAME
+
+    def accepts(self, event: Mapping[str, Any]) -> bool:
+        return event_action(event) == ENROLMENT_UPDATE_ACTION
+
+    def process(self, events: Sequence[IncomingEvent], counters: JobCounters) -> list[EventResult]:
+        results: list[EventResult | None] = [None] * len(events)
+        by_enrolment: dict[EnrolmentKey, list[tuple[int, EnrolmentUpdateRequest]]] = {}
+        for position, incoming in enumerate(events):
+            request = read_enrolment_update(incoming.event)
+            if isinstance(request, Rejection):
+                results[position] = EventResult.rejected(self.name, request)
+            else:
+                by_enrolment.setdefault(request.key, []).append((position, request))
+
+        wanted: dict[str, set[str]] = {}
+        for key, requests in by_enrolment.items():
+            contents = wanted.setdefault(key.course_id, set())
+            for _, request in requests:
+                contents.update(update.content_id for update in request.contents)
+        views, unpublished = self.views.load(wanted, counters)
+
+        now = self.clock()
+        with self.uow_factory() as uow:
+            emitted = self._apply(uow, by_enrolment, views, unpublished, results, now, counters)
+            uow.commit(now)
+        counters.inc(AUDIT_EVENTS, emitted)
+        final = [result for result in results if result is not None]
+        for result in final:
+            count_result(counters, result)
+        return final
+
+    def _apply(
+        self,
+        uow: UnitOfWork,
+        by_enrolment: Mapping[EnrolmentKey, list[tuple[int, EnrolmentUpdateRequest]]],
+        views: Mapping[str, CourseView],
+        unpublished: Mapping[str, Rejection],
+        results: list[EventResult | None],
+        now: datetime,
+        counters: JobCounters,
+    ) -> int:
+        """Aggregate every enrolment of the batch and write the outcome; return the AUDIT events emitted."""
+        enrolments = uow.enrolments.get_many(list(by_enrolment))
+        counters.inc(DB_READS)
+        states: list[EnrolmentState] = []
+        metrics: list[UnitMetrics] = []
+        candidates: list[tuple[AuditRecord, dict[str, Any]]] = []
+        channels: dict[str, str | None] = {}
+        for key, requests in by_enrolment.items():
+            positions = [position for position, _ in requests]
+            problem = unpublished.get(key.course_id)
+            enrolment = enrolments.get(key)
+            if problem is None and enrolment is None:
+                enrolment, problem = self._enrol(uow, key, now)
+            if problem is not None or enrolment is None:
+                for position in positions:
+                    results[position] = EventResult.rejected(self.name, problem or _NOT_ENROLLED)
+                continue
+            view = views[key.course_id]
+            channels[key.course_id] = view.channel
+            aggregation = aggregate(enrolment.state, [u for _, r in requests for u in r.contents], view, now)
+            states.append(aggregation.state)
+            metrics.extend(aggregation.metrics)
+            ets = int(now.timestamp() * 1000)
+            candidates.extend((record, record.telemetry(ets, view.channel)) for record in aggregation.audits)
+            for position in positions:
+                results[position] = EventResult(self.name, Outcome.PROCESSED)
+        uow.enrolments.save_progress(states)
+        uow.activity.upsert(metrics, now)
+        emitted = uow.audits.add_new(candidates, now)
+        uow.record(*self._outbox(emitted, candidates, states, now, counters))
+        counters.inc(DB_WRITES, 3 if states else 0)
+        counters.inc(ENROLMENTS_UPDATED, len(states))
+        return len(emitted)
+
+    @staticmethod
+    def _outbox(
+        emitted: Sequence[AuditRecord],
+        candidates: Sequence[tuple[AuditRecord, dict[str, Any]]],
+        states: Sequence[EnrolmentState],
+        now: datetime,
+        counters: JobCounters,
+    ) -> list[Event]:
+        """The events to publish for the AUDIT records the ledger took as new; a course completion also
+        requests its certificate, so that request is as exactly-once as the AUDIT event."""
+        telemetry = {record.key: event for record, event in candidates}
+        completed_on = {state.key: state.completed_on for state in states}
+        events: list[Event] = []
+        for record in emitted:
+            events.append(
+                AuditEventEmitted(
+                    user_id=record.enrolment.user_id, telemetry=telemetry[record.key], occurred_at=now
+                )
+            )
+            if record.object_type is AuditObject.COURSE and record.action is AuditAction.COMPLETE:
+                done = completed_on.get(record.enrolment) or now
+                events.append(
+                    CertificateRequested(
+                        user_id=record.enrolment.user_id,
+                        course_id=record.enrolment.course_id,
+                        batch_id=record.enrolment.batch_id,
+                        completed_on=done.isoformat(),
+                        occurred_at=now,
+                    )
+                )
+                counters.inc(CERTIFICATE_REQUESTS)
+        return events
+
+    def _enrol(
+        self, uow: UnitOfWork, key: EnrolmentKey, now: datetime
+    ) -> tuple[Enrolment | None, Rejection | None]:
+        if not self.auto_enrol:
+            return None, _NOT_ENROLLED
+        batch = uow.batches.get(key.batch_id)
+        if batch is None or batch.course_id != key.course_id:
+            return None, Rejection(
+                Outcome.FAILED,
+                "batch-not-found",
+                f"batch {key.batch_id} of course {key.course_id} does not exist",
+            )
+        return Enrolment(
+            EnrolmentState(key=key, last_updated=now), active=True, enrolled_date=now, added_by="auto-enrol"
+        ), None
+
+
+_NOT_ENROLLED = Rejection(Outcome.FAILED, "enrolment-not-found", "the user is not enrolled in this batch")

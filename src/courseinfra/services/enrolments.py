@@ -1,0 +1,113 @@
+"""Batches and enrolments: what operators do with the ``course_batch`` and ``user_enrolments`` tables."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetrics
+from courseinfra.services.ports import AlreadyExists, CourseBatch, Enrolment, LedgerEntry, UnitOfWork
+
+
+class BatchExists(DomainError):
+    code = "batch-exists"
+
+
+class BatchNotFound(DomainError):
+    code = "batch-not-found"
+
+
+class CourseNotFound(DomainError):
+    code = "course-not-found"
+
+
+class EnrolmentNotFound(DomainError):
+    code = "enrolment-not-found"
+
+
+class EnrolmentClosed(DomainError):
+    code = "enrolment-closed"
+
+
+def create_batch(batch: CourseBatch, uow: UnitOfWork) -> CourseBatch:
+    """Create a batch of a course the hierarchy store knows."""
+    with uow:
+        if uow.hierarchies.get(batch.course_id) is None:
+            raise CourseNotFound(f"no hierarchy is stored for course {batch.course_id}")
+        try:
+            uow.batches.add(batch)
+        except AlreadyExists:
+            raise BatchExists(f"batch {batch.batch_id} exists") from None
+        uow.commit()
+    return batch
+
+
+def enrol(
+    user_id: str, batch_id: str, uow: UnitOfWork, *, added_by: str | None = None, at: datetime | None = None
+) -> tuple[Enrolment, bool]:
+    """Enrol ``user_id`` in a batch; return the enrolment and whether it is new. Enrolling again
+    re-activates an enrolment that was left, keeping its progress."""
+    at = at or datetime.now(UTC)
+    with uow:
+        batch = uow.batches.get(batch_id)
+        if batch is None:
+            raise BatchNotFound(f"batch {batch_id} does not exist")
+        if batch.enrollment_end_date is not None and at.date() > batch.enrollment_end_date:
+            raise EnrolmentClosed(
+                f"enrolment in batch {batch_id} closed on {batch.enrollment_end_date.isoformat()}"
+            )
+        key = EnrolmentKey(user_id, batch.course_id, batch_id)
+        created = uow.enrolments.add(
+            Enrolment(
+                EnrolmentState(key=key, last_updated=at), active=True, enrolled_date=at, added_by=added_by
+            )
+        )
+        if not created:
+            uow.enrolments.set_active(key, True, at)
+        enrolment = uow.enrolments.get_many([key])[key]
+        uow.commit()
+    return enrolment, created
+
+
+def unenrol(user_id: str, batch_id: str, uow: UnitOfWork, at: datetime | None = None) -> Enrolment:
+    """Mark an enrolment inactive; its progress is kept."""
+    at = at or datetime.now(UTC)
+    with uow:
+        batch = uow.batches.get(batch_id)
+        if batch is None:
+            raise BatchNotFound(f"batch {batch_id} does not exist")
+        key = EnrolmentKey(user_id, batch.course_id, batch_id)
+        if not uow.enrolments.set_active(key, False, at):
+            raise EnrolmentNotFound(f"{user_id} is not enrolled in batch {batch_id}")
+        enrolment = uow.enrolments.get_many([key])[key]
+        uow.commit()
+    return replace(enrolment, active=False)
+
+
+def get_enrolment(key: EnrolmentKey, uow: UnitOfWork) -> Enrolment:
+    with uow:
+        found = uow.enrolments.get_many([key]).get(key)
+    if found is None:
+        raise EnrolmentNotFound(
+            f"{key.user_id} is not enrolled in course {key.course_id}, batch {key.batch_id}"
+        )
+    return found
+
+
+def activity(key: EnrolmentKey, uow: UnitOfWork) -> list[UnitMetrics]:
+    """The course and unit metrics of an enrolment (``user_activity_agg``, context ``cb:<batchId>``)."""
+    with uow:
+        return uow.activity.for_user(key.user_id, f"cb:{key.batch_id}")
+
+
+def audit_events(
+    uow: UnitOfWork,
+    *,
+    user_id: str | None = None,
+    course_id: str | None = None,
+    after_id: int = 0,
+    limit: int = 1000,
+) -> list[LedgerEntry]:
+    with uow:
+        return uow.audits.list(user_id=user_id, course_id=course_id, after_id=after_id, limit=limit)
