@@ -15,8 +15,8 @@ from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.store import SqlUnitOfWork
-from courseinfra.domain.events import ContentPublished
-from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews
+from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
+from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
 from courseinfra.services.ingest import Router
 from courseinfra.services.messagebus import post_publish_handler, relay_outbox
 from courseinfra.services.ports import EventBus, RelationCache, UnitOfWork
@@ -75,4 +75,5 @@ def bootstrap(
         ]
     )
     bus.subscribe(ContentPublished.event_type, post_publish_handler(router, uow_factory))
+    bus.subscribe(RelationCacheUpdated.event_type, relation_cache_updated_handler(router, uow_factory, views))
     return App(settings, engine, cache, bus, router, uow_factory)

@@ -262,3 +262,17 @@ def aggregate(
     return Aggregation(
         new_state, tuple(metrics), tuple(audits), status is EnrolmentStatus.COMPLETED and not was_complete
     )
+
+
+def recompute(state: EnrolmentState, course: CourseView, now: datetime) -> Aggregation:
+    """The enrolment against a course whose leaves changed (a republication): statuses are kept, progress
+    and unit metrics follow the new leaves, a completed enrolment stays completed, and AUDIT conditions
+    that now hold are proposed again (the ledger keeps those already emitted from being emitted twice)."""
+    replayed = [ContentUpdate(content, status) for content, status in state.content_status.items()]
+    result = aggregate(state, replayed, course, now)
+    kept = replace(
+        result.state,
+        last_read_content_id=state.last_read_content_id,
+        last_read_content_status=state.last_read_content_status,
+    )
+    return replace(result, state=kept)

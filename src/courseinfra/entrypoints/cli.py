@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,9 +30,12 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import entries_by_kind, to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.services import content
+from courseinfra.domain.progress import EnrolmentKey
+from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json
+from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
+from courseinfra.services.ports import CourseBatch
 from courseinfra.services.relation_cache import published_roots, rebuild_requests
 from courseinfra.settings import SettingsError, load_settings
 
@@ -39,10 +44,18 @@ content_cli = typer.Typer(no_args_is_help=True, help="The hierarchy store: store
 cache_cli = typer.Typer(no_args_is_help=True, help="Read the relation cache.")
 failed_cli = typer.Typer(no_args_is_help=True, help="Events that were not processed: list and replay.")
 db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
+batches_cli = typer.Typer(no_args_is_help=True, help="Course batches: create, list, read.")
+enrolments_cli = typer.Typer(no_args_is_help=True, help="Enrolments and their progress.")
+activity_cli = typer.Typer(no_args_is_help=True, help="Course and unit metrics of an enrolment.")
+audit_cli = typer.Typer(no_args_is_help=True, help="The AUDIT events emitted for enrolments.")
 cli.add_typer(content_cli, name="content")
 cli.add_typer(cache_cli, name="cache")
 cli.add_typer(failed_cli, name="failed")
 cli.add_typer(db_cli, name="db")
+cli.add_typer(batches_cli, name="batches")
+cli.add_typer(enrolments_cli, name="enrolments")
+cli.add_typer(activity_cli, name="activity")
+cli.add_typer(audit_cli, name="audit")
 
 err = Console(stderr=True)
 
@@ -66,6 +79,12 @@ def application() -> Iterator[App]:
 
 def emit(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+
+
+def emit_lines(values: Iterable[Any]) -> None:
+    """One compact JSON document a line (for ``jq``, ``grep`` and paging)."""
+    for value in values:
+        sys.stdout.write(orjson.dumps(value).decode() + "\n")
 
 
 def read_json_file(path: Path) -> Any:
@@ -347,6 +366,166 @@ def failed_replay(
         raise typer.Exit(1)
 
 
+class EnrolmentType(StrEnum):
+    OPEN = "open"
+    INVITE_ONLY = "invite-only"
+
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
+CourseArg = Annotated[str, typer.Argument(metavar="COURSE", help="The course id.")]
+BatchArg = Annotated[str, typer.Argument(metavar="BATCH", help="The batch id.")]
+DateOption = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")]
+
+
+def _day(value: datetime | None) -> date | None:
+    return None if value is None else value.date()
+
+
+@batches_cli.command("create")
+def batches_create(
+    course: Annotated[str, typer.Option("--course", help="The course (a stored hierarchy's root).")],
+    batch: Annotated[str, typer.Option("--batch", help="The new batch's id.")],
+    name: Annotated[str, typer.Option("--name")],
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    start: DateOption = None,
+    end: DateOption = None,
+    enrolment_end: Annotated[
+        datetime | None,
+        typer.Option(
+            "--enrolment-end", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Last day to enrol."
+        ),
+    ] = None,
+    enrolment_type: Annotated[EnrolmentType, typer.Option("--enrolment-type")] = EnrolmentType.OPEN,
+    mentors: Annotated[list[str] | None, typer.Option("--mentor", help="A mentor (repeatable).")] = None,
+    created_for: Annotated[
+        list[str] | None, typer.Option("--created-for", help="An organisation (repeatable).")
+    ] = None,
+    created_by: Annotated[str | None, typer.Option("--created-by")] = None,
+) -> None:
+    """Create a batch of a course; print it as JSON."""
+    new = CourseBatch(
+        batch_id=batch,
+        course_id=course,
+        name=name,
+        created_at=datetime.now(UTC),
+        description=description,
+        start_date=_day(start),
+        end_date=_day(end),
+        enrollment_end_date=_day(enrolment_end),
+        enrollment_type=enrolment_type.value,
+        created_for=tuple(created_for or ()),
+        mentors=tuple(mentors or ()),
+        created_by=created_by,
+    )
+    with application() as app:
+        created = enrolments.create_batch(new, app.uow_factory())
+    emit(batch_json(created))
+
+
+@batches_cli.command("list")
+def batches_list(
+    course: Annotated[str | None, typer.Option("--course", help="Only this course's batches.")] = None,
+    after: Annotated[str, typer.Option("--after", help="Only batch ids above this one (paging).")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """Batches in batch id order, as JSON lines."""
+    with application() as app, app.uow_factory() as uow:
+        found = uow.batches.list(course_id=course, after=after, limit=limit)
+    emit_lines(batch_json(b) for b in found)
+
+
+@batches_cli.command("get")
+def batches_get(batch: BatchArg) -> None:
+    """One batch as JSON."""
+    with application() as app, app.uow_factory() as uow:
+        found = uow.batches.get(batch)
+    if found is None:
+        raise enrolments.BatchNotFound(f"batch {batch} does not exist")
+    emit(batch_json(found))
+
+
+@cli.command("enrol")
+def enrol_command(
+    user: UserArg,
+    batch: BatchArg,
+    added_by: Annotated[str | None, typer.Option("--added-by", help="Who enrolled the user.")] = None,
+) -> None:
+    """Enrol USER in BATCH (again, if they left it: their progress is kept); print the enrolment with
+    ``created``, false if it existed."""
+    with application() as app:
+        enrolment, created = enrolments.enrol(user, batch, app.uow_factory(), added_by=added_by)
+    emit({**enrolment_json(enrolment), "created": created})
+
+
+@cli.command("unenrol")
+def unenrol_command(user: UserArg, batch: BatchArg) -> None:
+    """Mark USER's enrolment in BATCH inactive (its progress is kept); print the enrolment."""
+    with application() as app:
+        enrolment = enrolments.unenrol(user, batch, app.uow_factory())
+    emit(enrolment_json(enrolment))
+
+
+@enrolments_cli.command("get")
+def enrolments_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
+    """One enrolment with its progress (the columns of ``user_enrolments``)."""
+    with application() as app:
+        enrolment = enrolments.get_enrolment(EnrolmentKey(user, course, batch), app.uow_factory())
+    emit(enrolment_json(enrolment))
+
+
+@enrolments_cli.command("list")
+def enrolments_list(
+    user: Annotated[str | None, typer.Option("--user", help="A user's enrolments.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="A batch's participants.")] = None,
+    after: Annotated[
+        str, typer.Option("--after", help="With --batch: only user ids above this one (paging).")
+    ] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
+) -> None:
+    """The enrolments of a user (by course and batch) or of a batch (by user), as JSON lines."""
+    if (user is None) == (batch is None):
+        raise Failure("give exactly one of --user and --batch", exit_code=2)
+    if user is not None and after:
+        raise Failure("--after pages the participants of a --batch", exit_code=2)
+    with application() as app, app.uow_factory() as uow:
+        if batch is not None:
+            if uow.batches.get(batch) is None:
+                raise enrolments.BatchNotFound(f"batch {batch} does not exist")
+            found = uow.enrolments.list_for_batch(batch, after_user=after, limit=limit)
+        else:
+            assert user is not None
+            found = uow.enrolments.list_for_user(user)[:limit]
+    emit_lines(enrolment_json(e) for e in found)
+
+
+@activity_cli.command("get")
+def activity_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
+    """The course's and each unit's metrics of an enrolment (``user_activity_agg``)."""
+    key = EnrolmentKey(user, course, batch)
+    with application() as app:
+        enrolments.get_enrolment(key, app.uow_factory())
+        metrics = enrolments.activity(key, app.uow_factory())
+    emit(activity_json(metrics))
+
+
+@audit_cli.command("list")
+def audit_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's events.")] = None,
+    course: Annotated[str | None, typer.Option("--course", help="Only this course's events.")] = None,
+    after: Annotated[int, typer.Option("--after", min=0, help="Only ledger ids above this one.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
+) -> None:
+    """AUDIT events in the order they were emitted, as JSON lines (telemetry v3). When the page is full,
+    standard error tells the ``--after`` of the next one."""
+    with application() as app:
+        entries = enrolments.audit_events(
+            app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
+        )
+    emit_lines(entry.event for entry in entries)
+    if len(entries) == limit:
+        err.print(f"more may follow: --after {entries[-1].id}", highlight=False)
+
+
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (done at start too, unless COURSEINFRA_AUTO_MIGRATE=false)."""
@@ -396,7 +575,10 @@ def main() -> None:
     except Exception as error:
         import click
 
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+        # Usage errors (a bad option value, a missing argument): typer >= 0.26 raises those of its own
+        # copy of click, which are not click's classes.
+        show = getattr(error, "show", None)
+        if isinstance(error, click.ClickException | typer.TyperException) and callable(show):
+            show()
+            sys.exit(getattr(error, "exit_code", 2))
         raise

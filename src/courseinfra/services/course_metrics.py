@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from courseinfra.domain.cache_layout import (
     CacheLayout,
     CacheList,
@@ -37,17 +39,27 @@ from courseinfra.domain.job_requests import (
     read_enrolment_update,
 )
 from courseinfra.domain.progress import (
+    Aggregation,
     AuditAction,
     AuditObject,
     AuditRecord,
     CourseView,
     EnrolmentKey,
     EnrolmentState,
-    UnitMetrics,
     aggregate,
+    recompute,
 )
+from courseinfra.services.ingest import Router, RunCounters, keep_rejected, replay_failed
 from courseinfra.services.jobs import EventResult, IncomingEvent, count_result
-from courseinfra.services.ports import Enrolment, JobCounters, RelationCache, UnitOfWork
+from courseinfra.services.ports import (
+    ContentSummary,
+    Enrolment,
+    FailedEvent,
+    JobCounters,
+    OutboxMessage,
+    RelationCache,
+    UnitOfWork,
+)
 
 JOB_NAME = "course-metrics-aggregator"
 AUDIT_EVENTS = "audit-events"
@@ -126,7 +138,13 @@ class CourseViews:
             for pair in units
         }
         unit_values = self.cache.get_many([key for keys in unit_keys.values() for key in keys])
+        summaries: dict[str, ContentSummary] = {}
+        if cached:
+            with self.uow_factory() as uow:
+                summaries = uow.hierarchies.summaries(cached)
+                counters.inc(DB_READS)
         for course in cached:
+            summary = summaries.get(course)
             leaf_nodes = {course: _members(heads[leaf_nodes_key(course, course, layout)])}
             optional = {course: _members(heads[optional_nodes_key(course, course, layout)])}
             for (owner, unit), (leaves_key, optional_key) in unit_keys.items():
@@ -140,10 +158,17 @@ class CourseViews:
                 ancestors={
                     content: path for (owner, content), path in ancestors.items() if owner == course and path
                 },
+                channel=summary.channel if summary else None,
             )
         return views, missing
 
-    def _from_store(self, course: str, counters: JobCounters) -> CourseView | Rejection:
+    def full(self, course: str, counters: JobCounters) -> CourseView | Rejection:
+        """The whole course (every unit), computed from the stored hierarchy."""
+        return self._from_store(course, counters, refill=False)
+
+    def _from_store(
+        self, course: str, counters: JobCounters, *, refill: bool = True
+    ) -> CourseView | Rejection:
         with self.uow_factory() as uow:
             stored = uow.hierarchies.get(course)
             counters.inc(DB_READS)
@@ -157,8 +182,9 @@ class CourseViews:
             return Rejection(Outcome.FAILED, error.code, f"course {course}: {error}")
         if not relations.leaf_nodes.get(course):
             return Rejection(Outcome.FAILED, "course-has-no-leaves", f"course {course} has no leaf nodes")
-        # Refill the cache, so that the next batch reads it there.
-        self.cache.replace_owned(course, cache_entries(relations, self.layout))
+        if refill:
+            # Refill the cache, so that the next batch reads it there.
+            self.cache.replace_owned(course, cache_entries(relations, self.layout))
         channel = stored.hierarchy.get("channel")
         return CourseView(
             course_id=course,
@@ -220,10 +246,7 @@ class CourseMetricsJob:
         """Aggregate every enrolment of the batch and write the outcome; return the AUDIT events emitted."""
         enrolments = uow.enrolments.get_many(list(by_enrolment))
         counters.inc(DB_READS)
-        states: list[EnrolmentState] = []
-        metrics: list[UnitMetrics] = []
-        candidates: list[tuple[AuditRecord, dict[str, Any]]] = []
-        channels: dict[str, str | None] = {}
+        aggregations: list[tuple[Aggregation, str | None]] = []
         for key, requests in by_enrolment.items():
             positions = [position for position, _ in requests]
             problem = unpublished.get(key.course_id)
@@ -235,58 +258,16 @@ class CourseMetricsJob:
                     results[position] = EventResult.rejected(self.name, problem or _NOT_ENROLLED)
                 continue
             view = views[key.course_id]
-            channels[key.course_id] = view.channel
             aggregation = aggregate(enrolment.state, [u for _, r in requests for u in r.contents], view, now)
-            states.append(aggregation.state)
-            metrics.extend(aggregation.metrics)
-            ets = int(now.timestamp() * 1000)
-            candidates.extend((record, record.telemetry(ets, view.channel)) for record in aggregation.audits)
+            aggregations.append((aggregation, view.channel))
             for position in positions:
                 results[position] = EventResult(self.name, Outcome.PROCESSED)
-        uow.enrolments.save_progress(states)
-        uow.activity.upsert(metrics, now)
-        emitted = uow.audits.add_new(candidates, now)
-        uow.record(*self._outbox(emitted, candidates, states, now, counters))
-        counters.inc(DB_WRITES, 3 if states else 0)
-        counters.inc(ENROLMENTS_UPDATED, len(states))
-        return len(emitted)
-
-    @staticmethod
-    def _outbox(
-        emitted: Sequence[AuditRecord],
-        candidates: Sequence[tuple[AuditRecord, dict[str, Any]]],
-        states: Sequence[EnrolmentState],
-        now: datetime,
-        counters: JobCounters,
-    ) -> list[Event]:
-        """The events to publish for the AUDIT records the ledger took as new; a course completion also
-        requests its certificate, so that request is as exactly-once as the AUDIT event."""
-        telemetry = {record.key: event for record, event in candidates}
-        completed_on = {state.key: state.completed_on for state in states}
-        events: list[Event] = []
-        for record in emitted:
-            events.append(
-                AuditEventEmitted(
-                    user_id=record.enrolment.user_id, telemetry=telemetry[record.key], occurred_at=now
-                )
-            )
-            if record.object_type is AuditObject.COURSE and record.action is AuditAction.COMPLETE:
-                done = completed_on.get(record.enrolment) or now
-                events.append(
-                    CertificateRequested(
-                        user_id=record.enrolment.user_id,
-                        course_id=record.enrolment.course_id,
-                        batch_id=record.enrolment.batch_id,
-                        completed_on=done.isoformat(),
-                        occurred_at=now,
-                    )
-                )
-                counters.inc(CERTIFICATE_REQUESTS)
-        return events
+        return write_aggregations(uow, aggregations, now, counters)
 
     def _enrol(
         self, uow: UnitOfWork, key: EnrolmentKey, now: datetime
     ) -> tuple[Enrolment | None, Rejection | None]:
+        """Enrol a learner whose progress arrives before the enrolment, where the setting allows it."""
         if not self.auto_enrol:
             return None, _NOT_ENROLLED
         batch = uow.batches.get(key.batch_id)
@@ -296,9 +277,151 @@ class CourseMetricsJob:
                 "batch-not-found",
                 f"batch {key.batch_id} of course {key.course_id} does not exist",
             )
-        return Enrolment(
+        enrolment = Enrolment(
             EnrolmentState(key=key, last_updated=now), active=True, enrolled_date=now, added_by="auto-enrol"
-        ), None
+        )
+        uow.enrolments.add(enrolment)
+        return enrolment, None
+
+
+def write_aggregations(
+    uow: UnitOfWork,
+    aggregations: Sequence[tuple[Aggregation, str | None]],
+    now: datetime,
+    counters: JobCounters,
+) -> int:
+    """Write aggregated enrolments (with their course's channel) in ``uow``: states, metrics, the AUDIT
+    ledger, and the outbox events of the AUDIT records the ledger took as new. Return how many."""
+    states = [aggregation.state for aggregation, _ in aggregations]
+    metrics = [metric for aggregation, _ in aggregations for metric in aggregation.metrics]
+    ets = int(now.timestamp() * 1000)
+    candidates = [
+        (record, record.telemetry(ets, channel))
+        for aggregation, channel in aggregations
+        for record in aggregation.audits
+    ]
+    uow.enrolments.save_progress(states)
+    uow.activity.upsert(metrics, now)
+    emitted = uow.audits.add_new(candidates, now)
+    uow.record(*_outbox(emitted, candidates, states, now, counters))
+    counters.inc(DB_WRITES, 3 if states else 0)
+    counters.inc(ENROLMENTS_UPDATED, len(states))
+    return len(emitted)
 
 
 _NOT_ENROLLED = Rejection(Outcome.FAILED, "enrolment-not-found", "the user is not enrolled in this batch")
+
+
+def _outbox(
+    emitted: Sequence[AuditRecord],
+    candidates: Sequence[tuple[AuditRecord, dict[str, Any]]],
+    states: Sequence[EnrolmentState],
+    now: datetime,
+    counters: JobCounters,
+) -> list[Event]:
+    """The events to publish for the AUDIT records the ledger took as new; a course completion also
+    requests its certificate, so that request is as exactly-once as the AUDIT event."""
+    telemetry = {record.key: event for record, event in candidates}
+    completed_on = {state.key: state.completed_on for state in states}
+    events: list[Event] = []
+    for record in emitted:
+        events.append(
+            AuditEventEmitted(
+                user_id=record.enrolment.user_id, telemetry=telemetry[record.key], occurred_at=now
+            )
+        )
+        if record.object_type is AuditObject.COURSE and record.action is AuditAction.COMPLETE:
+            done = completed_on.get(record.enrolment) or now
+            events.append(
+                CertificateRequested(
+                    user_id=record.enrolment.user_id,
+                    course_id=record.enrolment.course_id,
+                    batch_id=record.enrolment.batch_id,
+                    completed_on=done.isoformat(),
+                    occurred_at=now,
+                )
+            )
+            counters.inc(CERTIFICATE_REQUESTS)
+    return events
+
+
+def recompute_course(
+    course_id: str,
+    uow_factory: Callable[[], UnitOfWork],
+    views: CourseViews,
+    counters: JobCounters,
+    *,
+    page: int = 1000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Recompute every enrolment of a republished course, a page of learners per transaction; return how
+    many enrolments were recomputed. A course that cannot be read is left alone (its events fail)."""
+    view = views.full(course_id, counters)
+    if isinstance(view, Rejection):
+        return 0
+    recomputed = 0
+    after_batch = ""
+    while True:
+        with uow_factory() as uow:
+            batches = uow.batches.list(course_id=course_id, after=after_batch, limit=page)
+        for batch in batches:
+            after_user = ""
+            while True:
+                now = clock()
+                with uow_factory() as uow:
+                    enrolled = uow.enrolments.list_for_batch(
+                        batch.batch_id, after_user=after_user, limit=page
+                    )
+                    started = [e for e in enrolled if e.state.content_status]
+                    aggregations = [(recompute(e.state, view, now), view.channel) for e in started]
+                    counters.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, counters))
+                    uow.commit(now)
+                recomputed += len(started)
+                if len(enrolled) < page:
+                    break
+                after_user = enrolled[-1].key.user_id
+        if len(batches) < page:
+            return recomputed
+        after_batch = batches[-1].batch_id
+
+
+def unpublished_course_failures(course_id: str, uow_factory: Callable[[], UnitOfWork]) -> list[FailedEvent]:
+    """The kept events of this job that failed because ``course_id`` was not published yet."""
+    found: list[FailedEvent] = []
+    after = 0
+    while True:
+        with uow_factory() as uow:
+            page = uow.failed_events.list(job=JOB_NAME, after_id=after, limit=1000)
+        for event in page:
+            if event.code == "course-not-published" and _course_of(event.payload) == course_id:
+                found.append(event)
+        if len(page) < 1000:
+            return found
+        after = page[-1].id
+
+
+def _course_of(payload: str) -> str | None:
+    try:
+        edata = orjson.loads(payload).get("edata", {})
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    course = edata.get("courseId") if isinstance(edata, dict) else None
+    return course if isinstance(course, str) else None
+
+
+def relation_cache_updated_handler(
+    router: Router, uow_factory: Callable[[], UnitOfWork], views: CourseViews
+) -> Callable[[OutboxMessage], None]:
+    """When a course's relation cache is rebuilt (it was published again): recompute its enrolments, then
+    replay the progress events that failed because it was not published yet."""
+
+    def handle(message: OutboxMessage) -> None:
+        course_id = message.key
+        counters = RunCounters()
+        recompute_course(course_id, uow_factory, views, counters.job(JOB_NAME))
+        keep_rejected([], counters, uow_factory, datetime.now(UTC))
+        waiting = unpublished_course_failures(course_id, uow_factory)
+        if waiting:
+            replay_failed(waiting, router, uow_factory)
+
+    return handle

@@ -26,6 +26,17 @@ class StoredHierarchy:
     published_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ContentSummary:
+    """What readers need of a stored root without its hierarchy."""
+
+    identifier: str
+    version: int
+    published_at: datetime | None
+    channel: str | None
+    framework: str | None
+
+
 class HierarchyStore(abc.ABC):
     """The content hierarchies, one per root identifier; every put bumps its version."""
 
@@ -38,6 +49,10 @@ class HierarchyStore(abc.ABC):
 
     @abc.abstractmethod
     def mark_published(self, identifier: str, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def summaries(self, identifiers: Sequence[str]) -> dict[str, ContentSummary]:
+        """The stored roots among ``identifiers``, in one read, without their hierarchies."""
 
     @abc.abstractmethod
     def published_ids(self, *, after: str = "", limit: int = 1000) -> list[str]:

@@ -13,6 +13,7 @@ from courseinfra.adapters.sql.tables import content_hierarchy, failed_events, jo
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.services.ports import (
+    ContentSummary,
     CounterStore,
     FailedEvent,
     FailedEventStore,
@@ -37,6 +38,10 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def upsert(connection: sa.Connection, table: sa.Table) -> Any:
     """An INSERT that can take ``on_conflict_do_update`` on both SQLite and PostgreSQL."""
     if connection.dialect.name == "postgresql":
@@ -51,7 +56,13 @@ class SqlHierarchyStore(HierarchyStore):
     def put(self, identifier: str, mime_type: str, hierarchy: Mapping[str, Any]) -> int:
         now = datetime.now(UTC)
         statement = upsert(self.connection, content_hierarchy).values(
-            identifier=identifier, mime_type=mime_type, hierarchy=hierarchy, version=1, updated_at=now
+            identifier=identifier,
+            mime_type=mime_type,
+            hierarchy=hierarchy,
+            version=1,
+            updated_at=now,
+            channel=_text(hierarchy.get("channel")),
+            framework=_text(hierarchy.get("framework")),
         )
         statement = statement.on_conflict_do_update(
             index_elements=[content_hierarchy.c.identifier],
@@ -60,6 +71,8 @@ class SqlHierarchyStore(HierarchyStore):
                 "hierarchy": statement.excluded.hierarchy,
                 "version": content_hierarchy.c.version + 1,
                 "updated_at": statement.excluded.updated_at,
+                "channel": statement.excluded.channel,
+                "framework": statement.excluded.framework,
             },
         ).returning(content_hierarchy.c.version)
         return int(self.connection.execute(statement).scalar_one())
@@ -85,6 +98,18 @@ class SqlHierarchyStore(HierarchyStore):
             .where(content_hierarchy.c.identifier == identifier)
             .values(published_at=at)
         )
+
+    def summaries(self, identifiers: Sequence[str]) -> dict[str, ContentSummary]:
+        c = content_hierarchy.c
+        query = sa.select(c.identifier, c.version, c.published_at, c.channel, c.framework).where(
+            c.identifier.in_(list(dict.fromkeys(identifiers)))
+        )
+        return {
+            row.identifier: ContentSummary(
+                row.identifier, row.version, _aware(row.published_at), row.channel, row.framework
+            )
+            for row in self.connection.execute(query)
+        }
 
     def published_ids(self, *, after: str = "", limit: int = 1000) -> list[str]:
         query = (

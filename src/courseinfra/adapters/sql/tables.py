@@ -26,6 +26,8 @@ content_hierarchy = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("published_at", Timestamp, nullable=True),
+    sa.Column("channel", sa.String(255), nullable=True),
+    sa.Column("framework", sa.String(255), nullable=True),
 )
 
 failed_events = sa.Table(

@@ -22,6 +22,9 @@ Timestamp = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("content_hierarchy") as table:
+        table.add_column(sa.Column("channel", sa.String(255), nullable=True))
+        table.add_column(sa.Column("framework", sa.String(255), nullable=True))
     op.create_table(
         "course_batch",
         sa.Column("batchid", sa.String(255), nullable=False),
@@ -97,3 +100,6 @@ def downgrade() -> None:
     op.drop_table("user_activity_agg")
     op.drop_table("user_enrolments")
     op.drop_table("course_batch")
+    with op.batch_alter_table("content_hierarchy") as table:
+        table.drop_column("framework")
+        table.drop_column("channel")

@@ -1,0 +1,71 @@
+"""JSON shapes of batches, enrolments and activity, shared by the CLI and the API so that both print
+the same document. Field names are the column names of Sunbird's tables (``course_batch``,
+``user_enrolments``, ``user_activity_agg``); dates and times are ISO 8601 strings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from courseinfra.domain.progress import UnitMetrics
+from courseinfra.services.ports import CourseBatch, Enrolment
+
+#: The enrolment types a batch can have (``course_batch.enrollmenttype``).
+ENROLMENT_TYPES = ("open", "invite-only")
+
+COURSE_ACTIVITY = "Course"
+UNIT_ACTIVITY = "CourseUnit"
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def batch_json(batch: CourseBatch) -> dict[str, Any]:
+    """A row of ``course_batch``."""
+    return {
+        "batchid": batch.batch_id,
+        "courseid": batch.course_id,
+        "name": batch.name,
+        "description": batch.description,
+        "startdate": _iso(batch.start_date),
+        "enddate": _iso(batch.end_date),
+        "enrollmentenddate": _iso(batch.enrollment_end_date),
+        "enrollmenttype": batch.enrollment_type,
+        "status": batch.status,
+        "createdfor": list(batch.created_for),
+        "mentors": list(batch.mentors),
+        "createdby": batch.created_by,
+        "createddate": _iso(batch.created_at),
+    }
+
+
+def enrolment_json(enrolment: Enrolment) -> dict[str, Any]:
+    """A row of ``user_enrolments``; ``datetime`` is when it was last updated."""
+    state = enrolment.state
+    return {
+        "userid": state.key.user_id,
+        "courseid": state.key.course_id,
+        "batchid": state.key.batch_id,
+        "active": enrolment.active,
+        "addedby": enrolment.added_by,
+        "enrolleddate": _iso(enrolment.enrolled_date),
+        "datetime": _iso(state.last_updated),
+        "contentstatus": dict(state.content_status),
+        "lastreadcontentid": state.last_read_content_id,
+        "lastreadcontentstatus": state.last_read_content_status,
+        "progress": state.progress,
+        "completionpercentage": state.completion_percentage,
+        "status": int(state.status),
+        "completedon": _iso(state.completed_on),
+        "certificates": [dict(certificate) for certificate in enrolment.certificates],
+    }
+
+
+def activity_json(metrics: Sequence[UnitMetrics]) -> dict[str, Any]:
+    """The ``user_activity_agg`` rows of one enrolment: the course's (``null`` before any progress was
+    aggregated) and each unit's, by unit id."""
+    course = next((m.agg for m in metrics if m.activity_type == COURSE_ACTIVITY), None)
+    units = {m.activity_id: m.agg for m in metrics if m.activity_type == UNIT_ACTIVITY}
+    return {"course": course, "units": dict(sorted(units.items()))}

@@ -1,0 +1,183 @@
+"""The aggregator's pure rules: examples from the seed, and properties over random event streams."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from random import Random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
+from courseinfra.domain.job_requests import EnrolmentUpdateRequest, Rejection, read_enrolment_update
+from courseinfra.domain.progress import (
+    AuditAction,
+    AuditObject,
+    ContentUpdate,
+    CourseView,
+    EnrolmentKey,
+    EnrolmentState,
+    EnrolmentStatus,
+    aggregate,
+)
+from tests.helpers import collection, leaf
+
+KEY = EnrolmentKey("u1", "course", "b1")
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+TREE = collection(
+    "course",
+    collection("unit1", leaf("r1"), leaf("r2")),
+    collection("unit2", leaf("r3"), collection("unit2.1", leaf("r4"), leaf("r5", optional=True))),
+    leaf("r1"),
+    visibility="Default",
+)
+RELATIONS = compute_relations(parse_hierarchy(TREE))
+VIEW = CourseView("course", RELATIONS.leaf_nodes, RELATIONS.optional_nodes, RELATIONS.ancestors)
+LEAVES = sorted(RELATIONS.ancestors)
+
+
+def run(events: list[list[ContentUpdate]]) -> tuple[EnrolmentState, set[tuple[str, ...]], list[int]]:
+    """Apply micro-batches in order; the union of AUDIT candidates is what a ledger would emit."""
+    state = EnrolmentState(KEY)
+    emitted: set[tuple[str, ...]] = set()
+    percentages = []
+    for batch in events:
+        result = aggregate(state, batch, VIEW, NOW)
+        state = result.state
+        emitted |= {record.key for record in result.audits}
+        percentages.append(state.completion_percentage)
+    return state, emitted, percentages
+
+
+def audits(emitted: set[tuple[str, ...]]) -> set[tuple[str, str, str]]:
+    return {(object_type, object_id, action) for *_, object_type, object_id, action in emitted}
+
+
+def test_optional_leaves_do_not_count_toward_completion() -> None:
+    state, emitted, _ = run([[ContentUpdate(c, 2) for c in ("r1", "r2", "r3", "r4")]])
+    assert VIEW.required("course") == {"r1", "r2", "r3", "r4"}
+    assert (state.status, state.progress, state.completion_percentage) == (EnrolmentStatus.COMPLETED, 4, 100)
+    assert state.completed_on == NOW
+    assert ("Course", "course", "complete") in audits(emitted)
+    assert ("CourseUnit", "unit2.1", "complete") in audits(emitted)
+
+
+def test_first_consumption_enrols_starts_and_measures_units() -> None:
+    result = aggregate(EnrolmentState(KEY), [ContentUpdate("r3", 2)], VIEW, NOW)
+    assert {(r.object_type, r.object_id, r.action) for r in result.audits} == {
+        (AuditObject.COURSE, "course", AuditAction.ENROL),
+        (AuditObject.COURSE_UNIT, "unit2", AuditAction.START),
+        (AuditObject.CONTENT, "r3", AuditAction.START),
+        (AuditObject.CONTENT, "r3", AuditAction.COMPLETE),
+    }
+    metrics = {
+        (m.activity_type, m.activity_id): (m.completed_count, m.leaf_nodes_count, m.progress)
+        for m in result.metrics
+    }
+    assert metrics == {("Course", "course"): (1, 4, 25), ("CourseUnit", "unit2"): (1, 2, 50)}
+    assert result.state.status is EnrolmentStatus.IN_PROGRESS
+
+
+def test_a_status_never_goes_down() -> None:
+    state, _, _ = run([[ContentUpdate("r1", 2)], [ContentUpdate("r1", 1)], [ContentUpdate("r1", 0)]])
+    assert state.content_status == {"r1": 2}
+    assert state.last_read_content_id == "r1"
+    assert state.last_read_content_status == 2
+
+
+def test_percentage_is_floored_so_100_means_complete() -> None:
+    tree = collection("course", *(leaf(f"r{i}") for i in range(200)), visibility="Default")
+    relations = compute_relations(parse_hierarchy(tree))
+    view = CourseView("course", relations.leaf_nodes, relations.optional_nodes, relations.ancestors)
+    result = aggregate(EnrolmentState(KEY), [ContentUpdate(f"r{i}", 2) for i in range(199)], view, NOW)
+    assert result.state.completion_percentage == 99
+    assert result.state.status is EnrolmentStatus.IN_PROGRESS
+
+
+def test_contents_outside_the_course_are_kept_but_do_not_count() -> None:
+    result = aggregate(EnrolmentState(KEY), [ContentUpdate("elsewhere", 2)], VIEW, NOW)
+    assert result.state.content_status == {"elsewhere": 2}
+    assert result.state.progress == 0
+    assert result.audits == ()
+
+
+def test_requests_are_read_or_rejected_with_a_reason() -> None:
+    def edata(**fields: object) -> dict[str, object]:
+        base: dict[str, object] = {
+            "action": "batch-enrolment-update",
+            "userId": "u",
+            "courseId": "c",
+            "batchId": "b",
+        }
+        return {"edata": {**base, **fields}}
+
+    good = read_enrolment_update(edata(contents=[{"contentId": "r1", "status": 2}]))
+    assert isinstance(good, EnrolmentUpdateRequest)
+    assert good.contents == (ContentUpdate("r1", 2),)
+    for event, code in [
+        (edata(contents=[{"contentId": "r1", "status": 3}]), "invalid-status"),
+        (edata(contents=[{"contentId": "r1", "status": "2"}]), "invalid-status"),
+        (edata(contents=[{"contentId": "r1", "status": True}]), "invalid-status"),
+        (edata(contents=[{"status": 1}]), "invalid-contents"),
+        (edata(contents=[]), "missing-contents"),
+        (edata(userId=" ", contents=[{"contentId": "r1", "status": 1}]), "missing-field"),
+        ({"edata": {"action": "other"}}, "not-enrolment-update"),
+    ]:
+        rejected = read_enrolment_update(event)
+        assert isinstance(rejected, Rejection)
+        assert rejected.code == code
+
+
+updates = st.lists(
+    st.lists(
+        st.builds(ContentUpdate, st.sampled_from([*LEAVES, "stray"]), st.integers(0, 2)),
+        min_size=1,
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(updates)
+def test_progress_stays_within_bounds_and_never_decreases(events: list[list[ContentUpdate]]) -> None:
+    state, _, percentages = run(events)
+    assert all(0 <= p <= 100 for p in percentages)
+    assert percentages == sorted(percentages)
+    assert 0 <= state.progress <= len(VIEW.required("course"))
+    assert (state.completion_percentage == 100) == (state.status is EnrolmentStatus.COMPLETED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(updates, st.randoms(use_true_random=False), st.integers(0, 3))
+def test_any_order_or_duplication_gives_the_same_state_and_audit_set(
+    events: list[list[ContentUpdate]], random: Random, duplicates: int
+) -> None:
+    flat = [update for batch in events for update in batch]
+    shuffled = flat + [flat[i % len(flat)] for i in range(duplicates)]
+    random.shuffle(shuffled)
+    regrouped = [shuffled[i : i + 3] for i in range(0, len(shuffled), 3)]
+    first, first_audits, _ = run(events)
+    second, second_audits, _ = run(regrouped)
+    assert first.content_status == second.content_status
+    assert (first.status, first.progress, first.completion_percentage) == (
+        second.status,
+        second.progress,
+        second.completion_percentage,
+    )
+    assert first_audits == second_audits
+
+
+@settings(max_examples=200, deadline=None)
+@given(updates)
+def test_audit_conditions_hold_in_the_final_state(events: list[list[ContentUpdate]]) -> None:
+    state, emitted, _ = run(events)
+    completed = {c for c, s in state.content_status.items() if s == 2}
+    for object_type, object_id, action in audits(emitted):
+        if object_type == "Content":
+            assert state.content_status[object_id] >= (2 if action == "complete" else 1)
+        if object_type == "CourseUnit" and action == "complete":
+            assert VIEW.required(object_id) <= completed
+        if object_type == "Course" and action == "complete":
+            assert state.status is EnrolmentStatus.COMPLETED
