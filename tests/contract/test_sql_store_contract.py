@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,7 +15,16 @@ from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.store import SqlUnitOfWork
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.services.ports import NewFailedEvent
+from courseinfra.domain.progress import (
+    AuditAction,
+    AuditObject,
+    AuditRecord,
+    EnrolmentKey,
+    EnrolmentState,
+    EnrolmentStatus,
+    UnitMetrics,
+)
+from courseinfra.services.ports import AlreadyExists, ContentSummary, CourseBatch, Enrolment, NewFailedEvent
 from tests.conftest import truncate_all
 from tests.helpers import collection, leaf
 
@@ -175,6 +184,86 @@ class SqlStoreContract:
             uow.commit()
         with SqlUnitOfWork(engine) as uow:
             assert uow.counters.all() == {"job": {"failed": 0}}
+
+    def test_batches_are_unique_and_listed_by_course(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            uow.batches.add(CourseBatch("b2", "c1", "Two", T0, end_date=date(2026, 12, 31), mentors=("m1",)))
+            uow.batches.add(CourseBatch("b1", "c1", "One", T0))
+            uow.batches.add(CourseBatch("b3", "c2", "Three", T0))
+            with pytest.raises(AlreadyExists):
+                uow.batches.add(CourseBatch("b1", "c9", "Again", T0))
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert [b.batch_id for b in uow.batches.list(course_id="c1")] == ["b1", "b2"]
+            assert [b.batch_id for b in uow.batches.list(after="b1", limit=1)] == ["b2"]
+            batch = uow.batches.get("b2")
+        assert batch == CourseBatch("b2", "c1", "Two", T0, end_date=date(2026, 12, 31), mentors=("m1",))
+
+    def test_enrolments_round_trip_and_bulk_progress(self, engine: sa.Engine) -> None:
+        a, b = EnrolmentKey("u1", "c1", "b1"), EnrolmentKey("u2", "c1", "b1")
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.enrolments.add(
+                Enrolment(EnrolmentState(a, last_updated=T0), True, T0, added_by="admin")
+            )
+            assert uow.enrolments.add(Enrolment(EnrolmentState(b, last_updated=T0), True, T0))
+            assert not uow.enrolments.add(Enrolment(EnrolmentState(a, last_updated=T0), True, T0))
+            later = T0 + timedelta(days=1)
+            done = EnrolmentState(
+                a, {"r1": 2, "r2": 1}, EnrolmentStatus.COMPLETED, 2, 100, later, "r2", 1, later
+            )
+            uow.enrolments.save_progress([done])
+            assert uow.enrolments.set_active(b, False, later)
+            assert not uow.enrolments.set_active(EnrolmentKey("x", "c1", "b1"), False, later)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            found = uow.enrolments.get_many([a, b, EnrolmentKey("x", "c1", "b1")])
+            assert set(found) == {a, b}
+            assert found[a].state == done
+            assert found[a].added_by == "admin"
+            assert found[b].active is False
+            assert [e.key for e in uow.enrolments.list_for_batch("b1")] == [a, b]
+            assert [e.key for e in uow.enrolments.list_for_batch("b1", after_user="u1")] == [b]
+            assert [e.key for e in uow.enrolments.list_for_user("u2")] == [b]
+
+    def test_activity_upsert_replaces_the_aggregate(self, engine: sa.Engine) -> None:
+        first = UnitMetrics("CourseUnit", "unit1", "u1", "cb:b1", 1, 4, 25)
+        with SqlUnitOfWork(engine) as uow:
+            uow.activity.upsert([first, UnitMetrics("Course", "c1", "u1", "cb:b1", 1, 8, 12)], T0)
+            uow.activity.upsert([UnitMetrics("CourseUnit", "unit1", "u1", "cb:b1", 2, 4, 50)], T0)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.activity.for_user("u1", "cb:b1") == [
+                UnitMetrics("Course", "c1", "u1", "cb:b1", 1, 8, 12),
+                UnitMetrics("CourseUnit", "unit1", "u1", "cb:b1", 2, 4, 50),
+            ]
+            assert uow.activity.for_user("u1", "cb:other") == []
+
+    def test_the_audit_ledger_takes_each_key_once(self, engine: sa.Engine) -> None:
+        key = EnrolmentKey("u1", "c1", "b1")
+        enrol = AuditRecord(key, AuditObject.COURSE, "c1", AuditAction.ENROL)
+        start = AuditRecord(key, AuditObject.CONTENT, "r1", AuditAction.START)
+        with SqlUnitOfWork(engine) as uow:
+            assert set(uow.audits.add_new([(enrol, {"n": 1}), (start, {"n": 2})], T0)) == {enrol, start}
+            assert uow.audits.add_new([(enrol, {"n": 3}), (enrol, {"n": 4})], T0) == []
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            entries = uow.audits.list(user_id="u1")
+            assert [(e.record, e.event) for e in entries] == [(enrol, {"n": 1}), (start, {"n": 2})]
+            assert uow.audits.list(course_id="other") == []
+            assert [e.record for e in uow.audits.list(after_id=entries[0].id)] == [start]
+
+    def test_summaries_keep_channel_and_framework_without_the_hierarchy(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            uow.hierarchies.put("c1", "m", {"identifier": "c1", "channel": "ch", "framework": "TPD"})
+            uow.hierarchies.put("c2", "m", {"identifier": "c2"})
+            uow.hierarchies.mark_published("c1", T0)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            summaries = uow.hierarchies.summaries(["c1", "c2", "c3"])
+        assert summaries == {
+            "c1": ContentSummary("c1", 1, T0, "ch", "TPD"),
+            "c2": ContentSummary("c2", 1, None, None, None),
+        }
 
 
 class TestSqliteStore(SqlStoreContract):

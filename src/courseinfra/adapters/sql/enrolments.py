@@ -141,8 +141,9 @@ class SqlEnrolmentStore(EnrolmentStore):
             completedon=state.completed_on,
             certificates=list(enrolment.certificates),
         )
-        result = self.connection.execute(statement.on_conflict_do_nothing())
-        return result.rowcount == 1
+        # RETURNING, not rowcount: psycopg does not report a row count for this statement reliably.
+        inserted = self.connection.execute(statement.on_conflict_do_nothing().returning(user_enrolments.c.userid))
+        return inserted.first() is not None
 
     def set_active(self, key: EnrolmentKey, active: bool, at: datetime) -> bool:
         result = self.connection.execute(
