@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test services lint typecheck unit bench clean
+.PHONY: install run example test services lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/courseinfra content publish examples/democourse.json > /dev/null
 	$(BIN)/courseinfra cache show democourse
+
+## The aggregator's worked example: progress, unit metrics and AUDIT events of two learners.
+example: install
+	bash examples/learner-journey.sh
 
 ## Every check: lint, types, architecture, then the whole suite on SQLite and on PostgreSQL + Redis.
 test: install services lint typecheck

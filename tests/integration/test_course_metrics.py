@@ -288,3 +288,25 @@ def test_events_that_waited_for_the_course_are_replayed_when_it_is_published(app
         assert uow.failed_events.list() == []
         [resolved] = uow.failed_events.list(include_resolved=True)
     assert resolved.resolved_at is not None
+
+
+def test_a_batch_with_dates_out_of_order_is_refused(app: App) -> None:
+    content.put_hierarchy(COURSE, app.uow_factory())
+    start, end = datetime(2026, 12, 1).date(), datetime(2026, 11, 1).date()
+    with pytest.raises(enrolments.InvalidBatch, match="ends"):
+        enrolments.create_batch(
+            CourseBatch("b1", "course", "B", datetime.now(UTC), start_date=start, end_date=end),
+            app.uow_factory(),
+        )
+    with pytest.raises(enrolments.InvalidBatch, match="enrolment ends"):
+        enrolments.create_batch(
+            CourseBatch(
+                "b1",
+                "course",
+                "B",
+                datetime.now(UTC),
+                end_date=start,
+                enrollment_end_date=datetime(2027, 1, 1).date(),
+            ),
+            app.uow_factory(),
+        )

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import datetime
-from typing import Annotated, Any, cast
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,9 +34,11 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.services import content
+from courseinfra.domain.progress import EnrolmentKey
+from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json
+from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import ingest, replay_failed
-from courseinfra.services.ports import FailedEvent
+from courseinfra.services.ports import CourseBatch, FailedEvent
 from courseinfra.settings import load_settings
 
 HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
@@ -50,6 +52,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "content-not-found": 404,
     "cache-key-not-found": 404,
     "failed-event-not-found": 404,
+    "batch-exists": 409,
+    "batch-not-found": 404,
+    "course-not-found": 404,
+    "enrolment-not-found": 404,
+    "enrolment-closed": 409,
+    "invalid-batch": 422,
 }
 DEFAULT_ERROR_STATUS = 422
 
@@ -140,6 +148,93 @@ class HealthOut(BaseModel):
     status: str
     database: str
     cache: str
+
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
+
+
+class BatchIn(BaseModel):
+    """A new batch; the fields are the columns of ``course_batch`` (as in :class:`BatchOut`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batchid: str = Field(min_length=1, max_length=255)
+    courseid: str = Field(min_length=1, max_length=255)
+    name: str = Field(min_length=1)
+    description: str | None = None
+    startdate: date | None = None
+    enddate: date | None = None
+    enrollmentenddate: date | None = Field(None, description="The last day to enrol.")
+    enrollmenttype: Literal["open", "invite-only"] = "open"
+    mentors: list[str] = Field(default_factory=list)
+    createdfor: list[str] = Field(default_factory=list, description="Organisations.")
+    createdby: str | None = None
+
+
+class BatchOut(BaseModel):
+    batchid: str
+    courseid: str
+    name: str
+    description: str | None
+    startdate: Day | None
+    enddate: Day | None
+    enrollmentenddate: Day | None
+    enrollmenttype: str
+    status: int
+    createdfor: list[str]
+    mentors: list[str]
+    createdby: str | None
+    createddate: Timestamp
+
+
+class EnrolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    addedby: str | None = Field(None, description="Who enrolled the user.")
+
+
+class EnrolmentOut(BaseModel):
+    """A row of ``user_enrolments``; ``datetime`` is when it was last updated."""
+
+    userid: str
+    courseid: str
+    batchid: str
+    active: bool
+    addedby: str | None
+    enrolleddate: Timestamp
+    datetime: Timestamp | None
+    contentstatus: dict[str, int] = Field(description="Content id to status: 0, 1 started, 2 completed.")
+    lastreadcontentid: str | None
+    lastreadcontentstatus: int | None
+    progress: int = Field(description="Completed required leaves.")
+    completionpercentage: int
+    status: int = Field(description="0 not started, 1 in progress, 2 completed.")
+    completedon: Timestamp | None
+    certificates: list[dict[str, Any]]
+
+
+class EnrolOut(EnrolmentOut):
+    created: bool = Field(description="False if the user was enrolled already.")
+
+
+class MetricsOut(BaseModel):
+    """The ``agg`` of a ``user_activity_agg`` row (its keys are camelCase)."""
+
+    completedCount: int
+    leafNodesCount: int
+    progress: int
+
+
+class ActivityOut(BaseModel):
+    course: MetricsOut | None = Field(description="Null until progress of the enrolment is aggregated.")
+    units: dict[str, MetricsOut]
+
+
+class AuditEntryOut(BaseModel):
+    id: int = Field(description="The ledger id: pass the last one as ``after`` for the next page.")
+    emitted_at: datetime
+    event: dict[str, Any] = Field(description="The AUDIT event (telemetry v3).")
 
 
 def failed_event_json(event: FailedEvent) -> dict[str, Any]:
@@ -403,6 +498,171 @@ def replay(app: AppDep, event_id: Annotated[int, Path(alias="id")]) -> ReplayOut
     [result] = replay_failed([event], app.router, app.uow_factory)
     app.relay()
     return ReplayOut(**asdict(result))
+
+
+CONFLICT: Responses = {409: {"model": ErrorResponse, "description": "Conflict"}}
+
+
+@routes.post(
+    "/v1/batches",
+    tags=["batches"],
+    status_code=201,
+    response_model=BatchOut,
+    responses={**INVALID, **NOT_FOUND, **CONFLICT},
+)
+def create_batch(app: AppDep, body: BatchIn) -> dict[str, Any]:
+    """Create a batch of a course the hierarchy store knows (404 ``course-not-found``, 409 ``batch-exists``)."""
+    batch = CourseBatch(
+        batch_id=body.batchid,
+        course_id=body.courseid,
+        name=body.name,
+        created_at=datetime.now(UTC),
+        description=body.description,
+        start_date=body.startdate,
+        end_date=body.enddate,
+        enrollment_end_date=body.enrollmentenddate,
+        enrollment_type=body.enrollmenttype,
+        created_for=tuple(body.createdfor),
+        mentors=tuple(body.mentors),
+        created_by=body.createdby,
+    )
+    return batch_json(enrolments.create_batch(batch, app.uow_factory()))
+
+
+@routes.get("/v1/batches", tags=["batches"], response_model=list[BatchOut], responses=INVALID)
+def list_batches(
+    app: AppDep,
+    course: Annotated[str | None, Query(description="Only this course's batches.")] = None,
+    after: Annotated[str, Query(description="Only batch ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Batches in batch id order."""
+    with app.uow_factory() as uow:
+        found = uow.batches.list(course_id=course, after=after, limit=limit)
+    return [batch_json(batch) for batch in found]
+
+
+@routes.get(
+    "/v1/batches/{batch_id}", tags=["batches"], response_model=BatchOut, responses={**INVALID, **NOT_FOUND}
+)
+def get_batch(app: AppDep, batch_id: str) -> dict[str, Any]:
+    """One batch."""
+    with app.uow_factory() as uow:
+        found = uow.batches.get(batch_id)
+    if found is None:
+        raise enrolments.BatchNotFound(f"batch {batch_id} does not exist")
+    return batch_json(found)
+
+
+@routes.put(
+    "/v1/batches/{batch_id}/enrolments/{user_id}",
+    tags=["enrolments"],
+    response_model=EnrolOut,
+    responses={
+        201: {"model": EnrolOut, "description": "Enrolled"},
+        **INVALID,
+        **NOT_FOUND,
+        **CONFLICT,
+    },
+)
+def enrol(
+    app: AppDep,
+    batch_id: str,
+    user_id: str,
+    response: Response,
+    body: Annotated[EnrolIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Enrol a user: 201 if the enrolment is new, 200 if it existed (re-activated if it was left, with
+    its progress kept); 409 ``enrolment-closed`` after the batch's last day to enrol."""
+    enrolment, created = enrolments.enrol(
+        user_id, batch_id, app.uow_factory(), added_by=body.addedby if body else None
+    )
+    response.status_code = 201 if created else 200
+    return {**enrolment_json(enrolment), "created": created}
+
+
+@routes.delete(
+    "/v1/batches/{batch_id}/enrolments/{user_id}",
+    tags=["enrolments"],
+    response_model=EnrolmentOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def unenrol(app: AppDep, batch_id: str, user_id: str) -> dict[str, Any]:
+    """Mark an enrolment inactive; its progress is kept."""
+    return enrolment_json(enrolments.unenrol(user_id, batch_id, app.uow_factory()))
+
+
+@routes.get(
+    "/v1/batches/{batch_id}/enrolments",
+    tags=["enrolments"],
+    response_model=list[EnrolmentOut],
+    responses={**INVALID, **NOT_FOUND},
+)
+def list_participants(
+    app: AppDep,
+    batch_id: str,
+    after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> list[dict[str, Any]]:
+    """The enrolments of a batch, by user id."""
+    with app.uow_factory() as uow:
+        if uow.batches.get(batch_id) is None:
+            raise enrolments.BatchNotFound(f"batch {batch_id} does not exist")
+        found = uow.enrolments.list_for_batch(batch_id, after_user=after, limit=limit)
+    return [enrolment_json(e) for e in found]
+
+
+@routes.get(
+    "/v1/users/{user_id}/enrolments",
+    tags=["enrolments"],
+    response_model=list[EnrolmentOut],
+    responses=INVALID,
+)
+def list_user_enrolments(app: AppDep, user_id: str) -> list[dict[str, Any]]:
+    """A user's enrolments, by course and batch (empty for an unknown user)."""
+    with app.uow_factory() as uow:
+        found = uow.enrolments.list_for_user(user_id)
+    return [enrolment_json(e) for e in found]
+
+
+@routes.get(
+    "/v1/enrolments/{user_id}/{course_id}/{batch_id}",
+    tags=["enrolments"],
+    response_model=EnrolmentOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
+    """One enrolment with its progress."""
+    key = EnrolmentKey(user_id, course_id, batch_id)
+    return enrolment_json(enrolments.get_enrolment(key, app.uow_factory()))
+
+
+@routes.get(
+    "/v1/enrolments/{user_id}/{course_id}/{batch_id}/activity",
+    tags=["enrolments"],
+    response_model=ActivityOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
+    """The course's and each unit's metrics of an enrolment (``user_activity_agg``)."""
+    key = EnrolmentKey(user_id, course_id, batch_id)
+    enrolments.get_enrolment(key, app.uow_factory())
+    return activity_json(enrolments.activity(key, app.uow_factory()))
+
+
+@routes.get("/v1/audit-events", tags=["audit"], response_model=list[AuditEntryOut], responses=INVALID)
+def list_audit_events(
+    app: AppDep,
+    user: Annotated[str | None, Query(description="Only this user's events.")] = None,
+    course: Annotated[str | None, Query(description="Only this course's events.")] = None,
+    after: Annotated[int, Query(ge=0, description="Only ledger ids above this one (paging).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> list[dict[str, Any]]:
+    """AUDIT events in the order they were emitted, each with its ledger id."""
+    entries = enrolments.audit_events(
+        app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
+    )
+    return [{"id": e.id, "emitted_at": e.emitted_at, "event": dict(e.event)} for e in entries]
 
 
 @routes.get("/v1/counters", tags=["operations"], response_model=dict[str, dict[str, int]])

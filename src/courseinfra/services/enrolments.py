@@ -30,8 +30,21 @@ class EnrolmentClosed(DomainError):
     code = "enrolment-closed"
 
 
+class InvalidBatch(DomainError):
+    code = "invalid-batch"
+
+
 def create_batch(batch: CourseBatch, uow: UnitOfWork) -> CourseBatch:
-    """Create a batch of a course the hierarchy store knows."""
+    """Create a batch of a course the hierarchy store knows; its dates must be in order (start, last day
+    to enrol, end)."""
+    if batch.start_date and batch.end_date and batch.end_date < batch.start_date:
+        raise InvalidBatch(
+            f"batch {batch.batch_id} ends ({batch.end_date}) before it starts ({batch.start_date})"
+        )
+    if batch.enrollment_end_date and batch.end_date and batch.enrollment_end_date > batch.end_date:
+        raise InvalidBatch(
+            f"batch {batch.batch_id}: enrolment ends ({batch.enrollment_end_date}) after the batch ({batch.end_date})"
+        )
     with uow:
         if uow.hierarchies.get(batch.course_id) is None:
             raise CourseNotFound(f"no hierarchy is stored for course {batch.course_id}")

@@ -142,7 +142,9 @@ class SqlEnrolmentStore(EnrolmentStore):
             certificates=list(enrolment.certificates),
         )
         # RETURNING, not rowcount: psycopg does not report a row count for this statement reliably.
-        inserted = self.connection.execute(statement.on_conflict_do_nothing().returning(user_enrolments.c.userid))
+        inserted = self.connection.execute(
+            statement.on_conflict_do_nothing().returning(user_enrolments.c.userid)
+        )
         return inserted.first() is not None
 
     def set_active(self, key: EnrolmentKey, active: bool, at: datetime) -> bool:
