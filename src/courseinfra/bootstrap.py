@@ -14,7 +14,7 @@ from courseinfra.adapters.bus import InProcessBus
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.adapters.sql.engine import create_engine, migrate
-from courseinfra.adapters.sql.store import SqlUnitOfWork
+from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
 from courseinfra.services.ingest import Router

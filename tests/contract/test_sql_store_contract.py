@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from courseinfra.adapters.sql.engine import create_engine, migrate
-from courseinfra.adapters.sql.store import SqlUnitOfWork
+from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import (

@@ -155,7 +155,7 @@ def test_a_crash_before_commit_changes_nothing_and_the_rerun_emits_once(
 ) -> None:
     setup_course(app)
     published = Published(app)
-    from courseinfra.adapters.sql.store import SqlUnitOfWork
+    from courseinfra.adapters.sql.uow import SqlUnitOfWork
 
     original = SqlUnitOfWork._commit
     calls = {"n": 0}

@@ -35,10 +35,10 @@ from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
-from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json
+from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json, failed_event_json
 from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import ingest, replay_failed
-from courseinfra.services.ports import CourseBatch, FailedEvent
+from courseinfra.services.ports import CourseBatch
 from courseinfra.settings import load_settings
 
 HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
@@ -235,22 +235,6 @@ class AuditEntryOut(BaseModel):
     id: int = Field(description="The ledger id: pass the last one as ``after`` for the next page.")
     emitted_at: datetime
     event: dict[str, Any] = Field(description="The AUDIT event (telemetry v3).")
-
-
-def failed_event_json(event: FailedEvent) -> dict[str, Any]:
-    """A kept event with the fields of the CLI's ``failed list --json``."""
-    return {
-        "id": event.id,
-        "job": event.job,
-        "outcome": event.outcome.value,
-        "code": event.code,
-        "reason": event.reason,
-        "source": event.source,
-        "attempts": event.attempts,
-        "created_at": event.created_at,
-        "resolved_at": event.resolved_at,
-        "payload": event.payload,
-    }
 
 
 # --- dependencies ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from courseinfra.domain.cache_layout import entries_by_kind, to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
-from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json
+from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json, failed_event_json
 from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
@@ -285,21 +285,6 @@ def cache_show(root: str) -> None:
     emit({key: to_json_value(values[key]) for key in keys})
 
 
-def _failed_json(event: Any) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "job": event.job,
-        "outcome": event.outcome.value,
-        "code": event.code,
-        "reason": event.reason,
-        "source": event.source,
-        "attempts": event.attempts,
-        "created_at": event.created_at.isoformat(),
-        "resolved_at": event.resolved_at.isoformat() if event.resolved_at else None,
-        "payload": event.payload,
-    }
-
-
 @failed_cli.command("list")
 def failed_list(
     job: Annotated[str | None, typer.Option(help="Only this job's events.")] = None,
@@ -317,7 +302,7 @@ def failed_list(
         )
     if as_json or not sys.stdout.isatty():
         for event in events:
-            sys.stdout.write(orjson.dumps(_failed_json(event)).decode() + "\n")
+            sys.stdout.write(orjson.dumps(failed_event_json(event)).decode() + "\n")
         return
     table = Table(title=f"{len(events)} kept event(s)")
     for column in ("id", "job", "outcome", "code", "source", "attempts", "reason"):

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from courseinfra.domain.progress import UnitMetrics
-from courseinfra.services.ports import CourseBatch, Enrolment
+from courseinfra.services.ports import CourseBatch, Enrolment, FailedEvent
 
 #: The enrolment types a batch can have (``course_batch.enrollmenttype``).
 ENROLMENT_TYPES = ("open", "invite-only")
@@ -69,3 +69,19 @@ def activity_json(metrics: Sequence[UnitMetrics]) -> dict[str, Any]:
     course = next((m.agg for m in metrics if m.activity_type == COURSE_ACTIVITY), None)
     units = {m.activity_id: m.agg for m in metrics if m.activity_type == UNIT_ACTIVITY}
     return {"course": course, "units": dict(sorted(units.items()))}
+
+
+def failed_event_json(event: FailedEvent) -> dict[str, Any]:
+    """A kept event: what ``failed list --json`` prints and ``GET /v1/failed-events`` returns."""
+    return {
+        "id": event.id,
+        "job": event.job,
+        "outcome": event.outcome.value,
+        "code": event.code,
+        "reason": event.reason,
+        "source": event.source,
+        "attempts": event.attempts,
+        "created_at": _iso(event.created_at),
+        "resolved_at": _iso(event.resolved_at),
+        "payload": event.payload,
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +22,6 @@ from courseinfra.services.ports import (
     Outbox,
     OutboxMessage,
     StoredHierarchy,
-    UnitOfWork,
 )
 
 
@@ -270,40 +269,3 @@ class SqlOutbox(Outbox):
             .where(outbox.c.id == message_id)
             .values(attempts=outbox.c.attempts + 1, last_error=error)
         )
-
-
-class SqlUnitOfWork(UnitOfWork):
-    """A transaction on one connection of ``engine``, opened on entry and closed on exit."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        super().__init__()
-        self.engine = engine
-
-    def __enter__(self) -> Self:
-        self.connection = self.engine.connect()
-        self.transaction = self.connection.begin()
-        self.hierarchies = SqlHierarchyStore(self.connection)
-        self.failed_events = SqlFailedEventStore(self.connection)
-        self.counters = SqlCounterStore(self.connection)
-        self.outbox = SqlOutbox(self.connection)
-        from courseinfra.adapters.sql import enrolments
-
-        self.batches = enrolments.SqlBatchStore(self.connection)
-        self.enrolments = enrolments.SqlEnrolmentStore(self.connection)
-        self.activity = enrolments.SqlActivityStore(self.connection)
-        self.audits = enrolments.SqlAuditLedger(self.connection)
-        return super().__enter__()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        try:
-            super().__exit__(*exc_info)
-        finally:
-            self.connection.close()
-
-    def _commit(self) -> None:
-        self.transaction.commit()
-        self.transaction = self.connection.begin()
-
-    def rollback(self) -> None:
-        if self.transaction.is_active:
-            self.transaction.rollback()
