@@ -8,8 +8,9 @@ from random import Random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from courseinfra.domain.aggregator import NOT_ENROLLED, plan_batch
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
-from courseinfra.domain.job_requests import EnrolmentUpdateRequest, Rejection, read_enrolment_update
+from courseinfra.domain.job_requests import EnrolmentUpdateRequest, Outcome, Rejection, read_enrolment_update
 from courseinfra.domain.progress import (
     AuditAction,
     AuditObject,
@@ -181,3 +182,21 @@ def test_audit_conditions_hold_in_the_final_state(events: list[list[ContentUpdat
             assert VIEW.required(object_id) <= completed
         if object_type == "Course" and action == "complete":
             assert state.status is EnrolmentStatus.COMPLETED
+
+
+def test_a_batch_plan_applies_every_request_of_an_enrolment_and_rejects_the_rest() -> None:
+    other = EnrolmentKey("u2", "course", "b1")
+    unknown_course = EnrolmentKey("u3", "gone", "b9")
+    requests = {
+        KEY: [
+            EnrolmentUpdateRequest(KEY, (ContentUpdate("r1", 2),)),
+            EnrolmentUpdateRequest(KEY, (ContentUpdate("r2", 2),)),
+        ],
+        other: [EnrolmentUpdateRequest(other, (ContentUpdate("r1", 1),))],
+        unknown_course: [EnrolmentUpdateRequest(unknown_course, (ContentUpdate("x", 2),))],
+    }
+    missing_course = Rejection(Outcome.FAILED, "course-not-published", "gone")
+    plan = plan_batch(requests, {KEY: EnrolmentState(KEY)}, {"course": VIEW}, {"gone": missing_course}, NOW)
+    [(aggregation, _)] = plan.applied
+    assert dict(aggregation.state.content_status) == {"r1": 2, "r2": 2}
+    assert plan.rejected == {other: NOT_ENROLLED, unknown_course: missing_course}

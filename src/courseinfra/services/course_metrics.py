@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from courseinfra.domain.aggregator import NOT_ENROLLED, plan_batch
 from courseinfra.domain.cache_layout import (
     CacheLayout,
     CacheList,
@@ -46,7 +47,6 @@ from courseinfra.domain.progress import (
     CourseView,
     EnrolmentKey,
     EnrolmentState,
-    aggregate,
     recompute,
 )
 from courseinfra.services.ingest import Router, RunCounters, keep_rejected, replay_failed
@@ -243,33 +243,36 @@ class CourseMetricsJob:
         now: datetime,
         counters: JobCounters,
     ) -> int:
-        """Aggregate every enrolment of the batch and write the outcome; return the AUDIT events emitted."""
+        """Read the batch's enrolments, plan it (pure), write the plan; return the AUDIT events emitted."""
         enrolments = uow.enrolments.get_many(list(by_enrolment))
         counters.inc(DB_READS)
-        aggregations: list[tuple[Aggregation, str | None]] = []
-        for key, requests in by_enrolment.items():
-            positions = [position for position, _ in requests]
-            problem = unpublished.get(key.course_id)
-            enrolment = enrolments.get(key)
-            if problem is None and enrolment is None:
+        states = {key: enrolment.state for key, enrolment in enrolments.items()}
+        enrol_problems: dict[EnrolmentKey, Rejection] = {}
+        for key in by_enrolment:
+            if key not in states and key.course_id in views:
                 enrolment, problem = self._enrol(uow, key, now)
-            if problem is not None or enrolment is None:
-                for position in positions:
-                    results[position] = EventResult.rejected(self.name, problem or _NOT_ENROLLED)
-                continue
-            view = views[key.course_id]
-            aggregation = aggregate(enrolment.state, [u for _, r in requests for u in r.contents], view, now)
-            aggregations.append((aggregation, view.channel))
-            for position in positions:
-                results[position] = EventResult(self.name, Outcome.PROCESSED)
-        return write_aggregations(uow, aggregations, now, counters)
+                if enrolment is not None:
+                    states[key] = enrolment.state
+                elif problem is not None:
+                    enrol_problems[key] = problem
+        requests = {key: [request for _, request in pairs] for key, pairs in by_enrolment.items()}
+        plan = plan_batch(requests, states, views, unpublished, now)
+        for key, pairs in by_enrolment.items():
+            rejection = enrol_problems.get(key) or plan.rejected.get(key)
+            for position, _ in pairs:
+                results[position] = (
+                    EventResult.rejected(self.name, rejection)
+                    if rejection
+                    else EventResult(self.name, Outcome.PROCESSED)
+                )
+        return write_aggregations(uow, plan.applied, now, counters)
 
     def _enrol(
         self, uow: UnitOfWork, key: EnrolmentKey, now: datetime
     ) -> tuple[Enrolment | None, Rejection | None]:
         """Enrol a learner whose progress arrives before the enrolment, where the setting allows it."""
         if not self.auto_enrol:
-            return None, _NOT_ENROLLED
+            return None, NOT_ENROLLED
         batch = uow.batches.get(key.batch_id)
         if batch is None or batch.course_id != key.course_id:
             return None, Rejection(
@@ -307,9 +310,6 @@ def write_aggregations(
     counters.inc(DB_WRITES, 3 if states else 0)
     counters.inc(ENROLMENTS_UPDATED, len(states))
     return len(emitted)
-
-
-_NOT_ENROLLED = Rejection(Outcome.FAILED, "enrolment-not-found", "the user is not enrolled in this batch")
 
 
 def _outbox(
