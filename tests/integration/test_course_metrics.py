@@ -310,3 +310,17 @@ def test_a_batch_with_dates_out_of_order_is_refused(app: App) -> None:
             ),
             app.uow_factory(),
         )
+
+
+def test_events_for_a_course_published_without_leaves_are_replayed_when_leaves_arrive(app: App) -> None:
+    empty = collection("course", collection("unit1"), visibility="Default")
+    content.put_hierarchy(empty, app.uow_factory())
+    content.publish("course", app.uow_factory())
+    app.relay()
+    enrolments.create_batch(CourseBatch("b1", "course", "Batch 1", datetime.now(UTC)), app.uow_factory())
+    enrolments.enrol("u1", "b1", app.uow_factory())
+    app.cache.clear()
+    [rejected] = run(app, progress_event("u1", ("r1", 2))).rejected
+    assert rejected.code == "course-has-no-leaves"
+    republish(app, COURSE)
+    assert dict(enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status) == {"r1": 2}

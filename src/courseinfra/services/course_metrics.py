@@ -385,15 +385,20 @@ def recompute_course(
         after_batch = batches[-1].batch_id
 
 
+#: Failure codes that a new publication of the course can cure.
+WAITING_FOR_PUBLICATION = frozenset({"course-not-published", "course-has-no-leaves", "invalid-hierarchy"})
+
+
 def unpublished_course_failures(course_id: str, uow_factory: Callable[[], UnitOfWork]) -> list[FailedEvent]:
-    """The kept events of this job that failed because ``course_id`` was not published yet."""
+    """The kept events of this job that failed because ``course_id`` was not published yet, or was
+    published without leaves or with an invalid hierarchy."""
     found: list[FailedEvent] = []
     after = 0
     while True:
         with uow_factory() as uow:
             page = uow.failed_events.list(job=JOB_NAME, after_id=after, limit=1000)
         for event in page:
-            if event.code == "course-not-published" and _course_of(event.payload) == course_id:
+            if event.code in WAITING_FOR_PUBLICATION and _course_of(event.payload) == course_id:
                 found.append(event)
         if len(page) < 1000:
             return found
