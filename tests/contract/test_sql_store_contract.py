@@ -117,7 +117,7 @@ class SqlStoreContract:
                 ("courseinfra.test.something.happened.v1", "b", "b"),
             ]
             uow.outbox.mark_attempt_failed(pending[0].id, "boom")
-            uow.outbox.mark_relayed(pending[1].id, T0)
+            uow.outbox.mark_relayed([pending[1].id], T0)
             uow.commit()
         with SqlUnitOfWork(engine) as uow:
             still = uow.outbox.pending()

@@ -179,23 +179,61 @@ def merge_status(current: Mapping[str, int], updates: Iterable[ContentUpdate]) -
     return merged
 
 
+def _conditions(
+    key: EnrolmentKey,
+    statuses: Mapping[str, int],
+    course_complete: bool,
+    contents: Sequence[str],
+    units: Iterable[str],
+    course: CourseView,
+) -> list[AuditRecord]:
+    """The AUDIT events whose condition holds in ``statuses`` for the course and the given units and
+    contents (every condition is monotone: once true, always true)."""
+    holding: list[AuditRecord] = []
+    if any(statuses.get(leaf, NOT_STARTED) >= IN_PROGRESS for leaf in course.course_leaves):
+        holding.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
+    if course_complete:
+        holding.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
+    for unit in units:
+        required = course.required(unit)
+        done = sum(1 for leaf in required if statuses.get(leaf) == COMPLETED)
+        if done >= 1:
+            holding.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.START))
+        if required and done == len(required):
+            holding.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.COMPLETE))
+    for content in contents:
+        status = statuses.get(content, NOT_STARTED)
+        if status >= IN_PROGRESS:
+            holding.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.START))
+        if status == COMPLETED:
+            holding.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.COMPLETE))
+    return holding
+
+
 def aggregate(
-    state: EnrolmentState, updates: Sequence[ContentUpdate], course: CourseView, now: datetime
+    state: EnrolmentState,
+    updates: Sequence[ContentUpdate],
+    course: CourseView,
+    now: datetime,
+    *,
+    only_new: bool = True,
 ) -> Aggregation:
-    """Apply every update of a micro-batch to one enrolment (see the module's rules)."""
+    """Apply every update of a micro-batch to one enrolment (see the module's rules).
+
+    AUDIT candidates are the conditions this batch made true (``only_new``), or every condition that
+    holds for the objects it touched; either way the ledger decides what is emitted.
+    """
     key = state.key
     merged = merge_status(state.content_status, updates)
-    completed = {content for content, status in merged.items() if status == COMPLETED}
-    started = {content for content, status in merged.items() if status >= IN_PROGRESS}
-
     required = course.required(course.course_id)
-    done = len(completed & required)
+    done = sum(1 for leaf in required if merged.get(leaf) == COMPLETED)
     percent = percentage(done, len(required))
     is_complete = bool(required) and done == len(required)
     was_complete = state.status is EnrolmentStatus.COMPLETED
+    started = any(merged.get(leaf, NOT_STARTED) >= IN_PROGRESS for leaf in course.course_leaves)
     if was_complete or is_complete:
         status = EnrolmentStatus.COMPLETED
-    elif started & course.course_leaves:
+    elif started:
         status = EnrolmentStatus.IN_PROGRESS
     else:
         status = state.status
@@ -213,11 +251,13 @@ def aggregate(
     )
 
     touched_contents = [c for c in dict.fromkeys(u.content_id for u in updates) if c in course.course_leaves]
-    touched_units = dict.fromkeys(
-        unit
-        for content in touched_contents
-        for unit in course.ancestors.get(content, ())
-        if unit != course.course_id
+    touched_units = list(
+        dict.fromkeys(
+            unit
+            for content in touched_contents
+            for unit in course.ancestors.get(content, ())
+            if unit != course.course_id
+        )
     )
     context = f"cb:{key.batch_id}"
     metrics = [
@@ -231,14 +271,9 @@ def aggregate(
             new_state.completion_percentage,
         )
     ]
-    audits: list[AuditRecord] = []
-    if started & course.course_leaves:
-        audits.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
-    if status is EnrolmentStatus.COMPLETED:
-        audits.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
     for unit in touched_units:
         unit_required = course.required(unit)
-        unit_done = len(completed & unit_required)
+        unit_done = sum(1 for leaf in unit_required if merged.get(leaf) == COMPLETED)
         metrics.append(
             UnitMetrics(
                 "CourseUnit",
@@ -250,15 +285,14 @@ def aggregate(
                 percentage(unit_done, len(unit_required)),
             )
         )
-        if unit_done >= 1:
-            audits.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.START))
-        if unit_required and unit_done == len(unit_required):
-            audits.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.COMPLETE))
-    for content in touched_contents:
-        if merged[content] >= IN_PROGRESS:
-            audits.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.START))
-        if merged[content] == COMPLETED:
-            audits.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.COMPLETE))
+    audits = _conditions(
+        key, merged, status is EnrolmentStatus.COMPLETED, touched_contents, touched_units, course
+    )
+    if only_new and audits:
+        before = set(
+            _conditions(key, state.content_status, was_complete, touched_contents, touched_units, course)
+        )
+        audits = [record for record in audits if record not in before]
     return Aggregation(
         new_state, tuple(metrics), tuple(audits), status is EnrolmentStatus.COMPLETED and not was_complete
     )
@@ -269,7 +303,7 @@ def recompute(state: EnrolmentState, course: CourseView, now: datetime) -> Aggre
     and unit metrics follow the new leaves, a completed enrolment stays completed, and AUDIT conditions
     that now hold are proposed again (the ledger keeps those already emitted from being emitted twice)."""
     replayed = [ContentUpdate(content, status) for content, status in state.content_status.items()]
-    result = aggregate(state, replayed, course, now)
+    result = aggregate(state, replayed, course, now, only_new=False)
     kept = replace(
         result.state,
         last_read_content_id=state.last_read_content_id,

@@ -17,36 +17,38 @@ def relay_outbox(
     uow_factory: Callable[[], UnitOfWork],
     bus: EventBus,
     *,
-    batch: int = 100,
+    batch: int = 1000,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Publish every pending outbox message once, oldest first; return how many were relayed.
 
-    A message whose handler raises stays pending with its error and is tried again by the next relay:
-    delivery is at least once, so handlers are idempotent.
+    A page of messages is published, then marked relayed in one transaction. A message whose handler
+    raises stays pending with its error and is tried again by the next relay: delivery is at least once
+    (a crash between publishing and marking delivers the page again), so handlers are idempotent.
     """
     relayed = 0
-    tried: set[int] = set()
+    failed: set[int] = set()
     while True:
         with uow_factory() as uow:
-            pending = [
-                message for message in uow.outbox.pending(batch + len(tried)) if message.id not in tried
-            ]
+            pending = [m for m in uow.outbox.pending(batch + len(failed)) if m.id not in failed]
         if not pending:
             return relayed
+        done: list[int] = []
+        errors: list[tuple[int, str]] = []
         for message in pending:
-            tried.add(message.id)
             try:
                 bus.publish(message)
             except Exception as error:
-                with uow_factory() as uow:
-                    uow.outbox.mark_attempt_failed(message.id, f"{type(error).__name__}: {error}")
-                    uow.commit()
-                continue
-            with uow_factory() as uow:
-                uow.outbox.mark_relayed(message.id, clock())
-                uow.commit()
-            relayed += 1
+                errors.append((message.id, f"{type(error).__name__}: {error}"))
+                failed.add(message.id)
+            else:
+                done.append(message.id)
+        with uow_factory() as uow:
+            uow.outbox.mark_relayed(done, clock())
+            for message_id, error_text in errors:
+                uow.outbox.mark_attempt_failed(message_id, error_text)
+            uow.commit()
+        relayed += len(done)
 
 
 def post_publish_handler(

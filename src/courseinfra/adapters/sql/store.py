@@ -256,10 +256,12 @@ class SqlOutbox(Outbox):
         )
         return [OutboxMessage(row.id, row.event_type, row.key, row.payload, row.attempts) for row in rows]
 
-    def mark_relayed(self, message_id: int, at: datetime) -> None:
+    def mark_relayed(self, message_ids: Sequence[int], at: datetime) -> None:
+        if not message_ids:
+            return
         self.connection.execute(
             outbox.update()
-            .where(outbox.c.id == message_id)
+            .where(outbox.c.id.in_(list(message_ids)))
             .values(relayed_at=at, attempts=outbox.c.attempts + 1, last_error=None)
         )
 
