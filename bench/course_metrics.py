@@ -31,7 +31,9 @@ Measured per backend (setup, generation and the resets between the runs are not 
    ``app.relay()``. Run on the first ``--naive-events`` events and checked against the offline replay.
 
 ``--profile`` runs cProfile on the end-to-end run of the first ``--profile-events`` events of each backend
-(chunk 1000) and prints where the time goes.
+(chunk 1000) and prints where the time goes; ``--profile-only`` does only the setup and that.
+
+Smoke test: ``--events 20000 --learners 2000`` (the naive run then takes the first 2,000 events).
 
 Scratch stores: the PostgreSQL database of ``--database-url`` (``courseinfra_bench``) is dropped and
 created again; the Redis database of ``--redis-url`` (db 13) is FLUSHDB'd before and after.
@@ -371,10 +373,12 @@ class Backend:
 
 
 def _admin_engine(url: str) -> sa.Engine:
+    """An AUTOCOMMIT engine on the server's ``postgres`` database (to drop and create databases)."""
     return sa.create_engine(sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
 
 
 def _check_scratch_database(url: str) -> str:
+    """The database name of ``url``; exits if it is one this benchmark must never drop."""
     name = sa.make_url(url).database or ""
     if name in FORBIDDEN_DATABASES:
         raise SystemExit(f"error: refusing to drop database {name!r}; give a scratch database")
@@ -448,7 +452,7 @@ def setup_app(backend: Backend, scenario: Scenario) -> App:
             CourseBatch(course.batch_id, course.course_id, f"Batch of {course.course_id}", EPOCH),
             app.uow_factory(),
         )
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "userid": key.user_id,
             "courseid": key.course_id,
@@ -684,10 +688,12 @@ class Replay:
 
     @property
     def completed(self) -> int:
+        """Enrolments completed in the replay."""
         return sum(state.status is EnrolmentStatus.COMPLETED for state in self.states.values())
 
     @property
     def progress_sum(self) -> int:
+        """The sum of ``progress`` over the replay's enrolments."""
         return sum(state.progress for state in self.states.values())
 
 
@@ -721,10 +727,12 @@ class EndToEnd:
 
     @property
     def seconds(self) -> float:
+        """Ingest and relay."""
         return self.ingest_seconds + self.relay_seconds
 
     @property
     def rate(self) -> float:
+        """Events per second, the relay included."""
         return self.events / self.seconds
 
 
@@ -791,10 +799,12 @@ class RawLimit:
 
     @property
     def rows_per_second(self) -> float:
+        """Rows written per second of store time."""
         return self.rows / self.seconds
 
     @property
     def events_per_second(self) -> float:
+        """Events whose rows were written per second of store time."""
         return self.events / self.seconds
 
 
@@ -954,18 +964,22 @@ class Naive:
 
     @property
     def seconds(self) -> float:
+        """Processing and relay."""
         return self.process_seconds + self.relay_seconds
 
     @property
     def rate(self) -> float:
+        """Events per second, the relay included."""
         return self.events / self.seconds
 
     @property
     def process_rate(self) -> float:
+        """Events per second without the relay."""
         return self.events / self.process_seconds
 
 
 def _members(value: CacheValue | None) -> frozenset[str]:
+    """A cached set (or list) as a frozenset; empty where the key is absent."""
     match value:
         case CacheSet(members):
             return members
@@ -975,6 +989,7 @@ def _members(value: CacheValue | None) -> frozenset[str]:
 
 
 def _path(value: CacheValue | None) -> tuple[str, ...]:
+    """A cached ancestors list as a tuple (a set sorted); empty where the key is absent."""
     match value:
         case CacheList(items):
             return items
@@ -1340,6 +1355,7 @@ class BackendResult:
     wall_seconds: float = 0.0
 
     def best_rate(self) -> float:
+        """The best end-to-end rate over the chunk sizes (0 when none ran)."""
         return max((run.rate for run in self.end_to_end), default=0.0)
 
 
@@ -1450,6 +1466,7 @@ def rate(value: float | None) -> str:
 
 
 def backend_label(name: str) -> str:
+    """The backend as the report names it."""
     return {"embedded": "embedded (SQLite + SQLite cache)", "postgres": "PostgreSQL + Redis"}.get(name, name)
 
 
@@ -1700,6 +1717,7 @@ def report(
 
 
 def _count(text: str) -> int:
+    """A count of 0 or more (underscores allowed)."""
     value = int(text.replace("_", ""))
     if value < 0:
         raise argparse.ArgumentTypeError("expected a count of 0 or more")
@@ -1707,6 +1725,7 @@ def _count(text: str) -> int:
 
 
 def _names(text: str) -> list[str]:
+    """Comma-separated backend names, each one of :data:`BACKENDS`."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in BACKENDS]
     if not names or unknown:
@@ -1715,6 +1734,7 @@ def _names(text: str) -> list[str]:
 
 
 def _chunks(text: str) -> list[int]:
+    """Comma-separated chunk sizes of at least 1."""
     try:
         chunks = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
     except ValueError as error:

@@ -189,14 +189,17 @@ def _conditions(
 ) -> list[AuditRecord]:
     """The AUDIT events whose condition holds in ``statuses`` for the course and the given units and
     contents (every condition is monotone: once true, always true)."""
+    completed = {content for content, status in statuses.items() if status == COMPLETED}
     holding: list[AuditRecord] = []
-    if any(statuses.get(leaf, NOT_STARTED) >= IN_PROGRESS for leaf in course.course_leaves):
+    if not course.course_leaves.isdisjoint(
+        content for content, status in statuses.items() if status >= IN_PROGRESS
+    ):
         holding.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
     if course_complete:
         holding.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
     for unit in units:
         required = course.required(unit)
-        done = sum(1 for leaf in required if statuses.get(leaf) == COMPLETED)
+        done = len(required & completed)
         if done >= 1:
             holding.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.START))
         if required and done == len(required):
@@ -225,12 +228,15 @@ def aggregate(
     """
     key = state.key
     merged = merge_status(state.content_status, updates)
+    completed = {content for content, status in merged.items() if status == COMPLETED}
     required = course.required(course.course_id)
-    done = sum(1 for leaf in required if merged.get(leaf) == COMPLETED)
+    done = len(required & completed)
     percent = percentage(done, len(required))
     is_complete = bool(required) and done == len(required)
     was_complete = state.status is EnrolmentStatus.COMPLETED
-    started = any(merged.get(leaf, NOT_STARTED) >= IN_PROGRESS for leaf in course.course_leaves)
+    started = not course.course_leaves.isdisjoint(
+        content for content, status in merged.items() if status >= IN_PROGRESS
+    )
     if was_complete or is_complete:
         status = EnrolmentStatus.COMPLETED
     elif started:
@@ -273,7 +279,7 @@ def aggregate(
     ]
     for unit in touched_units:
         unit_required = course.required(unit)
-        unit_done = sum(1 for leaf in unit_required if merged.get(leaf) == COMPLETED)
+        unit_done = len(unit_required & completed)
         metrics.append(
             UnitMetrics(
                 "CourseUnit",

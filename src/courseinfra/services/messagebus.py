@@ -27,12 +27,13 @@ def relay_outbox(
     (a crash between publishing and marking delivers the page again), so handlers are idempotent.
     """
     relayed = 0
-    failed: set[int] = set()
+    last_id = 0
     while True:
         with uow_factory() as uow:
-            pending = [m for m in uow.outbox.pending(batch + len(failed)) if m.id not in failed]
+            pending = uow.outbox.pending(batch, after_id=last_id)
         if not pending:
             return relayed
+        last_id = pending[-1].id
         done: list[int] = []
         errors: list[tuple[int, str]] = []
         for message in pending:
@@ -40,7 +41,6 @@ def relay_outbox(
                 bus.publish(message)
             except Exception as error:
                 errors.append((message.id, f"{type(error).__name__}: {error}"))
-                failed.add(message.id)
             else:
                 done.append(message.id)
         with uow_factory() as uow:

@@ -144,7 +144,8 @@ class Outbox(abc.ABC):
     def add(self, events: Sequence[Event], at: datetime) -> None: ...
 
     @abc.abstractmethod
-    def pending(self, limit: int = 100) -> list[OutboxMessage]: ...
+    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
+        """Unrelayed messages with an id above ``after_id``, oldest first."""
 
     @abc.abstractmethod
     def mark_relayed(self, message_ids: Sequence[int], at: datetime) -> None: ...
