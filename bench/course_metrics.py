@@ -79,12 +79,11 @@ from courseinfra.adapters.sql.tables import (
 )
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import (
-    CacheList,
-    CacheSet,
-    CacheValue,
     ancestors_key,
     leaf_nodes_key,
+    members_of,
     optional_nodes_key,
+    path_of,
 )
 from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, Event
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, compute_relations, parse_hierarchy
@@ -978,26 +977,6 @@ class Naive:
         return self.events / self.process_seconds
 
 
-def _members(value: CacheValue | None) -> frozenset[str]:
-    """A cached set (or list) as a frozenset; empty where the key is absent."""
-    match value:
-        case CacheSet(members):
-            return members
-        case CacheList(items):
-            return frozenset(items)
-    return frozenset()
-
-
-def _path(value: CacheValue | None) -> tuple[str, ...]:
-    """A cached ancestors list as a tuple (a set sorted); empty where the key is absent."""
-    match value:
-        case CacheList(items):
-            return items
-        case CacheSet(members):
-            return tuple(sorted(members))
-    return ()
-
-
 class NaiveAggregator:
     """The aggregator as the seed describes it: each event on its own, in its own transaction."""
 
@@ -1063,8 +1042,8 @@ class NaiveAggregator:
             ).one_or_none()
             if row is None:
                 return False
-            leaves = _members(self.cache.get(leaf_nodes_key(course, course)))
-            optional = _members(self.cache.get(optional_nodes_key(course, course)))
+            leaves = members_of(self.cache.get(leaf_nodes_key(course, course)))
+            optional = members_of(self.cache.get(optional_nodes_key(course, course)))
             merged = dict(row.contentstatus)
             for item in edata["contents"]:
                 if item["status"] > merged.get(item["contentId"], -1):
@@ -1113,12 +1092,12 @@ class NaiveAggregator:
             touched = [c for c in dict.fromkeys(i["contentId"] for i in edata["contents"]) if c in leaves]
             units: dict[str, None] = {}
             for content_id in touched:
-                for unit in _path(self.cache.get(ancestors_key(content_id, course))):
+                for unit in path_of(self.cache.get(ancestors_key(content_id, course))):
                     if unit != course:
                         units[unit] = None
             for unit in units:
-                unit_leaves = _members(self.cache.get(leaf_nodes_key(unit, course)))
-                unit_optional = _members(self.cache.get(optional_nodes_key(unit, course)))
+                unit_leaves = members_of(self.cache.get(leaf_nodes_key(unit, course)))
+                unit_optional = members_of(self.cache.get(optional_nodes_key(unit, course)))
                 unit_required = (unit_leaves - unit_optional) or unit_leaves
                 unit_done = len(completed & unit_required)
                 self.upsert_metric(

@@ -95,6 +95,27 @@ def _dumps(document: Mapping[str, object]) -> str:
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
+def members_of(value: CacheValue | None) -> frozenset[str]:
+    """A cached set (or list) as a frozenset; empty where the key is absent."""
+    match value:
+        case CacheSet(members):
+            return members
+        case CacheList(items):
+            return frozenset(items)
+    return frozenset()
+
+
+def path_of(value: CacheValue | None) -> tuple[str, ...]:
+    """Cached ancestors as a tuple: the list in its order, or a set (sunbird layout) sorted; empty where
+    the key is absent."""
+    match value:
+        case CacheList(items):
+            return items
+        case CacheSet(members):
+            return tuple(sorted(members))
+    return ()
+
+
 def to_json_value(value: CacheValue | None) -> object:
     """The value as JSON: a sorted array for a set, the ordered array for a list, a document for text
     that holds one, otherwise the text itself; ``None`` where the key is absent."""

@@ -20,13 +20,12 @@ import orjson
 from courseinfra.domain.aggregator import NOT_ENROLLED, plan_batch
 from courseinfra.domain.cache_layout import (
     CacheLayout,
-    CacheList,
-    CacheSet,
-    CacheValue,
     ancestors_key,
     cache_entries,
     leaf_nodes_key,
+    members_of,
     optional_nodes_key,
+    path_of,
 )
 from courseinfra.domain.errors import InvalidHierarchy
 from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, Event
@@ -71,24 +70,6 @@ CACHE_MISSES = "cache-misses"
 ENROLMENTS_UPDATED = "enrolments-updated"
 
 
-def _members(value: CacheValue | None) -> frozenset[str]:
-    match value:
-        case CacheSet(members):
-            return members
-        case CacheList(items):
-            return frozenset(items)
-    return frozenset()
-
-
-def _ordered(value: CacheValue | None) -> tuple[str, ...]:
-    match value:
-        case CacheList(items):
-            return items
-        case CacheSet(members):
-            return tuple(sorted(members))
-    return ()
-
-
 @dataclass
 class CourseViews:
     """Reads course views from the relation cache, falling back to the hierarchy store."""
@@ -131,7 +112,7 @@ class CourseViews:
             for content in wanted[course]
         }
         ancestor_values = self.cache.get_many(list(ancestor_keys.values()))
-        ancestors = {pair: _ordered(ancestor_values[key]) for pair, key in ancestor_keys.items()}
+        ancestors = {pair: path_of(ancestor_values[key]) for pair, key in ancestor_keys.items()}
         units = {(course, unit) for (course, _), path in ancestors.items() for unit in path if unit != course}
         unit_keys = {
             pair: (leaf_nodes_key(pair[1], pair[0], layout), optional_nodes_key(pair[1], pair[0], layout))
@@ -145,12 +126,12 @@ class CourseViews:
                 counters.inc(DB_READS)
         for course in cached:
             summary = summaries.get(course)
-            leaf_nodes = {course: _members(heads[leaf_nodes_key(course, course, layout)])}
-            optional = {course: _members(heads[optional_nodes_key(course, course, layout)])}
+            leaf_nodes = {course: members_of(heads[leaf_nodes_key(course, course, layout)])}
+            optional = {course: members_of(heads[optional_nodes_key(course, course, layout)])}
             for (owner, unit), (leaves_key, optional_key) in unit_keys.items():
                 if owner == course:
-                    leaf_nodes[unit] = _members(unit_values[leaves_key])
-                    optional[unit] = _members(unit_values[optional_key])
+                    leaf_nodes[unit] = members_of(unit_values[leaves_key])
+                    optional[unit] = members_of(unit_values[optional_key])
             views[course] = CourseView(
                 course_id=course,
                 leaf_nodes=leaf_nodes,

@@ -87,7 +87,7 @@ class SqlHierarchyStore(HierarchyStore):
             mime_type=row.mime_type,
             hierarchy=row.hierarchy,
             version=row.version,
-            updated_at=_aware(row.updated_at) or row.updated_at,
+            updated_at=aware(row.updated_at),
             published_at=_aware(row.published_at),
         )
 
@@ -154,8 +154,8 @@ class SqlFailedEventStore(FailedEventStore):
             payload=row.payload,
             source=row.source,
             attempts=row.attempts,
-            created_at=_aware(row.created_at) or row.created_at,
-            last_attempt_at=_aware(row.last_attempt_at) or row.last_attempt_at,
+            created_at=aware(row.created_at),
+            last_attempt_at=aware(row.last_attempt_at),
             resolved_at=_aware(row.resolved_at),
         )
 
