@@ -149,3 +149,40 @@ class CertificateRequested(Event):
                 "reIssue": False,
             },
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserLoggedIn(Event):
+    """A user logged in later than the directory knew: their ``last_login_at`` moved forward. A login
+    reported late (at or before the recorded one) changes nothing and records no event.
+
+    - ``user_id``: the user (the event's key);
+    - ``logged_in_at``: when they logged in (ISO 8601, UTC), also the event's ``occurred_at``.
+    """
+
+    event_type: ClassVar[str] = "org.courseinfra.learning.user.login.v1"
+    user_id: str
+    logged_in_at: str
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserProfileChanged(Event):
+    """A user's profile fields changed (by a profile update, or by an import, a new user's included).
+
+    - ``user_id``: the user (the event's key);
+    - ``changed``: each field that changed, to its new value, or to null if it was removed;
+    - ``profile``: the complete profile after the change (so that a reader needs no lookup).
+    """
+
+    event_type: ClassVar[str] = "org.courseinfra.learning.user.profile.changed.v1"
+    user_id: str
+    changed: dict[str, str | None]
+    profile: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        return self.user_id
