@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,8 +35,17 @@ from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
-from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json, failed_event_json
-from courseinfra.services import content, enrolments
+from courseinfra.domain.users import RecordFormat
+from courseinfra.entrypoints.serialize import (
+    activity_json,
+    batch_json,
+    enrolment_json,
+    failed_event_json,
+    import_report_json,
+    row_error_json,
+    user_json,
+)
+from courseinfra.services import content, enrolments, users
 from courseinfra.services.ingest import ingest, replay_failed
 from courseinfra.services.ports import CourseBatch
 from courseinfra.settings import load_settings
@@ -58,6 +67,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "enrolment-not-found": 404,
     "enrolment-closed": 409,
     "invalid-batch": 422,
+    "user-not-found": 404,
+    "invalid-profile": 422,
 }
 DEFAULT_ERROR_STATUS = 422
 
@@ -235,6 +246,44 @@ class AuditEntryOut(BaseModel):
     id: int = Field(description="The ledger id: pass the last one as ``after`` for the next page.")
     emitted_at: datetime
     event: dict[str, Any] = Field(description="The AUDIT event (telemetry v3).")
+
+
+class UserOut(BaseModel):
+    """A user of the directory; ``updated_at`` is the last change by an import or a profile update."""
+
+    user_id: str
+    username: str | None
+    email: str | None
+    name: str | None
+    organisation: str | None
+    last_login_at: Timestamp | None
+    is_staff: bool
+    profile: dict[str, str]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime | None = Field(None, description="When the user logged in (default: now).")
+
+
+class LoginOut(UserOut):
+    recorded: bool = Field(description="False if a later login was known already (nothing changed).")
+
+
+class RowErrorOut(BaseModel):
+    line: int = Field(description="The file line where the row starts; in a JSON array, the item number.")
+    code: str
+    reason: str
+
+
+class ImportOut(BaseModel):
+    inserted: int
+    updated: int
+    unchanged: int
+    errors: list[RowErrorOut] = Field(description="Empty: with a bad row, the answer is 422.")
 
 
 # --- dependencies ----------------------------------------------------------------------------------
@@ -647,6 +696,118 @@ def list_audit_events(
         app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
     )
     return [{"id": e.id, "emitted_at": e.emitted_at, "event": dict(e.event)} for e in entries]
+
+
+USERS_CSV_EXAMPLE = (
+    "user_id,username,email,organisation,is_staff,district\nu1,ada,ada@example.org,org1,no,north\n"
+)
+
+USERS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The import file as text, its format in the ``format`` parameter (CSV with a header "
+        "row, or JSON lines); or a JSON array of user objects (``application/json``).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}, "example": USERS_CSV_EXAMPLE},
+            "text/plain": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        },
+    }
+}
+
+
+@routes.post(
+    "/v1/users/import",
+    tags=["users"],
+    response_model=ImportOut,
+    responses={422: {"model": ErrorResponse, "description": "Bad rows (in ``details``): nothing imported"}},
+    openapi_extra=USERS_BODY,
+)
+def import_users(
+    app: AppDep,
+    request: Request,
+    body: Annotated[bytes, Depends(raw_body)],
+    fmt: Annotated[
+        RecordFormat | None,
+        Query(alias="format", description="csv, json or jsonl; json when the body is application/json."),
+    ] = None,
+) -> Any:
+    """Insert or update users, all or nothing: with any bad row, 422 ``invalid-users`` lists every bad
+    row in ``details`` and nothing is imported."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if fmt is None:
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise InvalidBody("give the body's format: ?format=csv, json or jsonl")
+        fmt = RecordFormat.JSON
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8: {error}") from None
+    report = users.import_users(text, fmt, app.uow_factory)
+    app.relay()
+    if not report.ok:
+        return error_json(
+            422,
+            "invalid-users",
+            f"{len(report.errors)} bad row(s): nothing was imported",
+            [row_error_json(error) for error in report.errors],
+        )
+    return import_report_json(report)
+
+
+@routes.get("/v1/users", tags=["users"], response_model=list[UserOut], responses=INVALID)
+def list_users(
+    app: AppDep,
+    organisation: Annotated[str | None, Query(description="Only this organisation's users.")] = None,
+    after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Users in user id order."""
+    with app.uow_factory() as uow:
+        found = uow.users.list(after=after, limit=limit, organisation=organisation)
+    return [user_json(user) for user in found]
+
+
+@routes.get("/v1/users/{user_id}", tags=["users"], response_model=UserOut, responses={**INVALID, **NOT_FOUND})
+def get_user(app: AppDep, user_id: str) -> dict[str, Any]:
+    """One user."""
+    return user_json(users.get_user(user_id, app.uow_factory()))
+
+
+@routes.post(
+    "/v1/users/{user_id}/logins",
+    tags=["users"],
+    response_model=LoginOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None) -> dict[str, Any]:
+    """Record a login; ``last_login_at`` only moves forward (a late report changes nothing)."""
+    user, moved = users.record_login(user_id, app.uow_factory(), body.at if body else None)
+    app.relay()
+    return {**user_json(user), "recorded": moved}
+
+
+@routes.patch(
+    "/v1/users/{user_id}/profile",
+    tags=["users"],
+    response_model=UserOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def update_profile(
+    app: AppDep,
+    user_id: str,
+    fields: Annotated[
+        dict[str, str | None],
+        Body(
+            examples=[{"district": "north", "school": None}], description="Fields to set; null removes one."
+        ),
+    ],
+) -> dict[str, Any]:
+    """Set profile fields (a merge patch: a null value removes the field); answers the user."""
+    user = users.update_profile(user_id, fields, app.uow_factory())
+    app.relay()
+    return user_json(user)
 
 
 @routes.get("/v1/counters", tags=["operations"], response_model=dict[str, dict[str, int]])

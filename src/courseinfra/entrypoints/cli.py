@@ -31,8 +31,16 @@ from courseinfra.domain.cache_layout import entries_by_kind, to_json_value
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
-from courseinfra.entrypoints.serialize import activity_json, batch_json, enrolment_json, failed_event_json
-from courseinfra.services import content, enrolments
+from courseinfra.domain.users import InvalidTimestamp, RecordFormat, guess_format, parse_timestamp
+from courseinfra.entrypoints.serialize import (
+    activity_json,
+    batch_json,
+    enrolment_json,
+    failed_event_json,
+    import_report_json,
+    user_json,
+)
+from courseinfra.services import content, enrolments, users
 from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
 from courseinfra.services.ports import CourseBatch
@@ -48,6 +56,7 @@ batches_cli = typer.Typer(no_args_is_help=True, help="Course batches: create, li
 enrolments_cli = typer.Typer(no_args_is_help=True, help="Enrolments and their progress.")
 activity_cli = typer.Typer(no_args_is_help=True, help="Course and unit metrics of an enrolment.")
 audit_cli = typer.Typer(no_args_is_help=True, help="The AUDIT events emitted for enrolments.")
+users_cli = typer.Typer(no_args_is_help=True, help="The user directory: import, read, logins, profiles.")
 cli.add_typer(content_cli, name="content")
 cli.add_typer(cache_cli, name="cache")
 cli.add_typer(failed_cli, name="failed")
@@ -56,6 +65,7 @@ cli.add_typer(batches_cli, name="batches")
 cli.add_typer(enrolments_cli, name="enrolments")
 cli.add_typer(activity_cli, name="activity")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(users_cli, name="users")
 
 err = Console(stderr=True)
 
@@ -509,6 +519,110 @@ def audit_list(
     emit_lines(entry.event for entry in entries)
     if len(entries) == limit:
         err.print(f"more may follow: --after {entries[-1].id}", highlight=False)
+
+
+UserIdArg = Annotated[str, typer.Argument(metavar="ID", help="The user id.")]
+
+
+@users_cli.command("import")
+def users_import(
+    path: Annotated[
+        str, typer.Argument(metavar="FILE", help="A CSV, JSON or JSON lines file, or - for stdin.")
+    ],
+    fmt: Annotated[
+        RecordFormat | None,
+        typer.Option("--format", help="The file's format; by default, from its extension."),
+    ] = None,
+) -> None:
+    """Insert or update the users of FILE, all or nothing: if any row is bad, every bad row is printed
+    (``line N: reason``, on standard error), nothing is imported and the exit code is 1. Prints the
+    counts as JSON."""
+    fmt = fmt or guess_format(path)
+    if fmt is None:
+        raise Failure(f"cannot tell the format of {path}: give --format csv, json or jsonl", exit_code=2)
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise Failure(f"{path} is not UTF-8 text: {error.reason} at byte {error.start}") from None
+    with application() as app:
+        report = users.import_users(text, fmt, app.uow_factory)
+        app.relay()
+    if not report.ok:
+        for bad in report.errors:
+            err.print(str(bad), highlight=False, soft_wrap=True, markup=False)
+        raise Failure(f"{len(report.errors)} bad row(s) in {path}: nothing was imported")
+    emit(import_report_json(report))
+
+
+@users_cli.command("get")
+def users_get(user: UserIdArg) -> None:
+    """One user as JSON."""
+    with application() as app:
+        emit(user_json(users.get_user(user, app.uow_factory())))
+
+
+@users_cli.command("list")
+def users_list(
+    organisation: Annotated[
+        str | None, typer.Option("--organisation", help="Only this organisation's users.")
+    ] = None,
+    after: Annotated[str, typer.Option("--after", help="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """Users in user id order, as JSON lines."""
+    with application() as app, app.uow_factory() as uow:
+        found = uow.users.list(after=after, limit=limit, organisation=organisation)
+    emit_lines(user_json(u) for u in found)
+
+
+@users_cli.command("login")
+def users_login(
+    user: UserIdArg,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="TIMESTAMP", help="When, ISO 8601 with a zone (default: now)."),
+    ] = None,
+) -> None:
+    """Record a login of ID; print the user with ``recorded``, false if a later login was known."""
+    try:
+        when = parse_timestamp(at) if at is not None else None
+    except InvalidTimestamp as error:
+        raise Failure(f"--at: {error}", exit_code=2) from None
+    with application() as app:
+        found, moved = users.record_login(user, app.uow_factory(), when)
+        app.relay()
+    emit({**user_json(found), "recorded": moved})
+
+
+@users_cli.command("set-profile")
+def users_set_profile(
+    user: UserIdArg,
+    assignments: Annotated[
+        list[str] | None, typer.Argument(metavar="KEY=VALUE...", help="Profile fields to set.")
+    ] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", help="A field to remove (repeatable).")
+    ] = None,
+) -> None:
+    """Set (and with --unset remove) profile fields of ID; print the user."""
+    changes: dict[str, str | None] = {}
+    for assignment in assignments or []:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise Failure(f"{assignment!r} is not KEY=VALUE", exit_code=2)
+        changes[key] = value
+    for key in unset or []:
+        if key in changes:
+            raise Failure(f"{key} is both set and unset", exit_code=2)
+        changes[key] = None
+    if not changes:
+        raise Failure("give KEY=VALUE fields or --unset KEY", exit_code=2)
+    with application() as app:
+        updated = users.update_profile(user, changes, app.uow_factory())
+        app.relay()
+    emit(user_json(updated))
 
 
 @db_cli.command("upgrade")

@@ -9,7 +9,9 @@ from datetime import date, datetime
 from typing import Any
 
 from courseinfra.domain.progress import UnitMetrics
+from courseinfra.domain.users import RowError, User
 from courseinfra.services.ports import CourseBatch, Enrolment, FailedEvent
+from courseinfra.services.users import ImportReport
 
 #: The enrolment types a batch can have (``course_batch.enrollmenttype``).
 ENROLMENT_TYPES = ("open", "invite-only")
@@ -84,4 +86,35 @@ def failed_event_json(event: FailedEvent) -> dict[str, Any]:
         "created_at": _iso(event.created_at),
         "resolved_at": _iso(event.resolved_at),
         "payload": event.payload,
+    }
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user of the directory (a row of ``users``); the same keys an import reads back."""
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "email": user.email,
+        "name": user.name,
+        "organisation": user.organisation,
+        "last_login_at": _iso(user.last_login_at),
+        "is_staff": user.is_staff,
+        "profile": dict(user.profile),
+        "created_at": _iso(user.created_at),
+        "updated_at": _iso(user.updated_at),
+    }
+
+
+def row_error_json(error: RowError) -> dict[str, Any]:
+    """A bad row of an import file: its line (a JSON array's item number), a stable code, the reason."""
+    return {"line": error.line, "code": error.code, "reason": error.reason}
+
+
+def import_report_json(report: ImportReport) -> dict[str, Any]:
+    """Counts of an import, and its bad rows (when there are any, nothing was imported)."""
+    return {
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "errors": [row_error_json(error) for error in report.errors],
     }

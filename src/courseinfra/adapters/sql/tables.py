@@ -143,3 +143,25 @@ audit_ledger = sa.Table(
     ),
     sa.Index("ix_audit_ledger_course", "courseid", "id"),
 )
+
+# The user directory, shared by course reports and user groups. ``profile`` is a JSON document of free
+# string fields (JSONB on PostgreSQL, so that groups can match on it with ``@>``); the other columns are
+# the ones reports filter and sort on, each indexed. A NULL username is not unique-checked.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("username", sa.String(255), nullable=True),
+    sa.Column("email", sa.String(255), nullable=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("organisation", sa.String(255), nullable=True),
+    sa.Column("last_login_at", Timestamp, nullable=True),
+    sa.Column("is_staff", sa.Boolean, nullable=False),
+    sa.Column("profile", JsonDocument, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_users_username", "username", unique=True),
+    sa.Index("ix_users_email", "email"),
+    sa.Index("ix_users_organisation", "organisation", "user_id"),
+    sa.Index("ix_users_last_login_at", "last_login_at"),
+)

@@ -18,6 +18,7 @@ from courseinfra.adapters.sql.store import (
     SqlHierarchyStore,
     SqlOutbox,
 )
+from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.services.ports import UnitOfWork
 
 
@@ -39,6 +40,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.enrolments = SqlEnrolmentStore(self.connection)
         self.activity = SqlActivityStore(self.connection)
         self.audits = SqlAuditLedger(self.connection)
+        self.users = SqlUserDirectory(self.connection)
         return super().__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -1,0 +1,143 @@
+"""The user directory's use cases: import users from a file, record logins, update profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
+from courseinfra.domain.users import (
+    RecordFormat,
+    RowError,
+    User,
+    UsernameTaken,
+    check_profile_changes,
+    parse_records_with_lines,
+    profile_diff,
+)
+from courseinfra.services.ports import UnitOfWork
+
+
+class UserNotFound(DomainError):
+    code = "user-not-found"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What an import did: nothing at all when ``errors`` is not empty."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: tuple[RowError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def import_users(
+    records_text: str,
+    fmt: RecordFormat,
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    at: datetime | None = None,
+) -> ImportReport:
+    """Insert or update the users of an import file, all or nothing.
+
+    Every row is checked first; if any is bad (including a username another user holds), the report
+    lists every bad row and nothing is written. Otherwise the users are upserted in one transaction, and
+    a profile changed event is recorded for each user whose profile changed (a new user with a profile
+    included), so that user groups follow imports as they follow profile updates. An import records no
+    login events: its ``last_login`` is history, not a login happening now.
+    """
+    at = at or datetime.now(UTC)
+    numbered, errors = parse_records_with_lines(records_text, fmt)
+    if errors:
+        return ImportReport(errors=tuple(errors))
+    users = [user for _, user in numbered]
+    line_of = {user.user_id: line for line, user in numbered}
+    with uow_factory() as uow:
+        before = uow.users.get_many([user.user_id for user in users])
+        try:
+            inserted, updated = uow.users.upsert_many(users, at)
+        except UsernameTaken as taken:
+            return ImportReport(
+                errors=tuple(
+                    RowError(
+                        line_of[user_id],
+                        taken.code,
+                        f"username {username} is held by user {holder}",
+                    )
+                    for user_id, (username, holder) in sorted(
+                        taken.conflicts.items(), key=lambda c: line_of[c[0]]
+                    )
+                )
+            )
+        for user in users:
+            old = before.get(user.user_id)
+            changed = profile_diff(old.profile if old else {}, user.profile)
+            if changed:
+                uow.record(
+                    UserProfileChanged(
+                        user_id=user.user_id, changed=changed, profile=dict(user.profile), occurred_at=at
+                    )
+                )
+        uow.commit(at)
+    return ImportReport(inserted, updated, len(users) - inserted - updated)
+
+
+def get_user(user_id: str, uow: UnitOfWork) -> User:
+    with uow:
+        found = uow.users.get(user_id)
+    if found is None:
+        raise UserNotFound(f"user {user_id} does not exist")
+    return found
+
+
+def record_login(user_id: str, uow: UnitOfWork, at: datetime | None = None) -> tuple[User, bool]:
+    """Record that a user logged in at ``at`` (now by default); return the user and whether their
+    ``last_login_at`` moved. Only a later login moves it, and only then is a login event recorded: a
+    login reported twice or late is harmless."""
+    at = at or datetime.now(UTC)
+    with uow:
+        moved = uow.users.record_login(user_id, at)
+        user = uow.users.get(user_id)
+        if user is None:
+            raise UserNotFound(f"user {user_id} does not exist")
+        if moved:
+            uow.record(
+                UserLoggedIn(user_id=user_id, logged_in_at=at.astimezone(UTC).isoformat(), occurred_at=at)
+            )
+        uow.commit()
+    return user, moved
+
+
+def update_profile(
+    user_id: str, fields: Mapping[str, Any], uow: UnitOfWork, at: datetime | None = None
+) -> User:
+    """Set profile fields (a None value removes one); return the user as stored. A profile changed event
+    is recorded when the profile changed."""
+    changes = check_profile_changes(fields)
+    at = at or datetime.now(UTC)
+    with uow:
+        # Read without a lock: under two concurrent updates, ``changed`` may name a field the other one
+        # set too; ``profile`` in the event is what was stored either way.
+        before = uow.users.get(user_id)
+        if before is None:
+            raise UserNotFound(f"user {user_id} does not exist")
+        after = uow.users.update_profile(user_id, changes, at)
+        if after is None:
+            raise UserNotFound(f"user {user_id} does not exist")
+        changed = profile_diff(before.profile, after.profile)
+        if changed:
+            uow.record(
+                UserProfileChanged(
+                    user_id=user_id, changed=changed, profile=dict(after.profile), occurred_at=at
+                )
+            )
+        uow.commit()
+    return after
