@@ -16,18 +16,19 @@ Scenario (deterministic, from ``--seed``):
 
 Measured per backend (setup, generation and the resets between the runs are not measured):
 
-1. *end to end*: ``ingest(open(file), ...)`` then ``app.relay()`` (it publishes the AUDIT outbox rows),
+1. *end to end*: ``ingest(open(file), ...)`` then ``app.relay()`` (it publishes the AUDIT ledger's entries),
    for each ``--chunks`` size, from the same initial state; then checks: no rejected event, no pending
-   outbox row, every ``completionpercentage`` within 0..100, no duplicate ledger key, the ledger equals the
+   outbox row or ledger entry, every ``completionpercentage`` within 0..100, no duplicate ledger key, the ledger equals the
    AUDIT events the job counted and those an offline replay of the stream predicts;
 2. *raw store limit*: the rows the job writes (one ``user_enrolments`` UPDATE per touched enrolment per
-   chunk, one ``user_activity_agg`` upsert per metric, the new ``audit_ledger`` and ``outbox`` rows) and
-   the relay's ``relayed_at`` marks, computed offline with the domain's ``aggregate`` and written with
-   plain driver ``executemany`` calls, one transaction per chunk (and one per chunk for the marks); only
-   the database calls are timed;
+   chunk, one ``user_activity_agg`` upsert per metric, the new ``audit_ledger`` rows and the certificate
+   requests' ``outbox`` rows) and the relay's reads and writes (the page of new ledger entries and the
+   cursor move, the outbox rows' ``relayed_at`` marks), computed offline with the domain's ``aggregate``
+   and written with plain driver ``executemany`` calls, one transaction per chunk (and one per chunk for
+   the relay); only the database calls are timed;
 3. *naive*: one transaction per event, as the seed describes the job: SELECT the enrolment, read the
    course's leaf nodes (and the touched units') from the cache with ``app.cache.get``, merge, compute,
-   UPDATE, upsert each metric, check-then-insert each AUDIT event (ledger row + outbox row), commit; then
+   UPDATE, upsert each metric, check-then-insert each AUDIT event (its ledger row), commit; then
    ``app.relay()``. Run on the first ``--naive-events`` events and checked against the offline replay.
 
 ``--profile`` runs cProfile on the end-to-end run of the first ``--profile-events`` events of each backend
@@ -74,6 +75,7 @@ from courseinfra.adapters.sql.tables import (
     failed_events,
     job_counters,
     outbox,
+    relay_cursors,
     user_activity_agg,
     user_enrolments,
 )
@@ -85,7 +87,7 @@ from courseinfra.domain.cache_layout import (
     optional_nodes_key,
     path_of,
 )
-from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, Event
+from courseinfra.domain.events import CertificateRequested, Event
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, compute_relations, parse_hierarchy
 from courseinfra.domain.progress import (
     COMPLETED,
@@ -545,7 +547,7 @@ class StoreCheck:
         if self.out_of_range_percentages:
             found.append(f"{self.out_of_range_percentages} completionpercentage outside 0..100")
         if self.pending_outbox:
-            found.append(f"{self.pending_outbox} outbox rows not relayed")
+            found.append(f"{self.pending_outbox} outbox rows or AUDIT ledger entries not relayed")
         if self.kept_failed_events:
             found.append(f"{self.kept_failed_events} events kept as failed")
         if self.certificate_requests != self.completed_enrolments:
@@ -593,6 +595,14 @@ def check_stores(engine: sa.Engine) -> StoreCheck:
             activity_rows=scalar(sa.select(sa.func.count()).select_from(user_activity_agg)),
             pending_outbox=scalar(
                 sa.select(sa.func.count()).select_from(outbox).where(outbox.c.relayed_at.is_(None))
+            )
+            + scalar(
+                sa.select(sa.func.count()).where(
+                    audit_ledger.c.id
+                    > sa.select(relay_cursors.c.position)
+                    .where(relay_cursors.c.name == "audit")
+                    .scalar_subquery()
+                )
             ),
             certificate_requests=scalar(
                 sa.select(sa.func.count())
@@ -615,13 +625,16 @@ class ChunkWrites:
     events: int
     enrolments: list[EnrolmentState]
     metrics: list[tuple[str, str, str, str, dict[str, int]]]
-    ledger: list[tuple[AuditRecord, dict[str, Any]]]
+    ledger: list[tuple[AuditRecord, str | None]]
     outbox: list[Event]
 
     @property
     def rows(self) -> int:
-        """Rows written, the relay's marks (one per outbox row) included."""
-        return len(self.enrolments) + len(self.metrics) + len(self.ledger) + 2 * len(self.outbox)
+        """Rows written: the relay's marks (one per outbox row) and its cursor move included."""
+        cursor_moves = 1 if self.ledger else 0
+        return (
+            len(self.enrolments) + len(self.metrics) + len(self.ledger) + 2 * len(self.outbox) + cursor_moves
+        )
 
 
 @dataclass
@@ -645,7 +658,6 @@ class Replay:
             )
         writes = ChunkWrites(len(lines), [], [], [], [])
         metrics: dict[tuple[str, str, str, str], dict[str, int]] = {}
-        ets = int(now.timestamp() * 1000)
         for key, updates in grouped.items():
             view = self.views[key.course_id]
             state = self.states.get(key) or EnrolmentState(key=key)
@@ -660,11 +672,7 @@ class Replay:
                 if record.key in self.ledger:
                     continue
                 self.ledger.add(record.key)
-                telemetry = record.telemetry(ets, view.channel)
-                writes.ledger.append((record, telemetry))
-                writes.outbox.append(
-                    AuditEventEmitted(user_id=key.user_id, telemetry=telemetry, occurred_at=now)
-                )
+                writes.ledger.append((record, view.channel))
                 if record.object_type is AuditObject.COURSE and record.action is AuditAction.COMPLETE:
                     writes.outbox.append(
                         CertificateRequested(
@@ -832,8 +840,16 @@ class RawWriter:
             "agg = excluded.agg, agg_last_updated = excluded.agg_last_updated"
         )
         self.insert_ledger = (
-            "INSERT INTO audit_ledger (userid, courseid, batchid, object_type, object_id, action, event, "
-            f"emitted_at) VALUES ({marks(6)}, {mark}{jsonb}, {mark})"
+            "INSERT INTO audit_ledger (userid, courseid, batchid, object_type, object_id, action, channel, "
+            f"emitted_at) VALUES ({marks(8)})"
+        )
+        self.ledger_page = (
+            "SELECT id, userid, courseid, batchid, object_type, object_id, action, channel, emitted_at "
+            f"FROM audit_ledger WHERE id > (SELECT position FROM relay_cursors WHERE name = 'audit') "
+            f"ORDER BY id LIMIT {mark}"
+        )
+        self.move_cursor = (
+            f"UPDATE relay_cursors SET position = {mark}, updated_at = {mark} WHERE name = 'audit'"
         )
         self.insert_outbox = (
             "INSERT INTO outbox (event_type, key, payload, created_at, attempts) "
@@ -883,7 +899,7 @@ class RawWriter:
                 )
                 for kind, activity, user, context, agg in writes.metrics
             ],
-            "ledger": [(*record.key, orjson.dumps(event).decode(), at) for record, event in writes.ledger],
+            "ledger": [(*record.key, channel, at) for record, channel in writes.ledger],
             "outbox": [
                 (event.event_type, event.key, orjson.dumps(event.payload()).decode(), at)
                 for event in writes.outbox
@@ -916,7 +932,12 @@ class RawWriter:
                 ids = [row[0] for row in connection.exec_driver_sql(self.pending, (relayed,))]
                 at = self.stamp(now)
                 connection.exec_driver_sql(self.mark_relayed, [(at, message_id) for message_id in ids])
-            spent["relay marks"] = time.perf_counter() - committed
+        audits = len(parameters["ledger"])
+        if audits:
+            with engine.begin() as connection:
+                rows = connection.exec_driver_sql(self.ledger_page, (audits,)).all()
+                connection.exec_driver_sql(self.move_cursor, (rows[-1][0], self.stamp(now)))
+        spent["relay"] = time.perf_counter() - committed
         return spent
 
 
@@ -924,7 +945,7 @@ def run_raw_limit(app: App, scenario: Scenario, chunk: int, log: Callable[[str],
     """Write the rows the job writes for the whole stream, chunk by chunk, with no logic in between."""
     writer = RawWriter(app.engine.dialect.name)
     replay = Replay(scenario.views)
-    by_kind = {"enrolments": 0, "metrics": 0, "ledger": 0, "outbox": 0, "relay marks": 0}
+    by_kind = {"enrolments": 0, "metrics": 0, "ledger": 0, "outbox": 0, "relay": 0}
     seconds_by_kind = dict.fromkeys([*by_kind, "commit"], 0.0)
     events = 0
     gc.collect()
@@ -935,7 +956,7 @@ def run_raw_limit(app: App, scenario: Scenario, chunk: int, log: Callable[[str],
             seconds_by_kind[kind] += spent
         for kind in ("enrolments", "metrics", "ledger", "outbox"):
             by_kind[kind] += len(parameters[kind])
-        by_kind["relay marks"] += len(parameters["outbox"])
+        by_kind["relay"] += len(parameters["outbox"]) + (1 if parameters["ledger"] else 0)
         events += writes.events
         if events % 200_000 < chunk:
             log(f"{app.engine.dialect.name} raw limit: {events:,} events")
@@ -1153,15 +1174,14 @@ class NaiveAggregator:
         now: datetime,
         completed_on: datetime | None,
     ) -> None:
-        """Check-then-insert: look the AUDIT event up in the ledger; if absent, insert it and its outbox
-        message (and the certificate request of a course completion)."""
+        """Check-then-insert: look the AUDIT event up in the ledger; if absent, insert it (the ledger is
+        the AUDIT events' outbox) and, for a course completion, the certificate request's outbox row."""
         user, course, batch, kind, object_id, action = record.key
         found = connection.execute(
             self.find_audit, {"u": user, "c": course, "b": batch, "t": kind, "o": object_id, "x": action}
         ).first()
         if found is not None:
             return
-        telemetry = record.telemetry(int(now.timestamp() * 1000), channel)
         connection.execute(
             self.insert_ledger,
             {
@@ -1171,11 +1191,11 @@ class NaiveAggregator:
                 "object_type": kind,
                 "object_id": object_id,
                 "action": action,
-                "event": telemetry,
+                "channel": channel,
                 "emitted_at": now,
             },
         )
-        messages: list[Event] = [AuditEventEmitted(user_id=user, telemetry=telemetry, occurred_at=now)]
+        messages: list[Event] = []
         if record.object_type is AuditObject.COURSE and record.action is AuditAction.COMPLETE:
             messages.append(
                 CertificateRequested(
@@ -1245,7 +1265,6 @@ PROFILED = (
     ("enrolments.py", "save_progress", "          SqlEnrolmentStore.save_progress"),
     ("enrolments.py", "upsert", "          SqlActivityStore.upsert"),
     ("enrolments.py", "add_new", "          SqlAuditLedger.add_new"),
-    ("progress.py", "telemetry", "          AuditRecord.telemetry"),
     ("ports.py", "commit", "      UnitOfWork.commit (outbox insert + COMMIT) [all]"),
     ("store.py", "add", "        Sql{Outbox,FailedEventStore,CounterStore}.add [all]"),
     ("events.py", "payload", "          Event.payload [all]"),
@@ -1253,6 +1272,9 @@ PROFILED = (
     ("messagebus.py", "relay_outbox", "relay_outbox (app.relay)"),
     ("store.py", "pending", "  SqlOutbox.pending"),
     ("store.py", "mark_relayed", "  SqlOutbox.mark_relayed"),
+    ("messagebus.py", "relay_audit_ledger", "relay_audit_ledger (app.relay)"),
+    ("enrolments.py", "list", "  SqlAuditLedger.list (a page after the cursor)"),
+    ("progress.py", "telemetry", "  AuditRecord.telemetry"),
     ("store.py", "__exit__", "SqlUnitOfWork.__exit__ (rollback, close) [all]"),
     ("store.py", "__enter__", "SqlUnitOfWork.__enter__ (connect, begin) [all]"),
     ("store.py", "_commit", "SqlUnitOfWork._commit (COMMIT + BEGIN) [all]"),
@@ -1540,7 +1562,7 @@ def breakdown_table(results: Sequence[BackendResult], markdown: bool) -> str:
                     f"{raw.events:,}",
                     f"{raw.seconds:.1f}",
                     "(in)",
-                    f"{raw.rows_by_kind['relay marks']:,}",
+                    f"{raw.rows_by_kind['relay']:,}",
                     rate(raw.events_per_second),
                     NOT_RUN,
                     NOT_RUN,

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from courseinfra.adapters.bus import InProcessBus
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
+from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
+from courseinfra.domain.reports import AcceptedFrameworks
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
 from courseinfra.services.ingest import Router
-from courseinfra.services.messagebus import post_publish_handler, relay_outbox
-from courseinfra.services.ports import EventBus, RelationCache, UnitOfWork
+from courseinfra.services.messagebus import post_publish_handler, relay_audit_ledger, relay_outbox
+from courseinfra.services.ports import EventBus, RelationCache, ReportArchive, UnitOfWork
 from courseinfra.services.relation_cache import RelationCacheJob
+from courseinfra.services.reports import ReportOptions
 from courseinfra.settings import Settings, load_settings
 
 
@@ -34,10 +38,23 @@ class App:
     bus: EventBus
     router: Router
     uow_factory: Callable[[], UnitOfWork] = field(repr=False)
+    reports: ReportArchive = field(repr=False)
+
+    @property
+    def report_options(self) -> ReportOptions:
+        return ReportOptions(
+            AcceptedFrameworks.of(self.settings.reports_accepted_frameworks),
+            mask_personal_data=self.settings.reports_mask_personal_data,
+        )
+
+    def report_archive(self, folder: Path | None = None) -> ReportArchive:
+        """The reports folder of the settings, or another one (``reports generate --out``)."""
+        return self.reports if folder is None else LocalReportArchive(folder)
 
     def relay(self) -> int:
-        """Deliver committed outbox events to their handlers; return how many were delivered."""
-        return relay_outbox(self.uow_factory, self.bus)
+        """Deliver committed outbox events and AUDIT ledger entries to their handlers; return how many
+        were delivered."""
+        return relay_outbox(self.uow_factory, self.bus) + relay_audit_ledger(self.uow_factory, self.bus)
 
     def close(self) -> None:
         self.cache.close()
@@ -76,4 +93,4 @@ def bootstrap(
     )
     bus.subscribe(ContentPublished.event_type, post_publish_handler(router, uow_factory))
     bus.subscribe(RelationCacheUpdated.event_type, relation_cache_updated_handler(router, uow_factory, views))
-    return App(settings, engine, cache, bus, router, uow_factory)
+    return App(settings, engine, cache, bus, router, uow_factory, LocalReportArchive(settings.reports_path))

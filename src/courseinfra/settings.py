@@ -5,10 +5,12 @@ Nothing here connects: :mod:`courseinfra.bootstrap` builds the adapters from the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from courseinfra.domain.cache_layout import CacheLayout
 
@@ -38,6 +40,28 @@ class Settings(BaseSettings):
         description="Enrol a learner whose progress arrives before the enrolment, when the batch exists.",
     )
     ingest_chunk_size: int = Field(1000, ge=1, le=100_000, description="Events read and processed at a time.")
+    reports_dir: Path | None = Field(
+        None, description="Folder of course reports; unset: COURSEINFRA_HOME/reports."
+    )
+    reports_accepted_frameworks: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("TPD",),
+        description="Frameworks whose courses' batches get reports: a JSON list or comma-separated names, "
+        "matched exactly after trimming and case folding.",
+    )
+    reports_mask_personal_data: bool = Field(False, description="Mask learners' names and emails in reports.")
+
+    @field_validator("reports_accepted_frameworks", mode="before")
+    @classmethod
+    def _frameworks(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return tuple(json.loads(text))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"not a JSON list: {error.msg}") from None
+            return tuple(part for part in (item.strip() for item in text.split(",")) if part)
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -68,6 +92,10 @@ class Settings(BaseSettings):
     @property
     def embedded_cache_path(self) -> Path:
         return self.home / "cache.sqlite3"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.reports_dir or self.home / "reports"
 
 
 def load_settings(**overrides: object) -> Settings:

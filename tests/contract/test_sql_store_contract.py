@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,14 @@ from courseinfra.domain.progress import (
     EnrolmentStatus,
     UnitMetrics,
 )
-from courseinfra.services.ports import AlreadyExists, ContentSummary, CourseBatch, Enrolment, NewFailedEvent
+from courseinfra.services.ports import (
+    AlreadyExists,
+    ContentSummary,
+    CourseBatch,
+    Enrolment,
+    NewFailedEvent,
+    RelayCursor,
+)
 from tests.conftest import truncate_all
 from tests.helpers import collection, leaf
 
@@ -243,14 +251,60 @@ class SqlStoreContract:
         enrol = AuditRecord(key, AuditObject.COURSE, "c1", AuditAction.ENROL)
         start = AuditRecord(key, AuditObject.CONTENT, "r1", AuditAction.START)
         with SqlUnitOfWork(engine) as uow:
-            assert set(uow.audits.add_new([(enrol, {"n": 1}), (start, {"n": 2})], T0)) == {enrol, start}
-            assert uow.audits.add_new([(enrol, {"n": 3}), (enrol, {"n": 4})], T0) == []
+            assert set(uow.audits.add_new([(enrol, "ch1"), (start, "ch1")], T0)) == {enrol, start}
+            assert uow.audits.add_new([(enrol, "ch2"), (enrol, None)], T0 + timedelta(days=1)) == []
             uow.commit()
         with SqlUnitOfWork(engine) as uow:
             entries = uow.audits.list(user_id="u1")
-            assert [(e.record, e.event) for e in entries] == [(enrol, {"n": 1}), (start, {"n": 2})]
+            assert [(e.record, e.channel, e.emitted_at) for e in entries] == [
+                (enrol, "ch1", T0),
+                (start, "ch1", T0),
+            ]
             assert uow.audits.list(course_id="other") == []
             assert [e.record for e in uow.audits.list(after_id=entries[0].id)] == [start]
+        # The telemetry is rebuilt from the row: the same event on every read, with the first emission's time.
+        assert entries[1].telemetry == start.telemetry(int(T0.timestamp() * 1000), "ch1")
+
+    def test_the_audit_ledger_assigns_ids_in_commit_order(self, engine: sa.Engine) -> None:
+        """A relay that has read up to id N must never later see an uncommitted-then-committed id below
+        N: a second writer waits for the first one's commit before it takes ids."""
+        first = AuditRecord(EnrolmentKey("u1", "c1", "b1"), AuditObject.COURSE, "c1", AuditAction.ENROL)
+        second = AuditRecord(EnrolmentKey("u2", "c1", "b1"), AuditObject.COURSE, "c1", AuditAction.ENROL)
+        committed = threading.Event()
+
+        def other_writer() -> None:
+            with SqlUnitOfWork(engine) as uow:
+                uow.audits.add_new([(second, None)], T0)
+                uow.commit()
+            committed.set()
+
+        with SqlUnitOfWork(engine) as uow:
+            uow.audits.add_new([(first, None)], T0)
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            # The second writer is still waiting: nothing of it is visible before the first commit.
+            assert not committed.wait(0.5)
+            with SqlUnitOfWork(engine) as reader:
+                assert reader.audits.list() == []
+            uow.commit()
+        writer.join(10)
+        assert committed.is_set()
+        with SqlUnitOfWork(engine) as uow:
+            assert [e.record for e in uow.audits.list()] == [first, second]
+
+    def test_relay_cursors_move_and_keep_failures(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.cursors.get("audit").position == 0
+            uow.cursors.advance("audit", 7, T0)
+            uow.cursors.record_failure("audit", "boom", T0)
+            uow.cursors.record_failure("audit", "boom again", T0)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.cursors.get("audit") == RelayCursor("audit", 7, 2, "boom again", T0)
+            uow.cursors.advance("audit", 9, T0)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.cursors.get("audit") == RelayCursor("audit", 9, 0, None, T0)
 
     def test_summaries_keep_channel_and_framework_without_the_hierarchy(self, engine: sa.Engine) -> None:
         with SqlUnitOfWork(engine) as uow:

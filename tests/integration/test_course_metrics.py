@@ -15,6 +15,7 @@ from courseinfra.domain.events import AuditEventEmitted, CertificateRequested
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentStatus
 from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import ingest
+from courseinfra.services.messagebus import AUDIT_RELAY
 from courseinfra.services.ports import CourseBatch, OutboxMessage
 from courseinfra.settings import Settings
 from tests.helpers import collection, leaf
@@ -106,7 +107,7 @@ def test_progress_metrics_and_audit_of_a_first_consumption(app: App) -> None:
         }
     )
     [entry, *_] = enrolments.audit_events(app.uow_factory(), user_id="u1")
-    telemetry = entry.event
+    telemetry = entry.telemetry
     assert telemetry["eid"] == "AUDIT"
     assert telemetry["ver"] == "3.0"
     assert telemetry["actor"] == {"id": "u1", "type": "User"}
@@ -175,6 +176,38 @@ def test_a_crash_before_commit_changes_nothing_and_the_rerun_emits_once(
     run(app, progress_event("u1", ("r1", 2)))
     assert set(published.audits().values()) == {1}
     assert len(enrolments.audit_events(app.uow_factory())) == 4
+
+
+def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_resumes(app: App) -> None:
+    setup_course(app)
+    delivered: list[int] = []
+    broken = {"id": 0}
+
+    def consumer(message: OutboxMessage) -> None:
+        if message.id == broken["id"]:
+            raise ConnectionError("sink down")
+        delivered.append(message.id)
+
+    app.bus.subscribe(AuditEventEmitted.event_type, consumer)
+    ingest([progress_event("u1", ("r1", 2), ("r2", 1))], "events", app.router, app.uow_factory)
+    ids = [entry.id for entry in enrolments.audit_events(app.uow_factory())]
+    assert len(ids) == 5
+    broken["id"] = ids[2]
+    assert app.relay() == 2
+    assert delivered == ids[:2]
+    with app.uow_factory() as uow:
+        cursor = uow.cursors.get(AUDIT_RELAY)
+    assert (cursor.position, cursor.attempts) == (ids[1], 1)
+    assert cursor.last_error is not None
+    assert f"ledger entry {ids[2]}" in cursor.last_error
+    assert "sink down" in cursor.last_error
+    broken["id"] = 0
+    assert app.relay() == 3
+    assert app.relay() == 0
+    assert delivered == ids
+    with app.uow_factory() as uow:
+        cursor = uow.cursors.get(AUDIT_RELAY)
+    assert (cursor.position, cursor.attempts, cursor.last_error) == (ids[-1], 0, None)
 
 
 def test_bad_events_are_kept_and_the_rest_is_processed(app: App) -> None:

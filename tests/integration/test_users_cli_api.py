@@ -192,7 +192,7 @@ def test_logins_and_profile_changes_reach_the_bus(app: App, client: TestClient) 
     ok(client.post("/v1/users/u1/logins", json={"at": "2026-11-23T08:00:00Z"}))
     ok(client.patch("/v1/users/u1/profile", json={"district": "South"}))
     assert seen == [
-        ("org.courseinfra.learning.user.profile.changed.v1", "u1"),
-        ("org.courseinfra.learning.user.login.v1", "u1"),
-        ("org.courseinfra.learning.user.profile.changed.v1", "u1"),
+        ("courseinfra.user.profile.changed.v1", "u1"),
+        ("courseinfra.user.login.recorded.v1", "u1"),
+        ("courseinfra.user.profile.changed.v1", "u1"),
     ]

@@ -160,7 +160,7 @@ class UserLoggedIn(Event):
     - ``logged_in_at``: when they logged in (ISO 8601, UTC), also the event's ``occurred_at``.
     """
 
-    event_type: ClassVar[str] = "org.courseinfra.learning.user.login.v1"
+    event_type: ClassVar[str] = "courseinfra.user.login.recorded.v1"
     user_id: str
     logged_in_at: str
 
@@ -178,7 +178,7 @@ class UserProfileChanged(Event):
     - ``profile``: the complete profile after the change (so that a reader needs no lookup).
     """
 
-    event_type: ClassVar[str] = "org.courseinfra.learning.user.profile.changed.v1"
+    event_type: ClassVar[str] = "courseinfra.user.profile.changed.v1"
     user_id: str
     changed: dict[str, str | None]
     profile: dict[str, str]

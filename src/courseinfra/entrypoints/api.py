@@ -11,6 +11,7 @@ at shutdown. ``create_app(app)`` serves an application built by the caller, who 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -18,10 +19,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, cast
 
 import orjson
-from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -42,10 +43,12 @@ from courseinfra.entrypoints.serialize import (
     enrolment_json,
     failed_event_json,
     import_report_json,
+    report_run_json,
+    report_selection_json,
     row_error_json,
     user_json,
 )
-from courseinfra.services import content, enrolments, users
+from courseinfra.services import content, enrolments, reports, users
 from courseinfra.services.ingest import ingest, replay_failed
 from courseinfra.services.ports import CourseBatch
 from courseinfra.settings import load_settings
@@ -69,6 +72,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid-batch": 422,
     "user-not-found": 404,
     "invalid-profile": 422,
+    "report-run-not-found": 404,
+    "report-file-not-found": 404,
 }
 DEFAULT_ERROR_STATUS = 422
 
@@ -695,7 +700,77 @@ def list_audit_events(
     entries = enrolments.audit_events(
         app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
     )
-    return [{"id": e.id, "emitted_at": e.emitted_at, "event": dict(e.event)} for e in entries]
+    return [{"id": e.id, "emitted_at": e.emitted_at, "event": e.telemetry} for e in entries]
+
+
+class ReportRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: date | None = Field(None, description="The report date; default today (UTC).")
+    batches: list[str] = Field(
+        default_factory=list, description="Only these batches (all selected when empty)."
+    )
+
+
+class ReportFileNotFound(DomainError):
+    code = "report-file-not-found"
+
+
+REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
+
+
+@routes.get("/v1/reports/batches", tags=["reports"], responses=INVALID)
+def report_batches(
+    app: AppDep, as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None
+) -> dict[str, Any]:
+    """The ongoing batches a report run would cover, and every other one with its reason."""
+    with app.uow_factory() as uow:
+        selection = reports.batches_to_report(
+            uow, app.report_options.accepted, as_of or datetime.now(UTC).date()
+        )
+    return report_selection_json(selection)
+
+
+@routes.post("/v1/reports/runs", tags=["reports"], status_code=202, responses=INVALID)
+def start_report_run(app: AppDep, body: ReportRunIn, background: BackgroundTasks) -> dict[str, Any]:
+    """Start a report run; it goes on after the answer. Follow it at ``/v1/reports/runs/{run_id}``."""
+    as_of = body.as_of or datetime.now(UTC).date()
+    run = reports.start_run(app.uow_factory, as_of=as_of, batch_ids=body.batches)
+    background.add_task(_carry_out_report_run, app, run.run_id, as_of, tuple(body.batches))
+    return report_run_json(run)
+
+
+def _carry_out_report_run(app: App, run_id: str, as_of: date, batch_ids: tuple[str, ...]) -> None:
+    # A failure is recorded on the run (status failed, with the error), which is where a client looks.
+    with contextlib.suppress(Exception):
+        reports.generate_reports(
+            app.uow_factory, app.reports, app.report_options, as_of=as_of, batch_ids=batch_ids, run_id=run_id
+        )
+
+
+@routes.get("/v1/reports/runs", tags=["reports"], responses=INVALID)
+def list_report_runs(app: AppDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+    """The latest report runs, newest first."""
+    return [report_run_json(run) for run in reports.list_runs(app.uow_factory, limit)]
+
+
+@routes.get("/v1/reports/runs/{run_id}", tags=["reports"], responses={**INVALID, **NOT_FOUND})
+def get_report_run(app: AppDep, run_id: str) -> dict[str, Any]:
+    """A report run's status and progress; when it succeeded, what it reported and its files."""
+    run = reports.get_run(app.uow_factory, run_id)
+    return {**report_run_json(run), "files": app.reports.files(run_id)}
+
+
+@routes.get("/v1/reports/runs/{run_id}/files/{name}", tags=["reports"], responses={**INVALID, **NOT_FOUND})
+def download_report_file(app: AppDep, run_id: str, name: str) -> FileResponse:
+    """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest."""
+    reports.get_run(app.uow_factory, run_id)
+    path = app.reports.path(run_id, name)
+    if path is None:
+        raise ReportFileNotFound(f"run {run_id} has no file {name}")
+    return FileResponse(
+        path, media_type=REPORT_MEDIA_TYPES.get(path.suffix, "application/octet-stream"), filename=name
+    )
 
 
 USERS_CSV_EXAMPLE = (

@@ -38,13 +38,21 @@ from courseinfra.entrypoints.serialize import (
     enrolment_json,
     failed_event_json,
     import_report_json,
+    report_run_json,
+    report_selection_json,
     user_json,
 )
 from courseinfra.services import content, enrolments, users
 from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
-from courseinfra.services.ports import CourseBatch
+from courseinfra.services.ports import CourseBatch, ReportRun
 from courseinfra.services.relation_cache import published_roots, rebuild_requests
+from courseinfra.services.reports import (
+    batches_to_report,
+    generate_reports,
+    get_run,
+    list_runs,
+)
 from courseinfra.settings import SettingsError, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Course infrastructure jobs.")
@@ -57,6 +65,7 @@ enrolments_cli = typer.Typer(no_args_is_help=True, help="Enrolments and their pr
 activity_cli = typer.Typer(no_args_is_help=True, help="Course and unit metrics of an enrolment.")
 audit_cli = typer.Typer(no_args_is_help=True, help="The AUDIT events emitted for enrolments.")
 users_cli = typer.Typer(no_args_is_help=True, help="The user directory: import, read, logins, profiles.")
+reports_cli = typer.Typer(no_args_is_help=True, help="Course progress reports, for TPD batches only.")
 cli.add_typer(content_cli, name="content")
 cli.add_typer(cache_cli, name="cache")
 cli.add_typer(failed_cli, name="failed")
@@ -66,6 +75,7 @@ cli.add_typer(enrolments_cli, name="enrolments")
 cli.add_typer(activity_cli, name="activity")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(reports_cli, name="reports")
 
 err = Console(stderr=True)
 
@@ -242,6 +252,84 @@ def _counters_table(jobs: dict[str, dict[str, int]], title: str) -> None:
             job, *(str(counts.get(c, 0)) for c in ("total", "success", "skipped", "failed", "cache-writes"))
         )
     err.print(table)
+
+
+AsOfOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="The report date; default today (UTC)."
+    ),
+]
+
+
+@reports_cli.command("batches")
+def reports_batches(as_of: AsOfOption = None) -> None:
+    """The ongoing batches a report run would cover, and every other one with its reason (JSON)."""
+    day = _day(as_of) or datetime.now(UTC).date()
+    with application() as app, app.uow_factory() as uow:
+        selection = batches_to_report(uow, app.report_options.accepted, day)
+    emit(report_selection_json(selection))
+
+
+@reports_cli.command("generate")
+def reports_generate(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Reports folder; default COURSEINFRA_REPORTS_DIR.")
+    ] = None,
+    batch: Annotated[
+        list[str] | None, typer.Option("--batch", help="Only this batch (repeat for several).")
+    ] = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Write one CSV, one summary (JSON) and one chart (SVG) per selected batch into OUT/<date>/,
+    replacing that date's earlier reports in one step; print the run (JSON). Exit code 1 if it failed."""
+    day = _day(as_of) or datetime.now(UTC).date()
+    with application() as app:
+        archive = app.report_archive(out)
+        with _progress(True) as progress:
+            task = progress.add_task("batches", total=None)
+
+            def show(run: ReportRun) -> None:
+                progress.update(
+                    task,
+                    total=run.batches_total,
+                    completed=run.batches_done,
+                    description=f"reports {run.as_of}: {run.rows_written:,} rows",
+                )
+
+            try:
+                run = generate_reports(
+                    app.uow_factory,
+                    archive,
+                    app.report_options,
+                    as_of=day,
+                    batch_ids=tuple(batch or ()),
+                    on_progress=show,
+                )
+            except Exception as error:
+                raise Failure(f"report run failed: {type(error).__name__}: {error}") from None
+    emit(report_run_json(run))
+    folder = (out or app.settings.reports_path) / day.isoformat()
+    err.print(
+        f"{run.batches_done} batches, {run.rows_written:,} rows in {folder}; "
+        f"skipped: {run.outcome.get('skipped_counts') or 'none'}",
+        highlight=False,
+    )
+
+
+@reports_cli.command("runs")
+def reports_runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
+    """The latest report runs, newest first, as JSON lines."""
+    with application() as app:
+        emit_lines(report_run_json(run) for run in list_runs(app.uow_factory, limit))
+
+
+@reports_cli.command("status")
+def reports_status(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id.")]) -> None:
+    """One report run (JSON), with the files it published."""
+    with application() as app:
+        run = get_run(app.uow_factory, run_id)
+        emit({**report_run_json(run), "files": app.reports.files(run_id)})
 
 
 @cli.command("counters")
@@ -516,7 +604,7 @@ def audit_list(
         entries = enrolments.audit_events(
             app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
         )
-    emit_lines(entry.event for entry in entries)
+    emit_lines(entry.telemetry for entry in entries)
     if len(entries) == limit:
         err.print(f"more may follow: --after {entries[-1].id}", highlight=False)
 

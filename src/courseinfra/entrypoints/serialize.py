@@ -9,8 +9,9 @@ from datetime import date, datetime
 from typing import Any
 
 from courseinfra.domain.progress import UnitMetrics
+from courseinfra.domain.reports import ReportSelection
 from courseinfra.domain.users import RowError, User
-from courseinfra.services.ports import CourseBatch, Enrolment, FailedEvent
+from courseinfra.services.ports import CourseBatch, Enrolment, FailedEvent, ReportRun
 from courseinfra.services.users import ImportReport
 
 #: The enrolment types a batch can have (``course_batch.enrollmenttype``).
@@ -117,4 +118,33 @@ def import_report_json(report: ImportReport) -> dict[str, Any]:
         "updated": report.updated,
         "unchanged": report.unchanged,
         "errors": [row_error_json(error) for error in report.errors],
+    }
+
+
+def report_run_json(run: ReportRun) -> dict[str, Any]:
+    """A report run: its status and progress, and when it succeeded, what it reported and skipped."""
+    return {
+        "run_id": run.run_id,
+        "as_of": run.as_of.isoformat(),
+        "status": run.status.value,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "requested_batches": list(run.requested_batches),
+        "batches_total": run.batches_total,
+        "batches_done": run.batches_done,
+        "rows_written": run.rows_written,
+        "error": run.error,
+        "outcome": dict(run.outcome),
+    }
+
+
+def report_selection_json(selection: ReportSelection[CourseBatch]) -> dict[str, Any]:
+    """The batches a report run would cover, and every other ongoing batch with its reason."""
+    return {
+        "selected": [{"batch_id": b.batch_id, "course_id": b.course_id} for b in selection.selected],
+        "skipped": [
+            {"batch_id": b.batch_id, "course_id": b.course_id, "reason": reason.value}
+            for b, reason in selection.skipped
+        ],
+        "skipped_counts": selection.skipped_counts(),
     }

@@ -28,7 +28,7 @@ from courseinfra.domain.cache_layout import (
     path_of,
 )
 from courseinfra.domain.errors import InvalidHierarchy
-from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, Event
+from courseinfra.domain.events import CertificateRequested, Event
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
 from courseinfra.domain.job_requests import (
     ENROLMENT_UPDATE_ACTION,
@@ -275,42 +275,28 @@ def write_aggregations(
     counters: JobCounters,
 ) -> int:
     """Write aggregated enrolments (with their course's channel) in ``uow``: states, metrics, the AUDIT
-    ledger, and the outbox events of the AUDIT records the ledger took as new. Return how many."""
+    records the ledger takes as new (the ledger is their outbox) and the certificate requests of the
+    course completions among them. Return how many AUDIT records were new."""
     states = [aggregation.state for aggregation, _ in aggregations]
     metrics = [metric for aggregation, _ in aggregations for metric in aggregation.metrics]
-    ets = int(now.timestamp() * 1000)
-    candidates = [
-        (record, record.telemetry(ets, channel))
-        for aggregation, channel in aggregations
-        for record in aggregation.audits
-    ]
+    candidates = [(record, channel) for aggregation, channel in aggregations for record in aggregation.audits]
     uow.enrolments.save_progress(states)
     uow.activity.upsert(metrics, now)
     emitted = uow.audits.add_new(candidates, now)
-    uow.record(*_outbox(emitted, candidates, states, now, counters))
+    uow.record(*_certificate_requests(emitted, states, now, counters))
     counters.inc(DB_WRITES, 3 if states else 0)
     counters.inc(ENROLMENTS_UPDATED, len(states))
     return len(emitted)
 
 
-def _outbox(
-    emitted: Sequence[AuditRecord],
-    candidates: Sequence[tuple[AuditRecord, dict[str, Any]]],
-    states: Sequence[EnrolmentState],
-    now: datetime,
-    counters: JobCounters,
+def _certificate_requests(
+    emitted: Sequence[AuditRecord], states: Sequence[EnrolmentState], now: datetime, counters: JobCounters
 ) -> list[Event]:
-    """The events to publish for the AUDIT records the ledger took as new; a course completion also
-    requests its certificate, so that request is as exactly-once as the AUDIT event."""
-    telemetry = {record.key: event for record, event in candidates}
+    """A course completion the ledger took as new also requests its certificate, in the same
+    transaction: the request is as exactly-once as the AUDIT event."""
     completed_on = {state.key: state.completed_on for state in states}
     events: list[Event] = []
     for record in emitted:
-        events.append(
-            AuditEventEmitted(
-                user_id=record.enrolment.user_id, telemetry=telemetry[record.key], occurred_at=now
-            )
-        )
         if record.object_type is AuditObject.COURSE and record.action is AuditAction.COMPLETE:
             done = completed_on.get(record.enrolment) or now
             events.append(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from courseinfra.domain.events import ContentPublished
+from courseinfra.domain.events import AuditEventEmitted, ContentPublished
 from courseinfra.services.ingest import Router, RunCounters, keep_rejected
 from courseinfra.services.jobs import IncomingEvent
 from courseinfra.services.ports import EventBus, OutboxMessage, UnitOfWork
@@ -49,6 +49,61 @@ def relay_outbox(
                 uow.outbox.mark_attempt_failed(message_id, error_text)
             uow.commit()
         relayed += len(done)
+
+
+AUDIT_RELAY = "audit"
+
+
+def relay_audit_ledger(
+    uow_factory: Callable[[], UnitOfWork],
+    bus: EventBus,
+    *,
+    batch: int = 1000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Publish the AUDIT ledger's entries after the relay cursor, in ledger order, as
+    :class:`AuditEventEmitted` messages (the message id is the ledger id); return how many.
+
+    A page is published, then the cursor moves past it in one transaction: delivery is at least once
+    (a crash in between delivers the page again, with the same ``mid``s). A message whose handler raises
+    stops the relay there, keeping the order: the cursor stays before it with the error, and the next
+    relay starts again from that message.
+    """
+    relayed = 0
+    while True:
+        with uow_factory() as uow:
+            start = position = uow.cursors.get(AUDIT_RELAY).position
+            entries = uow.audits.list(after_id=start, limit=batch)
+        if not entries:
+            return relayed
+        failure: str | None = None
+        for entry in entries:
+            message = OutboxMessage(
+                entry.id,
+                AuditEventEmitted.event_type,
+                entry.record.enrolment.user_id,
+                AuditEventEmitted(
+                    user_id=entry.record.enrolment.user_id,
+                    telemetry=entry.telemetry,
+                    occurred_at=entry.emitted_at,
+                ).payload(),
+                attempts=0,
+            )
+            try:
+                bus.publish(message)
+            except Exception as error:
+                failure = f"ledger entry {entry.id}: {type(error).__name__}: {error}"
+                break
+            position = entry.id
+            relayed += 1
+        with uow_factory() as uow:
+            if position != start:
+                uow.cursors.advance(AUDIT_RELAY, position, clock())
+            if failure is not None:
+                uow.cursors.record_failure(AUDIT_RELAY, failure, clock())
+            uow.commit()
+        if failure is not None:
+            return relayed
 
 
 def post_publish_handler(

@@ -4,9 +4,12 @@ and both pass the same contract suite in ``tests/contract``."""
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -14,6 +17,7 @@ from courseinfra.domain.cache_layout import CacheValue
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import AuditRecord, EnrolmentKey, EnrolmentState, UnitMetrics
+from courseinfra.domain.reports import LearnerRow
 from courseinfra.domain.users import User
 
 
@@ -181,6 +185,11 @@ class BatchStore(abc.ABC):
     def get(self, batch_id: str) -> CourseBatch | None: ...
 
     @abc.abstractmethod
+    def ongoing(self, as_of: date) -> list[CourseBatch]:
+        """Every batch whose end date is empty or not before ``as_of`` (see ``domain.reports.is_ongoing``),
+        by batch id."""
+
+    @abc.abstractmethod
     def list(
         self, *, course_id: str | None = None, after: str = "", limit: int = 100
     ) -> list[CourseBatch]: ...
@@ -237,20 +246,31 @@ class ActivityStore(abc.ABC):
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
+    """An emitted AUDIT event as the ledger keeps it: its record, the course's channel and the time."""
+
     id: int
     record: AuditRecord
-    event: Mapping[str, Any]
+    channel: str | None
     emitted_at: datetime
+
+    @property
+    def telemetry(self) -> dict[str, Any]:
+        """The event in the telemetry v3 AUDIT shape, the same on every read."""
+        return self.record.telemetry(int(self.emitted_at.timestamp() * 1000), self.channel)
 
 
 class AuditLedger(abc.ABC):
-    """Each AUDIT event once: a row per (enrolment, object, action) under a unique key."""
+    """Each AUDIT event once: a row per (enrolment, object, action) under a unique key.
+
+    The ledger is also the AUDIT events' outbox: its ids are assigned in commit order, so a reader that
+    has seen every entry up to id N never sees a later commit with an id at or below N, and a relay
+    needs only a cursor (see :class:`RelayCursors`), not a mark per entry.
+    """
 
     @abc.abstractmethod
-    def add_new(
-        self, events: Sequence[tuple[AuditRecord, Mapping[str, Any]]], at: datetime
-    ) -> list[AuditRecord]:
-        """Insert the records not in the ledger yet; return exactly those (the ones to emit)."""
+    def add_new(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> list[AuditRecord]:
+        """Insert the records (each with its course's channel) not in the ledger yet; return exactly
+        those (the ones to emit)."""
 
     @abc.abstractmethod
     def list(
@@ -261,6 +281,130 @@ class AuditLedger(abc.ABC):
         after_id: int = 0,
         limit: int = 1000,
     ) -> list[LedgerEntry]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCursor:
+    """How far a relay has delivered an ordered stream, and its last failure if the next entry failed."""
+
+    name: str
+    position: int
+    attempts: int = 0
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+class RelayCursors(abc.ABC):
+    """Positions of the relays of ordered streams (the AUDIT ledger), one row per relay."""
+
+    @abc.abstractmethod
+    def get(self, name: str) -> RelayCursor:
+        """The cursor ``name``; position 0 when it was never moved."""
+
+    @abc.abstractmethod
+    def advance(self, name: str, position: int, at: datetime) -> None:
+        """Move ``name`` to ``position`` and clear its failure."""
+
+    @abc.abstractmethod
+    def record_failure(self, name: str, error: str, at: datetime) -> None:
+        """Keep the error of the entry after the cursor's position, and count the attempt."""
+
+
+class ReportReader(abc.ABC):
+    """The rows of a batch's progress report, read in pages so that a batch never sits in memory."""
+
+    @abc.abstractmethod
+    def learners(
+        self, batch_id: str, unit_ids: Sequence[str], *, after_user: str = "", limit: int = 1000
+    ) -> list[LearnerRow]:
+        """The enrolments of ``batch_id`` with a user id above ``after_user``, by user id, each with the
+        directory's name and email and its progress in each of ``unit_ids`` (0 where never touched)."""
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRun:
+    """One generation of reports for a date: its progress while it runs, what it did when it ends."""
+
+    run_id: str
+    as_of: date
+    status: RunStatus
+    started_at: datetime
+    requested_batches: tuple[str, ...] = ()
+    batches_total: int = 0
+    batches_done: int = 0
+    rows_written: int = 0
+    finished_at: datetime | None = None
+    error: str | None = None
+    outcome: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ReportRuns(abc.ABC):
+    """Report runs, so that any process (the CLI, the API) sees a run's status."""
+
+    @abc.abstractmethod
+    def add(self, run: ReportRun) -> None: ...
+
+    @abc.abstractmethod
+    def save(self, run: ReportRun) -> None:
+        """Replace the stored run of the same id with ``run``."""
+
+    @abc.abstractmethod
+    def get(self, run_id: str) -> ReportRun | None: ...
+
+    @abc.abstractmethod
+    def list(self, *, limit: int = 50) -> list[ReportRun]:
+        """The latest runs first."""
+
+
+class ReportFile(abc.ABC):
+    """A report file being written; nothing of it is visible before its run is published."""
+
+    @abc.abstractmethod
+    def write_row(self, row: Sequence[Any]) -> None: ...
+
+
+class ReportDraft(abc.ABC):
+    """The files of one run, written aside and made visible all at once by :meth:`publish`."""
+
+    @abc.abstractmethod
+    def csv(self, name: str) -> AbstractContextManager[ReportFile]:
+        """A CSV file of the run, written row by row."""
+
+    @abc.abstractmethod
+    def write_text(self, name: str, text: str) -> None: ...
+
+    @abc.abstractmethod
+    def publish(self) -> None:
+        """Make the run's files the reports of its date, replacing an earlier run's in one step."""
+
+    @abc.abstractmethod
+    def discard(self) -> None:
+        """Remove what the run wrote; the date's published reports stay as they were."""
+
+
+class ReportArchive(abc.ABC):
+    """Where report files live: per run, and per date the files of its latest published run."""
+
+    @abc.abstractmethod
+    def draft(self, run_id: str, as_of: date) -> ReportDraft: ...
+
+    @abc.abstractmethod
+    def files(self, run_id: str) -> list[str]:
+        """The names of a run's files (none for an unknown run)."""
+
+    @abc.abstractmethod
+    def path(self, run_id: str, name: str) -> Path | None:
+        """The local path of one file of a run, or None."""
+
+    @abc.abstractmethod
+    def published_run(self, as_of: date) -> str | None:
+        """The run whose files are the reports of ``as_of``, if any."""
 
 
 class AlreadyExists(Exception):
@@ -280,6 +424,9 @@ class UnitOfWork(abc.ABC):
     activity: ActivityStore
     audits: AuditLedger
     users: UserDirectory
+    cursors: RelayCursors
+    reports: ReportReader
+    report_runs: ReportRuns
 
     def __init__(self) -> None:
         self._recorded: list[Event] = []

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from courseinfra.adapters.sql.store import aware, upsert
-from courseinfra.adapters.sql.tables import audit_ledger, course_batch, user_activity_agg, user_enrolments
+from courseinfra.adapters.sql.tables import (
+    audit_ledger,
+    course_batch,
+    relay_cursors,
+    user_activity_agg,
+    user_enrolments,
+)
 from courseinfra.domain.progress import (
     AuditAction,
     AuditObject,
@@ -28,9 +34,13 @@ from courseinfra.services.ports import (
     Enrolment,
     EnrolmentStore,
     LedgerEntry,
+    RelayCursor,
+    RelayCursors,
 )
 
 KEY_CHUNK = 500
+# The PostgreSQL advisory lock that orders the AUDIT ledger's commits; any constant unused elsewhere.
+AUDIT_LEDGER_LOCK = 0x61756469
 
 
 class SqlBatchStore(BatchStore):
@@ -83,6 +93,14 @@ class SqlBatchStore(BatchStore):
             sa.select(course_batch).where(course_batch.c.batchid == batch_id)
         ).one_or_none()
         return None if row is None else self._from_row(row)
+
+    def ongoing(self, as_of: date) -> list[CourseBatch]:
+        query = (
+            sa.select(course_batch)
+            .where(sa.or_(course_batch.c.enddate.is_(None), course_batch.c.enddate >= as_of))
+            .order_by(course_batch.c.batchid)
+        )
+        return [self._from_row(row) for row in self.connection.execute(query)]
 
     def list(self, *, course_id: str | None = None, after: str = "", limit: int = 100) -> list[CourseBatch]:
         query = (
@@ -289,12 +307,16 @@ class SqlAuditLedger(AuditLedger):
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
 
-    def add_new(
-        self, events: Sequence[tuple[AuditRecord, Mapping[str, Any]]], at: datetime
-    ) -> list[AuditRecord]:
-        if not events:
+    def add_new(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> list[AuditRecord]:
+        if not records:
             return []
-        by_key = {record.key: (record, event) for record, event in events}
+        by_key = {record.key: (record, channel) for record, channel in records}
+        if self.connection.dialect.name == "postgresql":
+            # Ids come from a sequence when the row is inserted, but become visible at commit: without
+            # this lock, held to the end of the transaction, a relay could pass id N+1 of a fast
+            # transaction while id N of a slower one is still uncommitted, and never deliver N.
+            # SQLite needs nothing: it has one writer at a time.
+            self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LEDGER_LOCK)))
         statement = (
             upsert(self.connection, audit_ledger)
             .on_conflict_do_nothing(
@@ -317,10 +339,10 @@ class SqlAuditLedger(AuditLedger):
                 "object_type": r.object_type.value,
                 "object_id": r.object_id,
                 "action": r.action.value,
-                "event": dict(event),
+                "channel": channel,
                 "emitted_at": at,
             }
-            for r, event in by_key.values()
+            for r, channel in by_key.values()
         ]
         inserted = self.connection.execute(statement, rows).all()
         return [by_key[tuple(row)][0] for row in inserted]
@@ -352,8 +374,40 @@ class SqlAuditLedger(AuditLedger):
                     row.object_id,
                     AuditAction(row.action),
                 ),
-                event=row.event,
+                channel=row.channel,
                 emitted_at=aware(row.emitted_at),
             )
             for row in self.connection.execute(query)
         ]
+
+
+class SqlRelayCursors(RelayCursors):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def get(self, name: str) -> RelayCursor:
+        row = self.connection.execute(sa.select(relay_cursors).where(relay_cursors.c.name == name)).first()
+        if row is None:
+            return RelayCursor(name, 0)
+        updated_at = aware(row.updated_at) if row.updated_at is not None else None
+        return RelayCursor(name, row.position, row.attempts, row.last_error, updated_at)
+
+    def advance(self, name: str, position: int, at: datetime) -> None:
+        self._upsert(name, {"position": position, "attempts": 0, "last_error": None, "updated_at": at})
+
+    def record_failure(self, name: str, error: str, at: datetime) -> None:
+        statement = upsert(self.connection, relay_cursors).values(
+            name=name, position=0, attempts=1, last_error=error, updated_at=at
+        )
+        self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[relay_cursors.c.name],
+                set_={"attempts": relay_cursors.c.attempts + 1, "last_error": error, "updated_at": at},
+            )
+        )
+
+    def _upsert(self, name: str, values: dict[str, Any]) -> None:
+        statement = upsert(self.connection, relay_cursors).values(name=name, **values)
+        self.connection.execute(
+            statement.on_conflict_do_update(index_elements=[relay_cursors.c.name], set_=values)
+        )

@@ -125,7 +125,9 @@ user_activity_agg = sa.Table(
 )
 
 # The AUDIT ledger: one row per (enrolment, object, action), written in the same transaction as the
-# state change that caused it; the primary key is what makes an AUDIT event emitted exactly once.
+# state change that caused it; the unique key is what makes an AUDIT event emitted exactly once. It is
+# also the AUDIT outbox: ids are assigned in commit order (see SqlAuditLedger.add_new) and the relay
+# keeps a cursor in relay_cursors. The telemetry event is rebuilt from the columns on every read.
 audit_ledger = sa.Table(
     "audit_ledger",
     metadata,
@@ -136,12 +138,24 @@ audit_ledger = sa.Table(
     sa.Column("object_type", sa.String(32), nullable=False),
     sa.Column("object_id", sa.String(255), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("event", JsonDocument, nullable=False),
+    sa.Column("channel", sa.String(255), nullable=True),
     sa.Column("emitted_at", Timestamp, nullable=False),
     sa.UniqueConstraint(
         "userid", "courseid", "batchid", "object_type", "object_id", "action", name="uq_audit_ledger_key"
     ),
     sa.Index("ix_audit_ledger_course", "courseid", "id"),
+    # Never reuse an id (SQLite's default is max + 1): the relay's cursor must stay behind every new row.
+    sqlite_autoincrement=True,
+)
+
+relay_cursors = sa.Table(
+    "relay_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=True),
 )
 
 # The user directory, shared by course reports and user groups. ``profile`` is a JSON document of free
@@ -164,4 +178,22 @@ users = sa.Table(
     sa.Index("ix_users_email", "email"),
     sa.Index("ix_users_organisation", "organisation", "user_id"),
     sa.Index("ix_users_last_login_at", "last_login_at"),
+)
+
+# One row per report generation, so that the CLI's and the API's runs are visible to both.
+report_runs = sa.Table(
+    "report_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("requested_batches", sa.JSON, nullable=False),
+    sa.Column("batches_total", sa.Integer, nullable=False),
+    sa.Column("batches_done", sa.Integer, nullable=False),
+    sa.Column("rows_written", sa.BigInteger, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("outcome", sa.JSON, nullable=False),
+    sa.Index("ix_report_runs_started", "started_at"),
 )

@@ -11,7 +11,9 @@ from courseinfra.adapters.sql.enrolments import (
     SqlAuditLedger,
     SqlBatchStore,
     SqlEnrolmentStore,
+    SqlRelayCursors,
 )
+from courseinfra.adapters.sql.reports import SqlReportReader, SqlReportRuns
 from courseinfra.adapters.sql.store import (
     SqlCounterStore,
     SqlFailedEventStore,
@@ -41,6 +43,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.activity = SqlActivityStore(self.connection)
         self.audits = SqlAuditLedger(self.connection)
         self.users = SqlUserDirectory(self.connection)
+        self.cursors = SqlRelayCursors(self.connection)
+        self.reports = SqlReportReader(self.connection)
+        self.report_runs = SqlReportRuns(self.connection)
         return super().__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -1,0 +1,280 @@
+"""Course progress reports, only for the batches of courses made for teacher professional development.
+
+The seed's rule: report on an ongoing batch only where its course's framework is one of the accepted ones
+(``TPD`` by default). Matching is exact after trimming and case folding, never a substring test (the
+reference implementation tests ``contains`` on a serialised list, which lets ``TP`` or ``PD`` through).
+
+A report is one CSV row per enrolment with the learner's course and first-level unit progress, a summary
+(enrolled, started, completed, completion rate, progress histogram) and a chart of that histogram. This
+module holds the rules and the formats; reading rows and writing files are the adapters' part.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from html import escape
+from typing import Any, Generic, TypeVar
+
+from courseinfra.domain.hierarchy import FlatHierarchy
+
+B = TypeVar("B")
+
+FIXED_COLUMNS = (
+    "User ID",
+    "User Name",
+    "Email",
+    "Enrolment Date",
+    "Course ID",
+    "Course Progress",
+    "Completion Date",
+    "Certificate Status",
+)
+CERTIFICATE_ISSUED = "Issued"
+CERTIFICATE_NOT_ISSUED = "Not issued"
+# Ten buckets of ten points, then 100 on its own: "complete" is what an operator looks for first.
+HISTOGRAM_BUCKETS = (*(f"{low}-{low + 9}" for low in range(0, 100, 10)), "100")
+
+
+def normalise_framework(name: str) -> str:
+    """A framework name as compared: trimmed and case-folded."""
+    return name.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedFrameworks:
+    """The frameworks whose courses are reported on, compared after :func:`normalise_framework`."""
+
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> AcceptedFrameworks:
+        return cls(frozenset(n for n in (normalise_framework(name) for name in names) if n))
+
+    def __contains__(self, framework: object) -> bool:
+        return isinstance(framework, str) and normalise_framework(framework) in self.names
+
+
+@dataclass(frozen=True, slots=True)
+class CourseFacts:
+    """What the filter needs of a batch's course: whether it was published, and its framework."""
+
+    published: bool
+    framework: str | None
+
+
+class SkipReason(enum.StrEnum):
+    COURSE_NOT_FOUND = "course-not-found"
+    COURSE_NOT_PUBLISHED = "course-not-published"
+    COURSE_HAS_NO_FRAMEWORK = "course-has-no-framework"
+    FRAMEWORK_NOT_ACCEPTED = "framework-not-accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSelection(Generic[B]):
+    """The batches to report on, and every other batch with the reason it is left out."""
+
+    selected: tuple[B, ...]
+    skipped: tuple[tuple[B, SkipReason], ...]
+
+    def skipped_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, reason in self.skipped:
+            counts[reason.value] = counts.get(reason.value, 0) + 1
+        return counts
+
+
+def is_ongoing(end_date: date | None, as_of: date) -> bool:
+    """A batch is ongoing until its end date has passed: an empty end date never passes."""
+    return end_date is None or end_date >= as_of
+
+
+def select_for_report(
+    batches: Iterable[B],
+    course_of: Callable[[B], str],
+    courses: Mapping[str, CourseFacts],
+    accepted: AcceptedFrameworks,
+) -> ReportSelection[B]:
+    """Keep the batches whose course is published with an accepted framework; give every other one its
+    reason. ``courses`` holds the facts of every course found (one read for all the batches)."""
+    selected: list[B] = []
+    skipped: list[tuple[B, SkipReason]] = []
+    for batch in batches:
+        facts = courses.get(course_of(batch))
+        if facts is None:
+            skipped.append((batch, SkipReason.COURSE_NOT_FOUND))
+        elif not facts.published:
+            skipped.append((batch, SkipReason.COURSE_NOT_PUBLISHED))
+        elif facts.framework is None or not facts.framework.strip():
+            skipped.append((batch, SkipReason.COURSE_HAS_NO_FRAMEWORK))
+        elif facts.framework not in accepted:
+            skipped.append((batch, SkipReason.FRAMEWORK_NOT_ACCEPTED))
+        else:
+            selected.append(batch)
+    return ReportSelection(tuple(selected), tuple(skipped))
+
+
+@dataclass(frozen=True, slots=True)
+class ReportUnit:
+    """A first-level unit of the course: one progress column, titled with the unit's name."""
+
+    unit_id: str
+    title: str
+
+
+def first_level_units(hierarchy: FlatHierarchy) -> tuple[ReportUnit, ...]:
+    """The root's child collections, in the course's order. Two units of the same name get their id
+    appended to the title, so that no two columns read the same."""
+    units = [
+        (hierarchy.identifiers[i], str(hierarchy.nodes[i].get("name") or hierarchy.identifiers[i]).strip())
+        for i in range(1, len(hierarchy))
+        if hierarchy.parents[i] == 0 and hierarchy.is_collection[i]
+    ]
+    names = [title for _, title in units]
+    return tuple(
+        ReportUnit(unit_id, f"{title} ({unit_id})" if names.count(title) > 1 else title)
+        for unit_id, title in units
+    )
+
+
+def header(units: Sequence[ReportUnit]) -> list[str]:
+    return [*FIXED_COLUMNS, *(unit.title for unit in units)]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerRow:
+    """One enrolment of a batch as the report reads it. ``unit_progress`` follows the report's units;
+    a unit the learner never touched is 0. ``name`` and ``email`` are None where the directory has none."""
+
+    user_id: str
+    name: str | None
+    email: str | None
+    enrolled_on: datetime
+    course_id: str
+    status: int
+    completion_percentage: int
+    completed_on: datetime | None
+    certificate_issued: bool
+    unit_progress: tuple[int, ...]
+
+
+def clamp_progress(value: int) -> int:
+    return max(0, min(100, value))
+
+
+def mask_name(name: str) -> str:
+    """Each word's first letter, then asterisks: enough to tell rows apart, not to identify anyone."""
+    return " ".join(word[0] + "*" * (len(word) - 1) for word in name.split())
+
+
+def mask_email(email: str) -> str:
+    local, at, domain = email.partition("@")
+    if not at:
+        return mask_name(email)
+    return f"{local[:1]}***@{domain}"
+
+
+def _timestamp(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def csv_record(row: LearnerRow, *, mask_personal_data: bool) -> list[str | int]:
+    """The row's CSV fields, in :func:`header` order."""
+    name, email = row.name or "", row.email or ""
+    if mask_personal_data:
+        name, email = mask_name(name), mask_email(email) if email else ""
+    return [
+        row.user_id,
+        name,
+        email,
+        _timestamp(row.enrolled_on),
+        row.course_id,
+        clamp_progress(row.completion_percentage),
+        _timestamp(row.completed_on),
+        CERTIFICATE_ISSUED if row.certificate_issued else CERTIFICATE_NOT_ISSUED,
+        *(clamp_progress(value) for value in row.unit_progress),
+    ]
+
+
+def histogram_bucket(progress: int) -> int:
+    """The index in :data:`HISTOGRAM_BUCKETS` of a (clamped) progress."""
+    return min(clamp_progress(progress) // 10, 10)
+
+
+@dataclass
+class BatchSummary:
+    """Counts over a batch's rows, built one row at a time (the rows are never held)."""
+
+    batch_id: str
+    course_id: str
+    enrolled: int = 0
+    started: int = 0
+    completed: int = 0
+    certificates_issued: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_BUCKETS))
+
+    def add(self, row: LearnerRow) -> None:
+        self.enrolled += 1
+        self.started += row.status >= 1
+        self.completed += row.status >= 2
+        self.certificates_issued += row.certificate_issued
+        self.histogram[histogram_bucket(row.completion_percentage)] += 1
+
+    @property
+    def completion_rate(self) -> float:
+        """Completed over enrolled, in percent with two decimals; 0 for an empty batch."""
+        return 0.0 if self.enrolled == 0 else round(100 * self.completed / self.enrolled, 2)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "course_id": self.course_id,
+            "enrolled": self.enrolled,
+            "started": self.started,
+            "completed": self.completed,
+            "completion_rate": self.completion_rate,
+            "certificates_issued": self.certificates_issued,
+            "progress_histogram": dict(zip(HISTOGRAM_BUCKETS, self.histogram, strict=True)),
+        }
+
+
+def progress_chart_svg(summary: BatchSummary, title: str) -> str:
+    """A bar chart of the summary's progress histogram, as a self-contained SVG document."""
+    width, height, left, bottom, top = 640, 320, 56, 48, 40
+    plot_w, plot_h = width - left - 16, height - top - bottom
+    peak = max(summary.histogram) or 1
+    slot = plot_w / len(HISTOGRAM_BUCKETS)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
+    ]
+    for index, (label, count) in enumerate(zip(HISTOGRAM_BUCKETS, summary.histogram, strict=True)):
+        bar_h = plot_h * count / peak
+        x = left + index * slot + 4
+        y = top + plot_h - bar_h
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot - 8:.1f}" height="{bar_h:.1f}" fill="#3b6ea5">'
+            f"<title>{label}%: {count}</title></rect>"
+        )
+        if count:
+            parts.append(
+                f'<text x="{x + (slot - 8) / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{count}</text>'
+            )
+        parts.append(
+            f'<text x="{x + (slot - 8) / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{label}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 10}" text-anchor="middle">course progress (%), '
+        f"{summary.enrolled} enrolled, {summary.completed} completed</text>"
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
