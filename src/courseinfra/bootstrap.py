@@ -5,6 +5,7 @@ Importing this module connects to nothing; :func:`bootstrap` does, when it is ca
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,14 @@ from courseinfra.adapters.bus import InProcessBus
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.adapters.report_files import LocalReportArchive
+from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
+from courseinfra.domain.criteria import CriteriaRegistry, CriterionType
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
 from courseinfra.domain.reports import AcceptedFrameworks
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
+from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
 from courseinfra.services.ingest import Router
 from courseinfra.services.messagebus import post_publish_handler, relay_audit_ledger, relay_outbox
 from courseinfra.services.ports import EventBus, RelationCache, ReportArchive, UnitOfWork
@@ -39,6 +43,7 @@ class App:
     router: Router
     uow_factory: Callable[[], UnitOfWork] = field(repr=False)
     reports: ReportArchive = field(repr=False)
+    registry: CriteriaRegistry = field(repr=False)
 
     @property
     def report_options(self) -> ReportOptions:
@@ -67,6 +72,29 @@ def build_cache(settings: Settings) -> RelationCache:
     return SqliteRelationCache(settings.embedded_cache_path)
 
 
+CRITERIA_ENTRY_POINTS = "courseinfra.criteria"
+
+
+def build_criteria() -> tuple[CriteriaRegistry, CriteriaCompiler]:
+    """The shipped criterion types plus those of installed plugins: each entry point of the
+    ``courseinfra.criteria`` group names a :class:`CriterionType` subclass; one with a ``compile_sql``
+    static method (criterion, context, dialect -> predicate over ``users``) is also evaluated in SQL,
+    the others in Python over the candidates."""
+    registry, compiler = CriteriaRegistry(), CriteriaCompiler()
+    for entry_point in importlib.metadata.entry_points(group=CRITERIA_ENTRY_POINTS):
+        loaded = entry_point.load()
+        criterion_type = loaded() if isinstance(loaded, type) else loaded
+        if not isinstance(criterion_type, CriterionType):
+            raise TypeError(
+                f"entry point {entry_point.name} of {CRITERIA_ENTRY_POINTS} is not a CriterionType"
+            )
+        registry.register(criterion_type)
+        sql = getattr(criterion_type, "compile_sql", None)
+        if callable(sql):
+            compiler.register(criterion_type.name, sql)
+    return registry, compiler
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -81,8 +109,10 @@ def bootstrap(
     cache = cache or build_cache(settings)
     bus = bus or InProcessBus()
 
+    registry, compiler = build_criteria()
+
     def uow_factory() -> UnitOfWork:
-        return SqlUnitOfWork(engine)
+        return SqlUnitOfWork(engine, registry, compiler)
 
     views = CourseViews(cache, settings.cache_layout, uow_factory)
     router = Router(
@@ -93,4 +123,9 @@ def bootstrap(
     )
     bus.subscribe(ContentPublished.event_type, post_publish_handler(router, uow_factory))
     bus.subscribe(RelationCacheUpdated.event_type, relation_cache_updated_handler(router, uow_factory, views))
-    return App(settings, engine, cache, bus, router, uow_factory, LocalReportArchive(settings.reports_path))
+    refresh_groups = group_refresh_handler(uow_factory, registry)
+    for event_type in GROUP_TRIGGERS:
+        bus.subscribe(event_type, refresh_groups)
+    return App(
+        settings, engine, cache, bus, router, uow_factory, LocalReportArchive(settings.reports_path), registry
+    )

@@ -317,8 +317,13 @@ def test_progress_through_the_command_line(cli: Cli, app: App) -> None:
     )
     assert "Invalid value for '--end'" in usage, "a usage error, not a traceback"
 
-    enrolled = run_json(cli, "enrol", "u1", "B1", "--added-by", "admin")
-    assert (enrolled["created"], enrolled["active"], enrolled["addedby"]) == (True, True, "admin")
+    enrolled = run_json(cli, "enrol", "u1", "B1", "--added-by", "admin", "--mode", "verified")
+    assert (enrolled["created"], enrolled["active"], enrolled["addedby"], enrolled["mode"]) == (
+        True,
+        True,
+        "admin",
+        "verified",
+    )
 
     line = progress_line("u1", FIRST)
     assert run_json(cli, "ingest", "-", "--json", stdin=line + "\n")["rejected"] == []
@@ -339,6 +344,7 @@ def test_progress_through_the_command_line(cli: Cli, app: App) -> None:
         "status",
         "completedon",
         "certificates",
+        "mode",
     }
     assert (enrolment["completionpercentage"], enrolment["progress"], enrolment["status"]) == (33, 1, 1)
     assert enrolment["contentstatus"] == {"resource1": 2, "resource2": 1}

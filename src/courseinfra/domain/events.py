@@ -152,6 +152,65 @@ class CertificateRequested(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnrolmentChanged(Event):
+    """A user was enrolled in a batch, enrolled again, or left it.
+
+    - ``user_id`` (the key), ``course_id``, ``batch_id``: the enrolment;
+    - ``active``: false when the user left the batch;
+    - ``mode``: the enrolment's mode (track): audit, verified, ...
+    """
+
+    event_type: ClassVar[str] = "courseinfra.learning.enrolment.changed.v1"
+    user_id: str
+    course_id: str
+    batch_id: str
+    active: bool
+    mode: str
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressUpdated(Event):
+    """The course metrics aggregator updated the progress of these enrolments (one event per processed
+    micro-batch, so that readers such as group refresh do not cost a row per enrolment).
+
+    - ``batch_ids``: the batches of the updated enrolments (the key is the first one);
+    - ``user_ids``: the learners whose progress changed, each once.
+    """
+
+    event_type: ClassVar[str] = "courseinfra.learning.progress.updated.v1"
+    batch_ids: list[str]
+    user_ids: list[str]
+
+    @property
+    def key(self) -> str:
+        return self.batch_ids[0] if self.batch_ids else ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupMembershipChanged(Event):
+    """A user group's membership changed: users joined or left it (the history table holds who).
+
+    - ``group_id``: the group (the key);
+    - ``joined``, ``left``: how many users joined and left;
+    - ``trigger``: what refreshed it (``on-demand``, ``schedule``, ``event:<type>``, ``import``).
+    """
+
+    event_type: ClassVar[str] = "courseinfra.groups.membership.changed.v1"
+    group_id: str
+    joined: int
+    left: int
+    trigger: str
+
+    @property
+    def key(self) -> str:
+        return self.group_id
+
+
+@dataclass(frozen=True, kw_only=True)
 class UserLoggedIn(Event):
     """A user logged in later than the directory knew: their ``last_login_at`` moved forward. A login
     reported late (at or before the recorded one) changes nothing and records no event.

@@ -208,6 +208,9 @@ class EnrolIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     addedby: str | None = Field(None, description="Who enrolled the user.")
+    mode: str | None = Field(
+        None, min_length=1, max_length=32, description="The enrolment's mode (track); default audit."
+    )
 
 
 class EnrolmentOut(BaseModel):
@@ -228,6 +231,7 @@ class EnrolmentOut(BaseModel):
     status: int = Field(description="0 not started, 1 in progress, 2 completed.")
     completedon: Timestamp | None
     certificates: list[dict[str, Any]]
+    mode: str = Field(description="The enrolment's mode (track): audit, verified, ...")
 
 
 class EnrolOut(EnrolmentOut):
@@ -613,7 +617,11 @@ def enrol(
     """Enrol a user: 201 if the enrolment is new, 200 if it existed (re-activated if it was left, with
     its progress kept); 409 ``enrolment-closed`` after the batch's last day to enrol."""
     enrolment, created = enrolments.enrol(
-        user_id, batch_id, app.uow_factory(), added_by=body.addedby if body else None
+        user_id,
+        batch_id,
+        app.uow_factory(),
+        added_by=body.addedby if body else None,
+        mode=body.mode if body else None,
     )
     response.status_code = 201 if created else 200
     return {**enrolment_json(enrolment), "created": created}

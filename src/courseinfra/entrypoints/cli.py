@@ -532,11 +532,14 @@ def enrol_command(
     user: UserArg,
     batch: BatchArg,
     added_by: Annotated[str | None, typer.Option("--added-by", help="Who enrolled the user.")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="The enrolment's mode (track); default audit.")
+    ] = None,
 ) -> None:
     """Enrol USER in BATCH (again, if they left it: their progress is kept); print the enrolment with
     ``created``, false if it existed."""
     with application() as app:
-        enrolment, created = enrolments.enrol(user, batch, app.uow_factory(), added_by=added_by)
+        enrolment, created = enrolments.enrol(user, batch, app.uow_factory(), added_by=added_by, mode=mode)
     emit({**enrolment_json(enrolment), "created": created})
 
 

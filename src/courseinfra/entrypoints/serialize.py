@@ -63,6 +63,7 @@ def enrolment_json(enrolment: Enrolment) -> dict[str, Any]:
         "status": int(state.status),
         "completedon": _iso(state.completed_on),
         "certificates": [dict(certificate) for certificate in enrolment.certificates],
+        "mode": enrolment.mode,
     }
 
 

@@ -28,7 +28,7 @@ from courseinfra.domain.cache_layout import (
     path_of,
 )
 from courseinfra.domain.errors import InvalidHierarchy
-from courseinfra.domain.events import CertificateRequested, Event
+from courseinfra.domain.events import CertificateRequested, Event, ProgressUpdated
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
 from courseinfra.domain.job_requests import (
     ENROLMENT_UPDATE_ACTION,
@@ -275,8 +275,9 @@ def write_aggregations(
     counters: JobCounters,
 ) -> int:
     """Write aggregated enrolments (with their course's channel) in ``uow``: states, metrics, the AUDIT
-    records the ledger takes as new (the ledger is their outbox) and the certificate requests of the
-    course completions among them. Return how many AUDIT records were new."""
+    records the ledger takes as new (the ledger is their outbox), the certificate requests of the
+    course completions among them and one :class:`ProgressUpdated` event. Return how many AUDIT records
+    were new."""
     states = [aggregation.state for aggregation, _ in aggregations]
     metrics = [metric for aggregation, _ in aggregations for metric in aggregation.metrics]
     candidates = [(record, channel) for aggregation, channel in aggregations for record in aggregation.audits]
@@ -284,6 +285,14 @@ def write_aggregations(
     uow.activity.upsert(metrics, now)
     emitted = uow.audits.add_new(candidates, now)
     uow.record(*_certificate_requests(emitted, states, now, counters))
+    if states:
+        uow.record(
+            ProgressUpdated(
+                batch_ids=sorted({state.key.batch_id for state in states}),
+                user_ids=sorted({state.key.user_id for state in states}),
+                occurred_at=now,
+            )
+        )
     counters.inc(DB_WRITES, 3 if states else 0)
     counters.inc(ENROLMENTS_UPDATED, len(states))
     return len(emitted)

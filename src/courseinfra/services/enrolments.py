@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from courseinfra.domain.errors import DomainError
+from courseinfra.domain.events import EnrolmentChanged
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetrics
 from courseinfra.services.ports import AlreadyExists, CourseBatch, Enrolment, LedgerEntry, UnitOfWork
 
@@ -34,6 +35,10 @@ class InvalidBatch(DomainError):
     code = "invalid-batch"
 
 
+#: The mode of an enrolment made without one (Open edX's default track).
+DEFAULT_MODE = "audit"
+
+
 def create_batch(batch: CourseBatch, uow: UnitOfWork) -> CourseBatch:
     """Create a batch of a course the hierarchy store knows; its dates must be in order (start, last day
     to enrol, end)."""
@@ -57,10 +62,17 @@ def create_batch(batch: CourseBatch, uow: UnitOfWork) -> CourseBatch:
 
 
 def enrol(
-    user_id: str, batch_id: str, uow: UnitOfWork, *, added_by: str | None = None, at: datetime | None = None
+    user_id: str,
+    batch_id: str,
+    uow: UnitOfWork,
+    *,
+    added_by: str | None = None,
+    at: datetime | None = None,
+    mode: str | None = None,
 ) -> tuple[Enrolment, bool]:
     """Enrol ``user_id`` in a batch; return the enrolment and whether it is new. Enrolling again
-    re-activates an enrolment that was left, keeping its progress."""
+    re-activates an enrolment that was left, keeping its progress; ``mode`` (default ``audit`` for a new
+    enrolment) changes its mode (track)."""
     at = at or datetime.now(UTC)
     with uow:
         batch = uow.batches.get(batch_id)
@@ -73,12 +85,17 @@ def enrol(
         key = EnrolmentKey(user_id, batch.course_id, batch_id)
         created = uow.enrolments.add(
             Enrolment(
-                EnrolmentState(key=key, last_updated=at), active=True, enrolled_date=at, added_by=added_by
+                EnrolmentState(key=key, last_updated=at),
+                active=True,
+                enrolled_date=at,
+                added_by=added_by,
+                mode=mode or DEFAULT_MODE,
             )
         )
         if not created:
-            uow.enrolments.set_active(key, True, at)
+            uow.enrolments.set_active(key, True, at, mode=mode)
         enrolment = uow.enrolments.get_many([key])[key]
+        uow.record(_changed(enrolment, at))
         uow.commit()
     return enrolment, created
 
@@ -94,8 +111,21 @@ def unenrol(user_id: str, batch_id: str, uow: UnitOfWork, at: datetime | None = 
         if not uow.enrolments.set_active(key, False, at):
             raise EnrolmentNotFound(f"{user_id} is not enrolled in batch {batch_id}")
         enrolment = uow.enrolments.get_many([key])[key]
+        uow.record(_changed(enrolment, at))
         uow.commit()
     return replace(enrolment, active=False)
+
+
+def _changed(enrolment: Enrolment, at: datetime) -> EnrolmentChanged:
+    key = enrolment.key
+    return EnrolmentChanged(
+        user_id=key.user_id,
+        course_id=key.course_id,
+        batch_id=key.batch_id,
+        active=enrolment.active,
+        mode=enrolment.mode,
+        occurred_at=at,
+    )
 
 
 def get_enrolment(key: EnrolmentKey, uow: UnitOfWork) -> Enrolment:

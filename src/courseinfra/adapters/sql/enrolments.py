@@ -133,6 +133,7 @@ def _enrolment(row: sa.Row[Any]) -> Enrolment:
         enrolled_date=aware(row.enrolleddate),
         added_by=row.addedby,
         certificates=tuple(row.certificates),
+        mode=row.mode,
     )
 
 
@@ -158,6 +159,7 @@ class SqlEnrolmentStore(EnrolmentStore):
             status=int(state.status),
             completedon=state.completed_on,
             certificates=list(enrolment.certificates),
+            mode=enrolment.mode,
         )
         # RETURNING, not rowcount: psycopg does not report a row count for this statement reliably.
         inserted = self.connection.execute(
@@ -165,7 +167,10 @@ class SqlEnrolmentStore(EnrolmentStore):
         )
         return inserted.first() is not None
 
-    def set_active(self, key: EnrolmentKey, active: bool, at: datetime) -> bool:
+    def set_active(self, key: EnrolmentKey, active: bool, at: datetime, *, mode: str | None = None) -> bool:
+        values: dict[str, Any] = {"active": active, "datetime": at}
+        if mode is not None:
+            values["mode"] = mode
         result = self.connection.execute(
             user_enrolments.update()
             .where(
@@ -173,7 +178,7 @@ class SqlEnrolmentStore(EnrolmentStore):
                 user_enrolments.c.courseid == key.course_id,
                 user_enrolments.c.batchid == key.batch_id,
             )
-            .values(active=active, datetime=at)
+            .values(**values)
         )
         return result.rowcount == 1
 

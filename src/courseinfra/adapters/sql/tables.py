@@ -109,6 +109,8 @@ user_enrolments = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("completedon", Timestamp, nullable=True),
     sa.Column("certificates", sa.JSON, nullable=False),
+    # The enrolment's mode (track): audit, verified, professional, ... (Open edX's enrollment mode).
+    sa.Column("mode", sa.String(32), nullable=False, server_default="audit"),
     sa.Index("ix_user_enrolments_batch", "batchid", "userid"),
 )
 
@@ -196,4 +198,54 @@ report_runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("outcome", sa.JSON, nullable=False),
     sa.Index("ix_report_runs_started", "started_at"),
+)
+
+# User groups: the definition, manual overrides, current members and the history of joins and leaves.
+user_groups = sa.Table(
+    "user_groups",
+    metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("scope", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("frozen", sa.Boolean, nullable=False),
+    sa.Column("criteria", sa.JSON, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("member_count", sa.Integer, nullable=False),
+    sa.Column("last_refreshed_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("scope", "name", name="uq_user_groups_scope_name"),
+)
+
+user_group_overrides = sa.Table(
+    "user_group_overrides",
+    metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+)
+
+user_group_members = sa.Table(
+    "user_group_members",
+    metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("joined_at", Timestamp, nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Index("ix_user_group_members_user", "user_id"),
+)
+
+user_group_history = sa.Table(
+    "user_group_history",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("change", sa.String(8), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Index("ix_user_group_history_group", "group_id", "id"),
+    sa.Index("ix_user_group_history_user", "group_id", "user_id", "id"),
 )

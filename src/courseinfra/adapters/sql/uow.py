@@ -6,6 +6,7 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
+from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.enrolments import (
     SqlActivityStore,
     SqlAuditLedger,
@@ -13,6 +14,7 @@ from courseinfra.adapters.sql.enrolments import (
     SqlEnrolmentStore,
     SqlRelayCursors,
 )
+from courseinfra.adapters.sql.groups import SqlGroupFacts, SqlMemberships, SqlUserGroupStore
 from courseinfra.adapters.sql.reports import SqlReportReader, SqlReportRuns
 from courseinfra.adapters.sql.store import (
     SqlCounterStore,
@@ -21,15 +23,23 @@ from courseinfra.adapters.sql.store import (
     SqlOutbox,
 )
 from courseinfra.adapters.sql.users import SqlUserDirectory
+from courseinfra.domain.criteria import CriteriaRegistry
 from courseinfra.services.ports import UnitOfWork
 
 
 class SqlUnitOfWork(UnitOfWork):
     """A transaction on one connection of ``engine``, opened on entry and closed on exit."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        registry: CriteriaRegistry | None = None,
+        compiler: CriteriaCompiler | None = None,
+    ) -> None:
         super().__init__()
         self.engine = engine
+        self.registry = registry or CriteriaRegistry()
+        self.compiler = compiler or CriteriaCompiler()
 
     def __enter__(self) -> Self:
         self.connection = self.engine.connect()
@@ -46,6 +56,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.cursors = SqlRelayCursors(self.connection)
         self.reports = SqlReportReader(self.connection)
         self.report_runs = SqlReportRuns(self.connection)
+        self.groups = SqlUserGroupStore(self.connection, self.registry)
+        self.group_facts = SqlGroupFacts(self.connection)
+        self.memberships = SqlMemberships(self.connection, self.registry, self.compiler, self.group_facts)
         return super().__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:

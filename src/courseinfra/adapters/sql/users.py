@@ -29,7 +29,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _user(row: sa.Row[Any]) -> User:
+def user_from_row(row: sa.Row[Any]) -> User:
     return User(
         user_id=row.user_id,
         username=row.username,
@@ -134,20 +134,20 @@ class SqlUserDirectory(UserDirectory):
 
     def get(self, user_id: str) -> User | None:
         row = self.connection.execute(sa.select(table).where(table.c.user_id == user_id)).one_or_none()
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
         found: dict[str, User] = {}
         for chunk in _chunks(list(dict.fromkeys(user_ids))):
             for row in self.connection.execute(sa.select(table).where(table.c.user_id.in_(chunk))):
-                found[row.user_id] = _user(row)
+                found[row.user_id] = user_from_row(row)
         return found
 
     def list(self, *, after: str = "", limit: int = 100, organisation: str | None = None) -> list[User]:
         query = sa.select(table).where(table.c.user_id > after).order_by(table.c.user_id).limit(limit)
         if organisation is not None:
             query = query.where(table.c.organisation == organisation)
-        return [_user(row) for row in self.connection.execute(query)]
+        return [user_from_row(row) for row in self.connection.execute(query)]
 
     def count(self) -> int:
         return int(self.connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
@@ -172,7 +172,7 @@ class SqlUserDirectory(UserDirectory):
         ).one_or_none()
         if row is None:
             return None
-        user = _user(row)
+        user = user_from_row(row)
         profile = apply_profile_changes(user.profile, fields)
         if profile == dict(user.profile):
             return user

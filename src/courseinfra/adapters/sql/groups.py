@@ -1,0 +1,430 @@
+"""SQL stores of user groups: definitions and overrides, membership by difference, the facts criteria read.
+
+A refresh evaluates the group into a temporary table (one ``INSERT ... SELECT`` whose ``WHERE`` is the
+compiled criteria tree, or the candidates narrowed in Python where a criterion has no SQL), then writes
+the history of joins and leaves and applies them with four set-based statements. No user is loaded into
+Python unless a criterion needs it, and then only the candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from courseinfra.adapters.sql.criteria import CriteriaCompiler, Predicate, in_list
+from courseinfra.adapters.sql.store import aware
+from courseinfra.adapters.sql.tables import (
+    Timestamp,
+    user_activity_agg,
+    user_enrolments,
+    user_group_history,
+    user_group_members,
+    user_group_overrides,
+    user_groups,
+    users,
+)
+from courseinfra.adapters.sql.users import user_from_row
+from courseinfra.domain.criteria import (
+    CriteriaRegistry,
+    EnrolmentFacts,
+    EvaluationContext,
+    MembershipRule,
+    Scope,
+    UserFacts,
+    criteria_json,
+)
+from courseinfra.domain.groups import UserGroup
+from courseinfra.services.ports import (
+    AlreadyExists,
+    GroupFacts,
+    Member,
+    MembershipChange,
+    Memberships,
+    RefreshResult,
+    UserGroupStore,
+)
+
+INCLUDE, EXCLUDE = "include", "exclude"
+CANDIDATE_PAGE = 2000
+TEMP = "tmp_group_evaluation"
+
+
+def _group(row: sa.Row[Any], registry: CriteriaRegistry) -> UserGroup:
+    scope = Scope.parse(row.scope)
+    return UserGroup(
+        group_id=row.group_id,
+        name=row.name,
+        scope=scope,
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+        description=row.description,
+        enabled=bool(row.enabled),
+        frozen=bool(row.frozen),
+        criteria=None if row.criteria is None else registry.parse(row.criteria, scope),
+        version=row.version,
+        member_count=row.member_count,
+        last_refreshed_at=None if row.last_refreshed_at is None else aware(row.last_refreshed_at),
+    )
+
+
+def _values(group: UserGroup) -> dict[str, Any]:
+    return {
+        "group_id": group.group_id,
+        "name": group.name,
+        "scope": str(group.scope),
+        "description": group.description,
+        "enabled": group.enabled,
+        "frozen": group.frozen,
+        "criteria": None if group.criteria is None else criteria_json(group.criteria),
+        "version": group.version,
+        "member_count": group.member_count,
+        "last_refreshed_at": group.last_refreshed_at,
+        "created_at": group.created_at,
+        "updated_at": group.updated_at,
+    }
+
+
+class SqlUserGroupStore(UserGroupStore):
+    def __init__(self, connection: sa.Connection, registry: CriteriaRegistry) -> None:
+        self.connection = connection
+        self.registry = registry
+
+    def add(self, group: UserGroup) -> None:
+        try:
+            with self.connection.begin_nested():
+                self.connection.execute(user_groups.insert().values(**_values(group)))
+        except sa.exc.IntegrityError:
+            raise AlreadyExists(
+                f"a group with id {group.group_id} or named {group.name!r} in {group.scope} exists"
+            ) from None
+
+    def get(self, group_id: str, *, for_update: bool = False) -> UserGroup | None:
+        query = sa.select(user_groups).where(user_groups.c.group_id == group_id)
+        if for_update:
+            if self.connection.dialect.name == "postgresql":
+                query = query.with_for_update()
+            else:
+                # SQLite locks the database, not rows: a write takes the lock until commit.
+                self.connection.execute(
+                    user_groups.update()
+                    .where(user_groups.c.group_id == group_id)
+                    .values(version=user_groups.c.version)
+                )
+        row = self.connection.execute(query).first()
+        return None if row is None else _group(row, self.registry)
+
+    def save(self, group: UserGroup) -> None:
+        values = _values(group)
+        del values["group_id"], values["created_at"]
+        try:
+            with self.connection.begin_nested():
+                self.connection.execute(
+                    user_groups.update().where(user_groups.c.group_id == group.group_id).values(**values)
+                )
+        except sa.exc.IntegrityError:
+            raise AlreadyExists(f"a group named {group.name!r} in {group.scope} exists") from None
+
+    def delete(self, group_id: str) -> bool:
+        for table in (user_group_overrides, user_group_members):
+            self.connection.execute(table.delete().where(table.c.group_id == group_id))
+        result = self.connection.execute(user_groups.delete().where(user_groups.c.group_id == group_id))
+        return result.rowcount == 1
+
+    def all(self) -> list[UserGroup]:
+        rows = self.connection.execute(sa.select(user_groups).order_by(user_groups.c.group_id))
+        return [_group(row, self.registry) for row in rows]
+
+    def overrides(self, group_id: str) -> tuple[frozenset[str], frozenset[str]]:
+        rows = self.connection.execute(
+            sa.select(user_group_overrides.c.user_id, user_group_overrides.c.kind).where(
+                user_group_overrides.c.group_id == group_id
+            )
+        ).all()
+        return (
+            frozenset(user for user, kind in rows if kind == INCLUDE),
+            frozenset(user for user, kind in rows if kind == EXCLUDE),
+        )
+
+    def set_overrides(self, group_id: str, include: Sequence[str], exclude: Sequence[str]) -> None:
+        self.connection.execute(
+            user_group_overrides.delete().where(user_group_overrides.c.group_id == group_id)
+        )
+        excluded = set(exclude)
+        rows = [{"group_id": group_id, "user_id": u, "kind": EXCLUDE} for u in sorted(excluded)]
+        rows += [
+            {"group_id": group_id, "user_id": u, "kind": INCLUDE} for u in sorted(set(include) - excluded)
+        ]
+        if rows:
+            self.connection.execute(user_group_overrides.insert(), rows)
+
+
+class SqlGroupFacts(GroupFacts):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def load(self, user_ids: Sequence[str]) -> dict[str, UserFacts]:
+        facts: dict[str, UserFacts] = {}
+        unique = sorted(set(user_ids))
+        for start in range(0, len(unique), CANDIDATE_PAGE):
+            facts.update(self._page(unique[start : start + CANDIDATE_PAGE]))
+        return facts
+
+    def _page(self, ids: list[str]) -> dict[str, UserFacts]:
+        dialect = self.connection.dialect.name
+        found = {
+            row.user_id: user_from_row(row)
+            for row in self.connection.execute(sa.select(users).where(in_list(users.c.user_id, ids, dialect)))
+        }
+        if not found:
+            return {}
+        e = user_enrolments.c
+        enrolments: dict[str, list[EnrolmentFacts]] = {}
+        for row in self.connection.execute(
+            sa.select(
+                e.userid,
+                e.courseid,
+                e.batchid,
+                e.active,
+                e.mode,
+                e.enrolleddate,
+                e.completionpercentage,
+                e.contentstatus,
+            ).where(in_list(e.userid, list(found), dialect))
+        ):
+            enrolments.setdefault(row.userid, []).append(
+                EnrolmentFacts(
+                    course_id=row.courseid,
+                    batch_id=row.batchid,
+                    active=bool(row.active),
+                    mode=row.mode,
+                    enrolled_on=aware(row.enrolleddate),
+                    completion_percentage=row.completionpercentage,
+                    content_status={key: int(value) for key, value in row.contentstatus.items()},
+                )
+            )
+        a = user_activity_agg.c
+        units: dict[str, dict[tuple[str, str], int]] = {}
+        for user_id, unit_id, context_id, agg in self.connection.execute(
+            sa.select(a.user_id, a.activity_id, a.context_id, a.agg).where(
+                a.activity_type == "CourseUnit", in_list(a.user_id, list(found), dialect)
+            )
+        ):
+            batch = context_id.removeprefix("cb:")
+            units.setdefault(user_id, {})[(batch, unit_id)] = int(agg.get("progress", 0))
+        return {
+            user_id: UserFacts(user, tuple(enrolments.get(user_id, ())), units.get(user_id, {}))
+            for user_id, user in found.items()
+        }
+
+
+class SqlMemberships(Memberships):
+    def __init__(
+        self,
+        connection: sa.Connection,
+        registry: CriteriaRegistry,
+        compiler: CriteriaCompiler,
+        facts: GroupFacts,
+    ) -> None:
+        self.connection = connection
+        self.registry = registry
+        self.compiler = compiler
+        self.facts = facts
+
+    # --- evaluation into the temporary table ------------------------------------------------------------
+
+    def _temporary_table(self) -> sa.Table:
+        table = sa.Table(
+            TEMP,
+            sa.MetaData(),
+            sa.Column("user_id", sa.String(255), primary_key=True),
+            sa.Column("reason", sa.String(64), nullable=False),
+            prefixes=["TEMPORARY"],
+        )
+        if self.connection.dialect.name == "postgresql":
+            self.connection.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP} "
+                "(user_id varchar(255) PRIMARY KEY, reason varchar(64) NOT NULL) ON COMMIT DROP"
+            )
+        else:
+            self.connection.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP} (user_id TEXT PRIMARY KEY, reason TEXT NOT NULL)"
+            )
+        self.connection.execute(table.delete())
+        return table
+
+    def _evaluate(
+        self, rule: MembershipRule, context: EvaluationContext, only_users: Sequence[str] | None
+    ) -> sa.Table:
+        """Fill the temporary table with the users the rule admits (among ``only_users`` if given), each
+        with the reason: ``included`` (the include list) or ``criteria``."""
+        dialect = self.connection.dialect.name
+        table = self._temporary_table()
+        included = in_list(users.c.user_id, rule.include, dialect)
+        excluded = in_list(users.c.user_id, rule.exclude, dialect)
+        scope: list[Predicate] = [sa.not_(excluded)]
+        if only_users is not None:
+            scope.append(in_list(users.c.user_id, only_users, dialect))
+        reason = sa.case((included, sa.literal("included")), else_=sa.literal("criteria"))
+        if rule.criteria is None:
+            matched: Predicate = included
+            exact = True
+        else:
+            criteria, exact = self.compiler.compile(rule.criteria, context, dialect)
+            matched = sa.or_(included, criteria)
+        if exact:
+            self.connection.execute(
+                table.insert().from_select(
+                    ["user_id", "reason"], sa.select(users.c.user_id, reason).where(matched, *scope)
+                )
+            )
+            return table
+        # Some criterion has no SQL: the query gives candidates, the Python evaluation decides.
+        candidates = (
+            self.connection.execute(sa.select(users.c.user_id).where(matched, *scope)).scalars().all()
+        )
+        for start in range(0, len(candidates), CANDIDATE_PAGE):
+            page = self.facts.load(candidates[start : start + CANDIDATE_PAGE])
+            rows = []
+            for user_id, facts in page.items():
+                admitted, why = rule.decide(self.registry, facts, context)
+                if admitted:
+                    rows.append({"user_id": user_id, "reason": why})
+            if rows:
+                self.connection.execute(table.insert(), rows)
+        return table
+
+    # --- the port -------------------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        group: UserGroup,
+        rule: MembershipRule,
+        context: EvaluationContext,
+        *,
+        reason: str,
+        only_users: Sequence[str] | None = None,
+    ) -> RefreshResult:
+        dialect = self.connection.dialect.name
+        table = self._evaluate(rule, context, only_users)
+        m, h, t = user_group_members, user_group_history, table
+        gid = group.group_id
+        at = context.now
+        is_member = sa.exists().where(m.c.group_id == gid, m.c.user_id == t.c.user_id)
+        still_matched = sa.exists().where(t.c.user_id == m.c.user_id)
+        restrict = [] if only_users is None else [in_list(m.c.user_id, only_users, dialect)]
+        leave_reason = sa.case(
+            (in_list(m.c.user_id, rule.exclude, dialect), sa.literal("excluded")),
+            else_=sa.literal("not-matched"),
+        )
+        # Counted first: psycopg reports no row count for INSERT ... SELECT through SQLAlchemy.
+        joined = self._count(sa.select(t.c.user_id).where(sa.not_(is_member)))
+        left = self._count(
+            sa.select(m.c.user_id).where(m.c.group_id == gid, sa.not_(still_matched), *restrict)
+        )
+        if joined:
+            self.connection.execute(
+                h.insert().from_select(
+                    ["group_id", "user_id", "change", "at", "reason"],
+                    sa.select(
+                        sa.literal(gid),
+                        t.c.user_id,
+                        sa.literal("joined"),
+                        sa.literal(at, Timestamp),
+                        t.c.reason,
+                    )
+                    .where(sa.not_(is_member))
+                    .order_by(t.c.user_id),
+                )
+            )
+        if left:
+            self.connection.execute(
+                h.insert().from_select(
+                    ["group_id", "user_id", "change", "at", "reason"],
+                    sa.select(
+                        sa.literal(gid),
+                        m.c.user_id,
+                        sa.literal("left"),
+                        sa.literal(at, Timestamp),
+                        leave_reason,
+                    )
+                    .where(m.c.group_id == gid, sa.not_(still_matched), *restrict)
+                    .order_by(m.c.user_id),
+                )
+            )
+        if left:
+            self.connection.execute(m.delete().where(m.c.group_id == gid, sa.not_(still_matched), *restrict))
+        if joined:
+            self.connection.execute(
+                m.insert().from_select(
+                    ["group_id", "user_id", "joined_at", "reason"],
+                    sa.select(sa.literal(gid), t.c.user_id, sa.literal(at, Timestamp), t.c.reason).where(
+                        sa.not_(is_member)
+                    ),
+                )
+            )
+        count = self.connection.execute(
+            sa.select(sa.func.count()).select_from(m).where(m.c.group_id == gid)
+        ).scalar_one()
+        return RefreshResult(joined=joined, left=left, member_count=int(count))
+
+    def _count(self, query: sa.Select[Any]) -> int:
+        return int(
+            self.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        )
+
+    def preview(
+        self, group: UserGroup, rule: MembershipRule, context: EvaluationContext, *, sample: int = 100
+    ) -> RefreshResult:
+        table = self._evaluate(rule, context, None)
+        m, t = user_group_members, table
+        gid = group.group_id
+        joins = sa.select(t.c.user_id).where(
+            sa.not_(sa.exists().where(m.c.group_id == gid, m.c.user_id == t.c.user_id))
+        )
+        leaves = sa.select(m.c.user_id).where(
+            m.c.group_id == gid, sa.not_(sa.exists().where(t.c.user_id == m.c.user_id))
+        )
+
+        joined, left = self._count(joins), self._count(leaves)
+        total = int(self.connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
+        return RefreshResult(
+            joined=joined,
+            left=left,
+            member_count=total,
+            joined_ids=tuple(self.connection.execute(joins.order_by(t.c.user_id).limit(sample)).scalars()),
+            left_ids=tuple(self.connection.execute(leaves.order_by(m.c.user_id).limit(sample)).scalars()),
+        )
+
+    def members(self, group_id: str, *, after: str = "", limit: int = 100) -> list[Member]:
+        m = user_group_members.c
+        rows = self.connection.execute(
+            sa.select(m.user_id, m.joined_at, m.reason)
+            .where(m.group_id == group_id, m.user_id > after)
+            .order_by(m.user_id)
+            .limit(limit)
+        )
+        return [Member(row.user_id, aware(row.joined_at), row.reason) for row in rows]
+
+    def history(
+        self, group_id: str, *, user_id: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[MembershipChange]:
+        h = user_group_history.c
+        query = sa.select(user_group_history).where(h.group_id == group_id, h.id > after_id)
+        if user_id is not None:
+            query = query.where(h.user_id == user_id)
+        rows = self.connection.execute(query.order_by(h.id).limit(limit))
+        return [
+            MembershipChange(row.id, row.group_id, row.user_id, row.change, aware(row.at), row.reason)
+            for row in rows
+        ]
+
+    def is_member(self, group_id: str, user_id: str) -> bool:
+        m = user_group_members.c
+        return (
+            self.connection.execute(
+                sa.select(m.user_id).where(m.group_id == group_id, m.user_id == user_id)
+            ).first()
+            is not None
+        )

@@ -1,0 +1,471 @@
+"""User groups: create, read, change and delete them; refresh, preview and explain their membership;
+import members; refresh on events.
+
+A change of definition is checked against the version the caller read (``expected_version``, the API's
+If-Match) under the group's lock, and refreshes the membership in the same transaction. Refreshes of a
+group are serialised by that lock too, so concurrent refreshes give the membership of one evaluation or
+the other, never a mixture. A frozen group is never changed by a refresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.criteria import (
+    CriteriaRegistry,
+    EvaluationContext,
+    Fact,
+    MembershipRule,
+    Scope,
+    criteria_json,
+    normalise_user_ids,
+)
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.events import (
+    EnrolmentChanged,
+    GroupMembershipChanged,
+    ProgressUpdated,
+    UserLoggedIn,
+    UserProfileChanged,
+)
+from courseinfra.domain.groups import GroupFrozen, InvalidGroup, UserGroup
+from courseinfra.services.ports import AlreadyExists, OutboxMessage, RefreshResult, UnitOfWork
+
+ON_DEMAND = "on-demand"
+SCHEDULE = "schedule"
+UNSET: Any = object()
+
+
+class GroupNotFound(DomainError):
+    code = "group-not-found"
+
+
+class GroupExists(DomainError):
+    code = "group-exists"
+
+
+class InvalidMembersFile(DomainError):
+    """A members file with bad rows; ``rows`` holds every one (line, reason)."""
+
+    code = "invalid-members-file"
+
+    def __init__(self, message: str, rows: Sequence[tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.rows = list(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """A group with its overrides, as readers see it."""
+
+    group: UserGroup
+    include: frozenset[str]
+    exclude: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDefinition:
+    """What a caller gives to create or replace a group. ``criteria`` is the JSON tree (or None)."""
+
+    name: str
+    scope: str
+    description: str = ""
+    enabled: bool = True
+    frozen: bool = False
+    criteria: Mapping[str, Any] | None = None
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _context(group: UserGroup, now: datetime) -> EvaluationContext:
+    return EvaluationContext(group.scope, now)
+
+
+def _locked(uow: UnitOfWork, group_id: str) -> UserGroup:
+    group = uow.groups.get(group_id, for_update=True)
+    if group is None:
+        raise GroupNotFound(f"no user group {group_id}")
+    return group
+
+
+def _overrides(include: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], list[str]]:
+    inc, exc = normalise_user_ids(include), normalise_user_ids(exclude)
+    both = sorted(set(inc) & set(exc))
+    if both:
+        raise InvalidGroup(f"users both included and excluded: {', '.join(both[:10])}")
+    return inc, exc
+
+
+def _refresh(
+    uow: UnitOfWork, group: UserGroup, trigger: str, now: datetime, only_users: Sequence[str] | None = None
+) -> tuple[UserGroup, RefreshResult]:
+    """Refresh a locked group in ``uow``'s transaction; record the change event if anything changed."""
+    include, exclude = uow.groups.overrides(group.group_id)
+    rule = MembershipRule(group.criteria, include, exclude)
+    result = uow.memberships.refresh(group, rule, _context(group, now), reason=trigger, only_users=only_users)
+    refreshed = replace(group, member_count=result.member_count, last_refreshed_at=now)
+    uow.groups.save(refreshed)
+    if result.joined or result.left:
+        uow.record(
+            GroupMembershipChanged(
+                group_id=group.group_id,
+                joined=result.joined,
+                left=result.left,
+                trigger=trigger,
+                occurred_at=now,
+            )
+        )
+    return refreshed, result
+
+
+def create_group(
+    group_id: str,
+    definition: GroupDefinition,
+    uow: UnitOfWork,
+    registry: CriteriaRegistry,
+    *,
+    now: datetime | None = None,
+) -> tuple[GroupView, RefreshResult]:
+    """Create a group and compute its membership (none is computed for a frozen group)."""
+    now = now or _now()
+    scope = Scope.parse(definition.scope)
+    criteria = None if definition.criteria is None else registry.parse(definition.criteria, scope)
+    include, exclude = _overrides(definition.include, definition.exclude)
+    group = UserGroup(
+        group_id=group_id,
+        name=definition.name.strip(),
+        scope=scope,
+        created_at=now,
+        updated_at=now,
+        description=definition.description,
+        enabled=definition.enabled,
+        frozen=definition.frozen,
+        criteria=criteria,
+    )
+    with uow:
+        try:
+            uow.groups.add(group)
+        except AlreadyExists as error:
+            raise GroupExists(str(error)) from None
+        uow.groups.set_overrides(group_id, include, exclude)
+        result = RefreshResult(0, 0, 0)
+        if not group.frozen:
+            group, result = _refresh(uow, group, "created", now)
+        uow.commit()
+    return GroupView(group, frozenset(include), frozenset(exclude)), result
+
+
+def get_group(group_id: str, uow: UnitOfWork) -> GroupView:
+    with uow:
+        group = uow.groups.get(group_id)
+        if group is None:
+            raise GroupNotFound(f"no user group {group_id}")
+        include, exclude = uow.groups.overrides(group_id)
+    return GroupView(group, include, exclude)
+
+
+def list_groups(uow: UnitOfWork, *, scope: str | None = None) -> list[UserGroup]:
+    with uow:
+        groups = uow.groups.all()
+    if scope is not None:
+        wanted = Scope.parse(scope)
+        groups = [group for group in groups if group.scope == wanted]
+    return groups
+
+
+def update_group(
+    group_id: str,
+    uow: UnitOfWork,
+    registry: CriteriaRegistry,
+    *,
+    expected_version: int | None,
+    name: str = UNSET,
+    scope: str = UNSET,
+    description: str = UNSET,
+    enabled: bool = UNSET,
+    frozen: bool = UNSET,
+    criteria: Mapping[str, Any] | None = UNSET,
+    include: Sequence[str] = UNSET,
+    exclude: Sequence[str] = UNSET,
+    now: datetime | None = None,
+) -> tuple[GroupView, RefreshResult | None]:
+    """Change the fields given (a PATCH; a PUT gives them all); refresh the membership when the rules or
+    overrides changed and the group is not frozen. Refused with ``version-conflict`` if the group is
+    not at ``expected_version``."""
+    now = now or _now()
+    with uow:
+        group = _locked(uow, group_id)
+        group.check_version(expected_version)
+        current_include, current_exclude = uow.groups.overrides(group_id)
+        new_scope = group.scope if scope is UNSET else Scope.parse(scope)
+        changes: dict[str, Any] = {}
+        if name is not UNSET:
+            changes["name"] = name.strip()
+        if scope is not UNSET:
+            changes["scope"] = new_scope
+        if description is not UNSET:
+            changes["description"] = description
+        if enabled is not UNSET:
+            changes["enabled"] = enabled
+        if frozen is not UNSET:
+            changes["frozen"] = frozen
+        if criteria is not UNSET:
+            changes["criteria"] = None if criteria is None else registry.parse(criteria, new_scope)
+        elif scope is not UNSET and group.criteria is not None:
+            # The criteria must hold in the new scope (a course criterion without a course, say).
+            changes["criteria"] = registry.parse(criteria_json(group.criteria), new_scope)
+        overrides_changed = include is not UNSET or exclude is not UNSET
+        new_include, new_exclude = _overrides(
+            sorted(current_include) if include is UNSET else include,
+            sorted(current_exclude) if exclude is UNSET else exclude,
+        )
+        updated = group.changed(now, **changes)
+        try:
+            uow.groups.save(updated)
+        except AlreadyExists as error:
+            raise GroupExists(str(error)) from None
+        if overrides_changed:
+            uow.groups.set_overrides(group_id, new_include, new_exclude)
+        result = None
+        rules_changed = overrides_changed or "criteria" in changes or "scope" in changes
+        if not updated.frozen and (rules_changed or ("frozen" in changes and group.frozen)):
+            updated, result = _refresh(uow, updated, "definition-changed", now)
+        uow.commit()
+    return GroupView(updated, frozenset(new_include), frozenset(new_exclude)), result
+
+
+def delete_group(group_id: str, uow: UnitOfWork, *, expected_version: int | None) -> None:
+    with uow:
+        group = _locked(uow, group_id)
+        group.check_version(expected_version)
+        uow.groups.delete(group_id)
+        uow.commit()
+
+
+def refresh_group(
+    group_id: str,
+    uow: UnitOfWork,
+    *,
+    trigger: str = ON_DEMAND,
+    only_users: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> tuple[UserGroup, RefreshResult]:
+    """Re-evaluate a group (only ``only_users`` if given) and apply the difference. A frozen group is
+    refused with ``group-frozen``."""
+    now = now or _now()
+    with uow:
+        group = _locked(uow, group_id)
+        if group.frozen:
+            raise GroupFrozen(f"group {group_id} is frozen: its membership is not refreshed")
+        refreshed, result = _refresh(uow, group, trigger, now, only_users)
+        uow.commit()
+    return refreshed, result
+
+
+def refresh_all(
+    uow_factory: Callable[[], UnitOfWork], *, trigger: str = ON_DEMAND, now: datetime | None = None
+) -> dict[str, RefreshResult]:
+    """Refresh every enabled, unfrozen group, one transaction each."""
+    with uow_factory() as uow:
+        groups = [g.group_id for g in uow.groups.all() if g.enabled and not g.frozen]
+    results = {}
+    for group_id in groups:
+        try:
+            _, results[group_id] = refresh_group(group_id, uow_factory(), trigger=trigger, now=now)
+        except (GroupNotFound, GroupFrozen):
+            continue  # deleted or frozen since the list was read
+    return results
+
+
+def preview_group(
+    group_id: str,
+    uow: UnitOfWork,
+    registry: CriteriaRegistry,
+    *,
+    criteria: Mapping[str, Any] | None = UNSET,
+    sample: int = 100,
+    now: datetime | None = None,
+) -> RefreshResult:
+    """Who would join and leave on a refresh, with the stored criteria or with ``criteria``; writes
+    nothing."""
+    now = now or _now()
+    with uow:
+        group = uow.groups.get(group_id)
+        if group is None:
+            raise GroupNotFound(f"no user group {group_id}")
+        tree = (
+            group.criteria
+            if criteria is UNSET
+            else (None if criteria is None else registry.parse(criteria, group.scope))
+        )
+        include, exclude = uow.groups.overrides(group_id)
+        result = uow.memberships.preview(
+            group, MembershipRule(tree, include, exclude), _context(group, now), sample=sample
+        )
+        uow.rollback()
+    return result
+
+
+def explain_membership(
+    group_id: str, user_id: str, uow: UnitOfWork, registry: CriteriaRegistry, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Why a user is (not) in a group: the stored membership, what an evaluation now decides and why,
+    and every criterion's outcome."""
+    now = now or _now()
+    with uow:
+        group = uow.groups.get(group_id)
+        if group is None:
+            raise GroupNotFound(f"no user group {group_id}")
+        include, exclude = uow.groups.overrides(group_id)
+        facts = uow.group_facts.load([user_id]).get(user_id)
+        member = uow.memberships.is_member(group_id, user_id)
+    if facts is None:
+        return {
+            "group_id": group_id,
+            "user_id": user_id,
+            "member": member,
+            "would_be_member": False,
+            "reason": "unknown-user",
+            "criteria": None,
+        }
+    context = _context(group, now)
+    admitted, reason = MembershipRule(group.criteria, include, exclude).decide(registry, facts, context)
+    return {
+        "group_id": group_id,
+        "user_id": user_id,
+        "member": member,
+        "would_be_member": admitted,
+        "reason": reason,
+        "frozen": group.frozen,
+        "criteria": None if group.criteria is None else registry.explain(group.criteria, facts, context),
+    }
+
+
+def import_members(
+    group_id: str,
+    text: str,
+    uow: UnitOfWork,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> tuple[GroupView, RefreshResult | None]:
+    """Add the users of a CSV file (a ``user_id`` column; an optional ``action`` column, ``include`` by
+    default or ``exclude``) to the group's overrides. Every row is checked first (a known user, no
+    duplicate, a valid action); with any bad row nothing is applied and :class:`InvalidMembersFile`
+    lists them all with their line numbers."""
+    now = now or _now()
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or "user_id" not in [name.strip() for name in reader.fieldnames]:
+        raise InvalidMembersFile("line 1: the header must have a user_id column", [(1, "no user_id column")])
+    rows: list[tuple[int, str, str]] = []
+    bad: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    for record in reader:
+        line = reader.line_num
+        values = {(k or "").strip(): (v or "").strip() for k, v in record.items() if isinstance(v, str)}
+        user_id, action = values.get("user_id", ""), values.get("action", "") or "include"
+        if not user_id:
+            bad.append((line, "user_id is empty"))
+            continue
+        if action not in ("include", "exclude"):
+            bad.append((line, f"action {action!r}: expected include or exclude"))
+            continue
+        if user_id in seen:
+            bad.append((line, f"user {user_id} is already on line {seen[user_id]}"))
+            continue
+        seen[user_id] = line
+        rows.append((line, user_id, action))
+    with uow:
+        group = _locked(uow, group_id)
+        group.check_version(expected_version)
+        known = uow.users.get_many([user_id for _, user_id, _ in rows])
+        bad += [(line, f"unknown user {user_id}") for line, user_id, _ in rows if user_id not in known]
+        if bad:
+            bad.sort()
+            raise InvalidMembersFile(f"{len(bad)} bad rows; nothing was imported", bad)
+        include, exclude = uow.groups.overrides(group_id)
+        new_include = (set(include) | {u for _, u, a in rows if a == "include"}) - {
+            u for _, u, a in rows if a == "exclude"
+        }
+        new_exclude = (set(exclude) - {u for _, u, a in rows if a == "include"}) | {
+            u for _, u, a in rows if a == "exclude"
+        }
+        uow.groups.set_overrides(group_id, sorted(new_include), sorted(new_exclude))
+        updated = group.changed(now)
+        uow.groups.save(updated)
+        result = None
+        if not updated.frozen:
+            updated, result = _refresh(uow, updated, "import", now)
+        uow.commit()
+    return GroupView(updated, frozenset(new_include), frozenset(new_exclude)), result
+
+
+# --- refresh on events ---------------------------------------------------------------------------------
+
+
+def facts_changed_by(message: OutboxMessage) -> tuple[frozenset[Fact], list[str]]:
+    """The facts an event changes and the users it concerns (none for other events)."""
+    payload = message.payload
+    if message.event_type == UserLoggedIn.event_type:
+        return frozenset({Fact.LOGIN}), [str(payload["user_id"])]
+    if message.event_type == UserProfileChanged.event_type:
+        return frozenset({Fact.PROFILE}), [str(payload["user_id"])]
+    if message.event_type == EnrolmentChanged.event_type:
+        return frozenset({Fact.ENROLMENT}), [str(payload["user_id"])]
+    if message.event_type == ProgressUpdated.event_type:
+        return frozenset({Fact.PROGRESS}), [str(user) for user in payload["user_ids"]]
+    return frozenset(), []
+
+
+GROUP_TRIGGERS = (
+    UserLoggedIn.event_type,
+    UserProfileChanged.event_type,
+    EnrolmentChanged.event_type,
+    ProgressUpdated.event_type,
+)
+
+
+def refresh_on_event(
+    message: OutboxMessage, uow_factory: Callable[[], UnitOfWork], registry: CriteriaRegistry
+) -> dict[str, RefreshResult]:
+    """Re-evaluate only the users an event concerns, against only the enabled, unfrozen groups whose
+    criteria read a fact the event changes."""
+    changed, user_ids = facts_changed_by(message)
+    if not changed or not user_ids:
+        return {}
+    with uow_factory() as uow:
+        affected = [
+            g.group_id
+            for g in uow.groups.all()
+            if g.enabled
+            and not g.frozen
+            and g.criteria is not None
+            and registry.facts_of(g.criteria) & changed
+        ]
+    results = {}
+    for group_id in affected:
+        try:
+            _, results[group_id] = refresh_group(
+                group_id, uow_factory(), trigger=f"event:{message.event_type}", only_users=user_ids
+            )
+        except (GroupNotFound, GroupFrozen):
+            continue
+    return results
+
+
+def group_refresh_handler(
+    uow_factory: Callable[[], UnitOfWork], registry: CriteriaRegistry
+) -> Callable[[OutboxMessage], None]:
+    def handle(message: OutboxMessage) -> None:
+        refresh_on_event(message, uow_factory, registry)
+
+    return handle
