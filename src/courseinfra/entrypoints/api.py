@@ -12,6 +12,7 @@ at shutdown. ``create_app(app)`` serves an application built by the caller, who 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -19,7 +20,18 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, cast
 
 import orjson
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Body,
+    Depends,
+    FastAPI,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -34,23 +46,33 @@ from courseinfra import __version__
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.domain.errors import DomainError
+from courseinfra.domain.groups import VersionConflict
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.domain.users import RecordFormat
 from courseinfra.entrypoints.serialize import (
     activity_json,
     batch_json,
+    criteria_types_json,
     enrolment_json,
     failed_event_json,
+    group_json,
+    group_summary_json,
     import_report_json,
+    member_json,
+    members_import_json,
+    membership_change_json,
+    preview_json,
+    refresh_all_json,
+    refresh_json,
     report_run_json,
     report_selection_json,
     row_error_json,
     user_json,
 )
-from courseinfra.services import content, enrolments, reports, users
+from courseinfra.services import content, enrolments, groups, reports, users
 from courseinfra.services.ingest import ingest, replay_failed
-from courseinfra.services.ports import CourseBatch
+from courseinfra.services.ports import CourseBatch, RefreshResult
 from courseinfra.settings import load_settings
 
 HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
@@ -74,6 +96,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid-profile": 422,
     "report-run-not-found": 404,
     "report-file-not-found": 404,
+    "group-not-found": 404,
+    "group-exists": 409,
+    "group-frozen": 409,
+    "version-conflict": 412,
+    "invalid-if-match": 400,
+    "invalid-criteria": 422,
+    "invalid-scope": 422,
+    "invalid-group": 422,
+    "invalid-members-file": 422,
 }
 DEFAULT_ERROR_STATUS = 422
 
@@ -88,6 +119,12 @@ class FailedEventNotFound(DomainError):
 
 class InvalidBody(DomainError):
     code = "invalid-body"
+
+
+class InvalidIfMatch(DomainError):
+    """An If-Match header that is not one entity tag (or ``*``)."""
+
+    code = "invalid-if-match"
 
 
 # --- response models (they document the API; routes return them or plain JSON values) ----------------
@@ -891,6 +928,494 @@ def update_profile(
     user = users.update_profile(user_id, fields, app.uow_factory())
     app.relay()
     return user_json(user)
+
+
+# --- user groups ---------------------------------------------------------------------------------------
+
+CRITERIA_EXAMPLE = {
+    "and": [
+        {"type": "course_enrolment", "operator": "is", "config": {"course_id": "democourse"}},
+        {"not": {"type": "last_login", "operator": "within_days", "config": {"days": 30}}},
+    ]
+}
+CriteriaTree = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="A tree of {and: [...]}, {or: [...]}, {not: ...} over criteria {type, operator, "
+        "config} (see /v1/criteria/types); null: no criteria, only the include list.",
+        examples=[CRITERIA_EXAMPLE],
+    ),
+]
+ScopeText = Annotated[
+    str, Field(description="instance, organisation:<name> or course:<course id>.", examples=["instance"])
+]
+UserIds = Annotated[list[str], Field(description="User ids; the exclude list wins over everything.")]
+
+
+class GroupDefinitionIn(BaseModel):
+    """A group's whole definition (PUT replaces it: a missing optional field takes its default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique in its scope.")
+    scope: ScopeText
+    description: str = ""
+    enabled: bool = Field(True, description="A disabled group is refreshed only on demand.")
+    frozen: bool = Field(False, description="A frozen group keeps its members: refreshes are refused.")
+    criteria: CriteriaTree = None
+    include: UserIds = Field(default_factory=list)
+    exclude: UserIds = Field(default_factory=list)
+
+    def definition(self) -> groups.GroupDefinition:
+        return groups.GroupDefinition(
+            name=self.name,
+            scope=self.scope,
+            description=self.description,
+            enabled=self.enabled,
+            frozen=self.frozen,
+            criteria=self.criteria,
+            include=self.include,
+            exclude=self.exclude,
+        )
+
+
+class GroupIn(GroupDefinitionIn):
+    group_id: str = Field(
+        description="1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit."
+    )
+
+
+class GroupPatchIn(BaseModel):
+    """A JSON merge patch: only the fields present change. null resets a field to its default (no
+    criteria, empty lists, an empty description, enabled, not frozen); name and scope cannot be null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    scope: str | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    frozen: bool | None = None
+    criteria: CriteriaTree = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`groups.update_group` for the fields present."""
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        for required in ("name", "scope"):
+            if required in given and given[required] is None:
+                raise InvalidBody(f"{required} cannot be null")
+        defaults: dict[str, Any] = {
+            "description": "",
+            "enabled": True,
+            "frozen": False,
+            "include": [],
+            "exclude": [],
+        }
+        return {
+            name: defaults[name] if value is None and name in defaults else value
+            for name, value in given.items()
+        }
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    criteria: CriteriaTree = Field(
+        None, description="Criteria to try instead of the stored ones (absent: the stored ones; null: none)."
+    )
+
+
+class GroupSummaryOut(BaseModel):
+    group_id: str
+    name: str
+    scope: str
+    description: str
+    enabled: bool
+    frozen: bool
+    criteria: dict[str, Any] | None
+    version: int = Field(description='The ETag is "<group_id>.<version>".')
+    member_count: int
+    last_refreshed_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class GroupOut(GroupSummaryOut):
+    include: list[str]
+    exclude: list[str]
+
+
+class RefreshOut(BaseModel):
+    joined: int
+    left: int
+    member_count: int = Field(description="After the refresh.")
+
+
+class GroupChangedOut(GroupOut):
+    refresh: RefreshOut | None = Field(
+        description="The membership refresh the change caused; null if none (a frozen group, or only "
+        "the name, description or enabled flag changed)."
+    )
+
+
+class GroupRefreshOut(RefreshOut):
+    group_id: str
+
+
+class PreviewOut(RefreshOut):
+    joined_ids: list[str] = Field(description="Up to ``sample`` of them, sorted.")
+    left_ids: list[str] = Field(description="Up to ``sample`` of them, sorted.")
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    joined_at: Timestamp
+    reason: str = Field(description="criteria or included.")
+
+
+class MembersPageOut(BaseModel):
+    members: list[MemberOut]
+    next_after: str | None = Field(description="When the page is full: the ``after`` of the next page.")
+
+
+class MembershipChangeOut(BaseModel):
+    id: int
+    group_id: str
+    user_id: str
+    change: str = Field(description="joined or left.")
+    at: Timestamp
+    reason: str = Field(description="Of a join: criteria or included; of a leave: not-matched or excluded.")
+
+
+class HistoryPageOut(BaseModel):
+    history: list[MembershipChangeOut]
+    next_after: int | None = Field(description="When the page is full: the ``after`` of the next page.")
+
+
+class MembersImportOut(BaseModel):
+    group_id: str
+    version: int
+    include: int = Field(description="The size of the include list after the import.")
+    exclude: int = Field(description="The size of the exclude list after the import.")
+    refresh: RefreshOut | None = Field(description="Null for a frozen group.")
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='The group\'s ETag ("<group_id>.<version>") as read: the change is refused (412 '
+        "version-conflict) if the group changed since. Without it, no check.",
+    ),
+]
+ETAG = re.compile(r'^(W/)?"([^"]*)"$')
+ETAG_VERSION = re.compile(r"^[0-9]{1,18}$")
+
+
+def expected_version(if_match: str | None, group_id: str) -> int | None:
+    """The version If-Match names: None without the header or with ``*``. Not one entity tag: 400
+    ``invalid-if-match``; an entity tag that cannot be this group's current one (a weak one, another
+    group's, not ``"<group_id>.<version>"``): 412 ``version-conflict``, as a stale version."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = ETAG.match(if_match.strip())
+    if match is None:
+        raise InvalidIfMatch(f'If-Match {if_match!r}: expected one entity tag, "<group_id>.<version>", or *')
+    weak, tag = match.groups()
+    name, _, version = tag.rpartition(".")
+    if weak or name != group_id or not ETAG_VERSION.match(version):
+        raise VersionConflict(f"If-Match {if_match.strip()} is not an entity tag of group {group_id}")
+    return int(version)
+
+
+def _changed(view: groups.GroupView, result: RefreshResult | None, response: Response) -> dict[str, Any]:
+    response.headers["ETag"] = view.group.etag
+    return {**group_json(view), "refresh": None if result is None else refresh_json(result)}
+
+
+GROUP_CONFLICT: Responses = {409: {"model": ErrorResponse, "description": "Conflict"}}
+PRECONDITION: Responses = {
+    400: {"model": ErrorResponse, "description": "A malformed If-Match (invalid-if-match)"},
+    412: {"model": ErrorResponse, "description": "The group changed since it was read (version-conflict)"},
+}
+ETAG_HEADER: dict[str, Any] = {"ETag": {"description": 'The group\'s "<group_id>.<version>"'}}
+
+
+@routes.get("/v1/criteria/types", tags=["groups"], responses=INVALID)
+def criteria_types(app: AppDep) -> list[dict[str, Any]]:
+    """Every registered criterion type (shipped and from plugins): its operators, scopes, the facts it
+    reads and its config's JSON schema, from which a UI builds its forms."""
+    return criteria_types_json(app.registry)
+
+
+@routes.post(
+    "/v1/groups",
+    tags=["groups"],
+    status_code=201,
+    response_model=GroupChangedOut,
+    responses={
+        201: {"headers": ETAG_HEADER, "description": "Created, its membership computed"},
+        **INVALID,
+        **GROUP_CONFLICT,
+    },
+)
+def create_user_group(app: AppDep, body: GroupIn, response: Response) -> dict[str, Any]:
+    """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
+    or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
+    view, result = groups.create_group(body.group_id, body.definition(), app.uow_factory(), app.registry)
+    app.relay()
+    response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
+    return _changed(view, result, response)
+
+
+@routes.get("/v1/groups", tags=["groups"], response_model=list[GroupSummaryOut], responses=INVALID)
+def list_user_groups(
+    app: AppDep,
+    scope: Annotated[
+        str | None, Query(description="Only this scope's groups (instance, course:<id>, ...).")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Every group by id, without its include and exclude lists."""
+    return [group_summary_json(group) for group in groups.list_groups(app.uow_factory(), scope=scope)]
+
+
+@routes.get(
+    "/v1/groups/{group_id}",
+    tags=["groups"],
+    response_model=GroupOut,
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND},
+)
+def get_user_group(app: AppDep, group_id: str, response: Response) -> dict[str, Any]:
+    """One group with its include and exclude lists; the ETag header is what If-Match takes."""
+    view = groups.get_group(group_id, app.uow_factory())
+    response.headers["ETag"] = view.group.etag
+    return group_json(view)
+
+
+@routes.put(
+    "/v1/groups/{group_id}",
+    tags=["groups"],
+    response_model=GroupChangedOut,
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **GROUP_CONFLICT, **PRECONDITION},
+)
+def replace_user_group(
+    app: AppDep, group_id: str, body: GroupDefinitionIn, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Replace a group's definition (a missing optional field takes its default); the membership is
+    refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
+    definition = body.definition()
+    view, result = groups.update_group(
+        group_id,
+        app.uow_factory(),
+        app.registry,
+        expected_version=expected_version(if_match, group_id),
+        name=definition.name,
+        scope=definition.scope,
+        description=definition.description,
+        enabled=definition.enabled,
+        frozen=definition.frozen,
+        criteria=definition.criteria,
+        include=definition.include,
+        exclude=definition.exclude,
+    )
+    app.relay()
+    return _changed(view, result, response)
+
+
+@routes.patch(
+    "/v1/groups/{group_id}",
+    tags=["groups"],
+    response_model=GroupChangedOut,
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **GROUP_CONFLICT, **PRECONDITION},
+)
+def patch_user_group(
+    app: AppDep, group_id: str, body: GroupPatchIn, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
+    too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
+    view, result = groups.update_group(
+        group_id,
+        app.uow_factory(),
+        app.registry,
+        expected_version=expected_version(if_match, group_id),
+        **body.changes(),
+    )
+    app.relay()
+    return _changed(view, result, response)
+
+
+@routes.delete(
+    "/v1/groups/{group_id}",
+    tags=["groups"],
+    status_code=204,
+    response_class=Response,
+    responses={**INVALID, **NOT_FOUND, **PRECONDITION},
+)
+def delete_user_group(app: AppDep, group_id: str, if_match: IfMatch = None) -> Response:
+    """Delete a group, its overrides and members; its history stays."""
+    groups.delete_group(group_id, app.uow_factory(), expected_version=expected_version(if_match, group_id))
+    return Response(status_code=204)
+
+
+@routes.get(
+    "/v1/groups/{group_id}/members",
+    tags=["groups"],
+    response_model=MembersPageOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def list_group_members(
+    app: AppDep,
+    group_id: str,
+    after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Members by user id, each with when and why it joined."""
+    with app.uow_factory() as uow:
+        if uow.groups.get(group_id) is None:
+            raise groups.GroupNotFound(f"no user group {group_id}")
+        found = uow.memberships.members(group_id, after=after, limit=limit)
+    return {
+        "members": [member_json(member) for member in found],
+        "next_after": found[-1].user_id if len(found) == limit else None,
+    }
+
+
+@routes.get(
+    "/v1/groups/{group_id}/history",
+    tags=["groups"],
+    response_model=HistoryPageOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def list_group_history(
+    app: AppDep,
+    group_id: str,
+    user_id: Annotated[str | None, Query(description="Only this user's joins and leaves.")] = None,
+    after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Joins and leaves in the order they happened, with their time and reason."""
+    with app.uow_factory() as uow:
+        if uow.groups.get(group_id) is None:
+            raise groups.GroupNotFound(f"no user group {group_id}")
+        found = uow.memberships.history(group_id, user_id=user_id, after_id=after, limit=limit)
+    return {
+        "history": [membership_change_json(change) for change in found],
+        "next_after": found[-1].id if len(found) == limit else None,
+    }
+
+
+@routes.post(
+    "/v1/groups/{group_id}/preview",
+    tags=["groups"],
+    response_model=PreviewOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def preview_user_group(
+    app: AppDep,
+    group_id: str,
+    body: Annotated[PreviewIn | None, Body()] = None,
+    sample: Annotated[int, Query(ge=0, le=1000, description="How many ids of each kind to list.")] = 100,
+) -> dict[str, Any]:
+    """Who a refresh would add and remove, with the stored criteria or those of the body; writes
+    nothing."""
+    criteria = body.criteria if body is not None and "criteria" in body.model_fields_set else groups.UNSET
+    result = groups.preview_group(group_id, app.uow_factory(), app.registry, criteria=criteria, sample=sample)
+    return preview_json(result)
+
+
+@routes.get("/v1/groups/{group_id}/explain/{user_id}", tags=["groups"], responses={**INVALID, **NOT_FOUND})
+def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[str, Any]:
+    """Why a user is or is not a member: the stored membership, what an evaluation now decides and its
+    reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome."""
+    return groups.explain_membership(group_id, user_id, app.uow_factory(), app.registry)
+
+
+@routes.post(
+    "/v1/groups/refresh",
+    tags=["groups"],
+    response_model=dict[str, RefreshOut],
+    responses=INVALID,
+)
+def refresh_all_groups(app: AppDep) -> dict[str, Any]:
+    """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
+    results = groups.refresh_all(app.uow_factory)
+    app.relay()
+    return refresh_all_json(results)
+
+
+@routes.post(
+    "/v1/groups/{group_id}/refresh",
+    tags=["groups"],
+    response_model=GroupRefreshOut,
+    responses={**INVALID, **NOT_FOUND, 409: {"model": ErrorResponse, "description": "The group is frozen"}},
+)
+def refresh_user_group(app: AppDep, group_id: str) -> dict[str, Any]:
+    """Re-evaluate a group now and apply the difference (even a disabled one); 409 ``group-frozen`` for
+    a frozen group. The version, and so the ETag, does not change."""
+    group, result = groups.refresh_group(group_id, app.uow_factory())
+    app.relay()
+    return {"group_id": group.group_id, **refresh_json(result)}
+
+
+MEMBERS_CSV_EXAMPLE = "user_id,action\nu1,include\nu2,exclude\nu3\n"
+
+MEMBERS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "CSV with a header row: a user_id column and an optional action column (include, "
+        "the default, or exclude).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}, "example": MEMBERS_CSV_EXAMPLE},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+TEXT_MEDIA_TYPES = ("text/csv", "text/plain", "")
+
+
+@routes.post(
+    "/v1/groups/{group_id}/members/import",
+    tags=["groups"],
+    response_model=MembersImportOut,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **NOT_FOUND,
+        **PRECONDITION,
+        422: {"model": ErrorResponse, "description": "Bad rows (in ``details``): nothing imported"},
+    },
+    openapi_extra=MEMBERS_BODY,
+)
+def import_group_members(
+    app: AppDep,
+    group_id: str,
+    request: Request,
+    response: Response,
+    body: Annotated[bytes, Depends(raw_body)],
+    if_match: IfMatch = None,
+) -> Any:
+    """Add the users of a CSV file to the include (or exclude) list and refresh the membership, all or
+    nothing: with any bad row (unknown user, duplicate, bad action), 422 ``invalid-members-file`` lists
+    every one in ``details`` (``{line, reason}``) and nothing changes."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in TEXT_MEDIA_TYPES:
+        raise StarletteHTTPException(415, f"the body is CSV text (text/csv), not {media_type}")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8: {error}") from None
+    try:
+        view, result = groups.import_members(
+            group_id, text, app.uow_factory(), expected_version=expected_version(if_match, group_id)
+        )
+    except groups.InvalidMembersFile as error:
+        return error_json(
+            422, error.code, str(error), [{"line": line, "reason": reason} for line, reason in error.rows]
+        )
+    app.relay()
+    response.headers["ETag"] = view.group.etag
+    return members_import_json(view, result)
 
 
 @routes.get("/v1/counters", tags=["operations"], response_model=dict[str, dict[str, int]])

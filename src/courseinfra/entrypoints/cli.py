@@ -4,13 +4,16 @@ for people and errors go to standard error."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import orjson
@@ -35,17 +38,26 @@ from courseinfra.domain.users import InvalidTimestamp, RecordFormat, guess_forma
 from courseinfra.entrypoints.serialize import (
     activity_json,
     batch_json,
+    criteria_types_json,
     enrolment_json,
     failed_event_json,
+    group_json,
+    group_summary_json,
     import_report_json,
+    member_json,
+    members_import_json,
+    membership_change_json,
+    preview_json,
+    refresh_all_json,
+    refresh_json,
     report_run_json,
     report_selection_json,
     user_json,
 )
-from courseinfra.services import content, enrolments, users
+from courseinfra.services import content, enrolments, groups, users
 from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
-from courseinfra.services.ports import CourseBatch, ReportRun
+from courseinfra.services.ports import CourseBatch, RefreshResult, ReportRun
 from courseinfra.services.relation_cache import published_roots, rebuild_requests
 from courseinfra.services.reports import (
     batches_to_report,
@@ -66,6 +78,9 @@ activity_cli = typer.Typer(no_args_is_help=True, help="Course and unit metrics o
 audit_cli = typer.Typer(no_args_is_help=True, help="The AUDIT events emitted for enrolments.")
 users_cli = typer.Typer(no_args_is_help=True, help="The user directory: import, read, logins, profiles.")
 reports_cli = typer.Typer(no_args_is_help=True, help="Course progress reports, for TPD batches only.")
+groups_cli = typer.Typer(
+    no_args_is_help=True, help="User groups: define them by criteria, refresh, preview and explain them."
+)
 cli.add_typer(content_cli, name="content")
 cli.add_typer(cache_cli, name="cache")
 cli.add_typer(failed_cli, name="failed")
@@ -76,6 +91,7 @@ cli.add_typer(activity_cli, name="activity")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(reports_cli, name="reports")
+cli.add_typer(groups_cli, name="groups")
 
 err = Console(stderr=True)
 
@@ -714,6 +730,296 @@ def users_set_profile(
         updated = users.update_profile(user, changes, app.uow_factory())
         app.relay()
     emit(user_json(updated))
+
+
+GroupArg = Annotated[str, typer.Argument(metavar="ID", help="The group id.")]
+CriteriaOption = Annotated[
+    Path | None,
+    typer.Option("--criteria", metavar="FILE", help="A criteria tree as JSON (a file, or - for stdin)."),
+]
+IfVersionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--if-version", min=1, metavar="N", help="Refuse (version-conflict) unless the group is at version N."
+    ),
+]
+
+
+def _changed_json(view: groups.GroupView, result: RefreshResult | None) -> dict[str, Any]:
+    return {**group_json(view), "refresh": None if result is None else refresh_json(result)}
+
+
+@groups_cli.command("create")
+def groups_create(
+    group: GroupArg,
+    name: Annotated[str, typer.Option("--name", help="Unique in its scope.")],
+    scope: Annotated[
+        str, typer.Option("--scope", help="instance, organisation:<name> or course:<course id>.")
+    ],
+    description: Annotated[str, typer.Option("--description")] = "",
+    criteria: CriteriaOption = None,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", metavar="USER", help="Always a member (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", metavar="USER", help="Never a member (repeatable).")
+    ] = None,
+    frozen: Annotated[bool, typer.Option("--frozen", help="Keep the members: no refresh.")] = False,
+    disabled: Annotated[
+        bool, typer.Option("--disabled", help="Refresh only on demand (not by events or schedules).")
+    ] = False,
+) -> None:
+    """Create a group and compute its membership (not for a frozen one); print it with ``refresh``."""
+    definition = groups.GroupDefinition(
+        name=name,
+        scope=scope,
+        description=description,
+        enabled=not disabled,
+        frozen=frozen,
+        criteria=None if criteria is None else read_json_file(criteria),
+        include=include or (),
+        exclude=exclude or (),
+    )
+    with application() as app:
+        view, result = groups.create_group(group, definition, app.uow_factory(), app.registry)
+        app.relay()
+    emit(_changed_json(view, result))
+
+
+@groups_cli.command("get")
+def groups_get(group: GroupArg) -> None:
+    """One group with its include and exclude lists, as JSON."""
+    with application() as app:
+        emit(group_json(groups.get_group(group, app.uow_factory())))
+
+
+@groups_cli.command("list")
+def groups_list(
+    scope: Annotated[str | None, typer.Option("--scope", help="Only this scope's groups.")] = None,
+) -> None:
+    """Every group by id (without its include and exclude lists), as JSON lines."""
+    with application() as app:
+        found = groups.list_groups(app.uow_factory(), scope=scope)
+    emit_lines(group_summary_json(group) for group in found)
+
+
+@groups_cli.command("update")
+def groups_update(
+    group: GroupArg,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    scope: Annotated[str | None, typer.Option("--scope")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    criteria: CriteriaOption = None,
+    no_criteria: Annotated[
+        bool, typer.Option("--no-criteria", help="Remove the criteria (only the include list admits).")
+    ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", metavar="USER", help="Replace the include list (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", metavar="USER", help="Replace the exclude list (repeatable)."),
+    ] = None,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None,
+    frozen: Annotated[bool | None, typer.Option("--freeze/--unfreeze")] = None,
+    if_version: IfVersionOption = None,
+) -> None:
+    """Change the options given; the membership is refreshed when the rules changed (or the group is
+    unfrozen), unless it is frozen. Print the group with ``refresh`` (null if none)."""
+    if criteria is not None and no_criteria:
+        raise Failure("give --criteria or --no-criteria, not both", exit_code=2)
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "name": name,
+            "scope": scope,
+            "description": description,
+            "include": include,
+            "exclude": exclude,
+            "enabled": enabled,
+            "frozen": frozen,
+        }.items()
+        if value is not None
+    }
+    if criteria is not None:
+        changes["criteria"] = read_json_file(criteria)
+    elif no_criteria:
+        changes["criteria"] = None
+    if not changes:
+        raise Failure("nothing to change: give at least one option", exit_code=2)
+    with application() as app:
+        view, result = groups.update_group(
+            group, app.uow_factory(), app.registry, expected_version=if_version, **changes
+        )
+        app.relay()
+    emit(_changed_json(view, result))
+
+
+@groups_cli.command("delete")
+def groups_delete(group: GroupArg, if_version: IfVersionOption = None) -> None:
+    """Delete a group, its overrides and members (its history stays)."""
+    with application() as app:
+        groups.delete_group(group, app.uow_factory(), expected_version=if_version)
+    emit({"group_id": group, "deleted": True})
+
+
+@groups_cli.command("members")
+def groups_members(
+    group: GroupArg,
+    after: Annotated[str, typer.Option("--after", help="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """Members by user id with when and why they joined, as JSON lines. When the page is full, standard
+    error tells the ``--after`` of the next one."""
+    with application() as app, app.uow_factory() as uow:
+        if uow.groups.get(group) is None:
+            raise groups.GroupNotFound(f"no user group {group}")
+        found = uow.memberships.members(group, after=after, limit=limit)
+    emit_lines(member_json(member) for member in found)
+    if len(found) == limit:
+        err.print(f"more may follow: --after {found[-1].user_id}", highlight=False, markup=False)
+
+
+@groups_cli.command("history")
+def groups_history(
+    group: GroupArg,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's joins and leaves.")] = None,
+    after: Annotated[int, typer.Option("--after", min=0, help="Only ids above this one (paging).")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
+) -> None:
+    """Joins and leaves in the order they happened, with time and reason, as JSON lines."""
+    with application() as app, app.uow_factory() as uow:
+        if uow.groups.get(group) is None:
+            raise groups.GroupNotFound(f"no user group {group}")
+        found = uow.memberships.history(group, user_id=user, after_id=after, limit=limit)
+    emit_lines(membership_change_json(change) for change in found)
+    if len(found) == limit:
+        err.print(f"more may follow: --after {found[-1].id}", highlight=False)
+
+
+@groups_cli.command("preview")
+def groups_preview(
+    group: GroupArg,
+    criteria: CriteriaOption = None,
+    sample: Annotated[int, typer.Option(min=0, max=1000, help="How many ids of each kind to list.")] = 100,
+) -> None:
+    """Who a refresh would add and remove, with the stored criteria or those of --criteria; writes
+    nothing."""
+    tree = groups.UNSET if criteria is None else read_json_file(criteria)
+    with application() as app:
+        result = groups.preview_group(group, app.uow_factory(), app.registry, criteria=tree, sample=sample)
+    emit(preview_json(result))
+
+
+@groups_cli.command("explain")
+def groups_explain(group: GroupArg, user: UserArg) -> None:
+    """Why USER is or is not a member: stored membership, the decision now and every criterion's
+    outcome."""
+    with application() as app:
+        emit(groups.explain_membership(group, user, app.uow_factory(), app.registry))
+
+
+@groups_cli.command("refresh")
+def groups_refresh(
+    group: Annotated[str | None, typer.Argument(metavar="[ID]", help="The group id.")] = None,
+    refresh_all: Annotated[bool, typer.Option("--all", help="Every enabled, unfrozen group.")] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every",
+            min=1,
+            metavar="SECONDS",
+            help="Refresh every enabled, unfrozen group now and then every SECONDS until interrupted, "
+            "one JSON line per round (the scheduled refresh).",
+        ),
+    ] = None,
+) -> None:
+    """Re-evaluate a group (even a disabled one; a frozen one is refused), or with --all every enabled,
+    unfrozen group, and apply the difference; print what changed."""
+    if group is not None and every is not None:
+        raise Failure("--every refreshes every group: give --all, not an ID", exit_code=2)
+    if (group is None) == (not refresh_all and every is None):
+        raise Failure("give either a group ID or --all", exit_code=2)
+    if every is not None:
+        _refresh_on_schedule(every)
+        return
+    with application() as app:
+        if group is not None:
+            refreshed, result = groups.refresh_group(group, app.uow_factory())
+            app.relay()
+            emit({"group_id": refreshed.group_id, **refresh_json(result)})
+            return
+        results = groups.refresh_all(app.uow_factory)
+        app.relay()
+    emit(refresh_all_json(results))
+
+
+def _refresh_on_schedule(every: float) -> None:
+    """Refresh all groups every ``every`` seconds until SIGINT or SIGTERM (exit code 0). A failed round
+    is reported on standard error and the next one is tried."""
+    stop = threading.Event()
+
+    def request_stop(_signal: int, _frame: FrameType | None) -> None:
+        # The round under way finishes; a second Ctrl-C interrupts it.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with application() as app:
+            while not stop.is_set():
+                started = datetime.now(UTC)
+                try:
+                    results = groups.refresh_all(app.uow_factory, trigger=groups.SCHEDULE, now=started)
+                    app.relay()
+                except Exception as error:
+                    err.print(
+                        f"refresh round at {started.isoformat()} failed: {type(error).__name__}: {error}",
+                        highlight=False,
+                        markup=False,
+                        soft_wrap=True,
+                    )
+                else:
+                    emit_lines([{"at": started.isoformat(), "groups": refresh_all_json(results)}])
+                    sys.stdout.flush()
+                stop.wait(every)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@groups_cli.command("import-members")
+def groups_import_members(
+    group: GroupArg,
+    path: Annotated[str, typer.Argument(metavar="FILE", help="A CSV file, or - for stdin.")],
+    if_version: IfVersionOption = None,
+) -> None:
+    """Add the users of a CSV file (a user_id column; an optional action column, include or exclude) to
+    the group's overrides and refresh it, all or nothing: with any bad row, every one is printed
+    (``line N: reason``, on standard error), nothing changes and the exit code is 1."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise Failure(f"{path} is not UTF-8 text: {error.reason} at byte {error.start}") from None
+    with application() as app:
+        try:
+            view, result = groups.import_members(group, text, app.uow_factory(), expected_version=if_version)
+        except groups.InvalidMembersFile as error:
+            for line, reason in error.rows:
+                err.print(f"line {line}: {reason}", highlight=False, soft_wrap=True, markup=False)
+            raise Failure(f"{len(error.rows)} bad row(s) in {path}: nothing was imported") from None
+        app.relay()
+    emit(members_import_json(view, result))
+
+
+@groups_cli.command("criteria-types")
+def groups_criteria_types() -> None:
+    """Every registered criterion type with its operators, scopes, facts and config JSON schema."""
+    with application() as app:
+        emit(criteria_types_json(app.registry))
 
 
 @db_cli.command("upgrade")

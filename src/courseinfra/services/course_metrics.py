@@ -28,7 +28,7 @@ from courseinfra.domain.cache_layout import (
     path_of,
 )
 from courseinfra.domain.errors import InvalidHierarchy
-from courseinfra.domain.events import CertificateRequested, Event, ProgressUpdated
+from courseinfra.domain.events import CertificateRequested, EnrolmentChanged, Event, ProgressUpdated
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
 from courseinfra.domain.job_requests import (
     ENROLMENT_UPDATE_ACTION,
@@ -264,7 +264,17 @@ class CourseMetricsJob:
         enrolment = Enrolment(
             EnrolmentState(key=key, last_updated=now), active=True, enrolled_date=now, added_by="auto-enrol"
         )
-        uow.enrolments.add(enrolment)
+        if uow.enrolments.add(enrolment):
+            uow.record(
+                EnrolmentChanged(
+                    user_id=key.user_id,
+                    course_id=key.course_id,
+                    batch_id=key.batch_id,
+                    active=True,
+                    mode=enrolment.mode,
+                    occurred_at=now,
+                )
+            )
         return enrolment, None
 
 

@@ -87,7 +87,7 @@ def _now() -> datetime:
 
 
 def _context(group: UserGroup, now: datetime) -> EvaluationContext:
-    return EvaluationContext(group.scope, now)
+    return EvaluationContext(group.scope, now.astimezone(UTC))
 
 
 def _locked(uow: UnitOfWork, group_id: str) -> UserGroup:
@@ -109,11 +109,12 @@ def _refresh(
     uow: UnitOfWork, group: UserGroup, trigger: str, now: datetime, only_users: Sequence[str] | None = None
 ) -> tuple[UserGroup, RefreshResult]:
     """Refresh a locked group in ``uow``'s transaction; record the change event if anything changed."""
+    now = now.astimezone(UTC)  # stored times are UTC (SQLite keeps them as naive text)
     include, exclude = uow.groups.overrides(group.group_id)
     rule = MembershipRule(group.criteria, include, exclude)
     result = uow.memberships.refresh(group, rule, _context(group, now), reason=trigger, only_users=only_users)
     refreshed = replace(group, member_count=result.member_count, last_refreshed_at=now)
-    uow.groups.save(refreshed)
+    uow.groups.record_refresh(group.group_id, result.member_count, now)
     if result.joined or result.left:
         uow.record(
             GroupMembershipChanged(
@@ -438,27 +439,24 @@ def refresh_on_event(
     message: OutboxMessage, uow_factory: Callable[[], UnitOfWork], registry: CriteriaRegistry
 ) -> dict[str, RefreshResult]:
     """Re-evaluate only the users an event concerns, against only the enabled, unfrozen groups whose
-    criteria read a fact the event changes."""
+    criteria read a fact the event changes; one transaction for all of them."""
     changed, user_ids = facts_changed_by(message)
     if not changed or not user_ids:
         return {}
-    with uow_factory() as uow:
-        affected = [
-            g.group_id
-            for g in uow.groups.all()
-            if g.enabled
-            and not g.frozen
-            and g.criteria is not None
-            and registry.facts_of(g.criteria) & changed
-        ]
+    trigger = f"event:{message.event_type}"
+    now = _now()
     results = {}
-    for group_id in affected:
-        try:
-            _, results[group_id] = refresh_group(
-                group_id, uow_factory(), trigger=f"event:{message.event_type}", only_users=user_ids
-            )
-        except (GroupNotFound, GroupFrozen):
-            continue
+    with uow_factory() as uow:
+        for listed in uow.groups.all():
+            if not listed.enabled or listed.frozen or listed.criteria is None:
+                continue
+            if not registry.facts_of(listed.criteria) & changed:
+                continue
+            group = uow.groups.get(listed.group_id, for_update=True)
+            if group is None or group.frozen or not group.enabled:
+                continue  # deleted, frozen or disabled since the list was read
+            _, results[group.group_id] = _refresh(uow, group, trigger, now, user_ids)
+        uow.commit()
     return results
 
 

@@ -458,6 +458,10 @@ class UserGroupStore(abc.ABC):
         """Replace the stored definition (its version was checked by the caller, under the lock)."""
 
     @abc.abstractmethod
+    def record_refresh(self, group_id: str, member_count: int, at: datetime) -> None:
+        """Keep a refresh's outcome on the group (its version is unchanged: the definition is)."""
+
+    @abc.abstractmethod
     def delete(self, group_id: str) -> bool:
         """Delete the group, its overrides and members (its history stays); False if it did not exist."""
 

@@ -104,7 +104,8 @@ def _last_login(criterion: Criterion, context: EvaluationContext, dialect: str) 
     last = users.c.last_login_at
     if criterion.operator == "never":
         return last.is_(None)
-    cutoff = context.now - timedelta(days=config.days)
+    # In UTC: SQLite keeps timestamps as naive text in UTC, compared as text.
+    cutoff = (context.now - timedelta(days=config.days)).astimezone(UTC)
     if criterion.operator == "within_days":
         return sa.and_(last.is_not(None), last >= cutoff)
     return sa.or_(last.is_(None), last < cutoff)
@@ -119,9 +120,11 @@ def _profile(criterion: Criterion, context: EvaluationContext, dialect: str) -> 
     value: ColumnElement[Any] = users.c.profile[config.field].as_string()
     if criterion.operator == "exists":
         return value.is_not(None)
+    # A missing field is SQL NULL, and NULL = 'x' is NULL, not false: NOT(...) would then leave out the
+    # users without the field, which the Python evaluation admits. Hence the explicit IS NOT NULL.
     if criterion.operator == "equals":
-        return value == config.value
-    return value.in_(config.values or [])
+        return sa.and_(value.is_not(None), value == config.value)
+    return sa.and_(value.is_not(None), value.in_(config.values or []))
 
 
 COMPARE: Mapping[str, Callable[[Any, int], Predicate]] = {

@@ -75,6 +75,7 @@ class SqlReportReader(ReportReader):
             return {}
         a = user_activity_agg.c
         found: dict[str, list[tuple[str, int]]] = {}
+        # .all(): one fetch of the page, not a row-by-row walk through the result.
         rows = self.connection.execute(
             sa.select(a.user_id, a.activity_id, a.agg).where(
                 a.activity_type == UNIT_ACTIVITY,
@@ -82,7 +83,7 @@ class SqlReportReader(ReportReader):
                 a.user_id.between(first_user, last_user),
                 a.context_id == f"cb:{batch_id}",
             )
-        )
+        ).all()
         for user_id, unit_id, agg in rows:
             found.setdefault(user_id, []).append((unit_id, int(agg.get("progress", 0))))
         return found
