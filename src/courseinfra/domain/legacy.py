@@ -1,0 +1,249 @@
+"""The legacy groups of Open edX, with the rules their users know: cohorts, teams and enrollment tracks.
+
+These are the rules both legacy backends enforce (the local tables and, through its REST APIs, a real
+Open edX instance; a test server reproduces the latter from this module): every breach is a
+:class:`LegacyError` with a stable code.
+
+- Cohorts: per course; a name is unique within its course; a user is in at most one cohort of a course,
+  and adding them to another cohort moves them; assignment is ``random`` or ``manual``, and the last
+  random cohort of a course cannot become manual; cohorts cannot be deleted.
+- Teams: per course, in teamsets of type open, public managed, private managed or open managed, each
+  with a maximum team size; a user is in at most one team of a teamset, and must be enrolled in the
+  course; teams can be deleted, with their memberships.
+- Enrollment tracks: the modes a course offers; a user's track is the mode of their enrolment, exactly
+  one per course; tracks cannot be deleted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from courseinfra.domain.errors import DomainError
+
+
+class LegacyError(DomainError):
+    """A legacy group rule was broken, or the legacy system failed. ``details`` lists what is known
+    (users that could not be added, say)."""
+
+    code = "legacy-error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Sequence[str] = ()) -> None:
+        super().__init__(message, code=code)
+        self.details = list(details)
+
+
+class CohortNameExists(LegacyError):
+    code = "cohort-name-exists"
+
+
+class CohortNotFound(LegacyError):
+    code = "cohort-not-found"
+
+
+class LastRandomCohort(LegacyError):
+    code = "last-random-cohort"
+
+
+class NotDeletable(LegacyError):
+    """Cohorts and enrollment tracks cannot be deleted."""
+
+    code = "legacy-not-deletable"
+
+
+class UserNotInCohort(LegacyError):
+    code = "user-not-in-cohort"
+
+
+class TeamsetNotFound(LegacyError):
+    code = "teamset-not-found"
+
+
+class TeamNotFound(LegacyError):
+    code = "team-not-found"
+
+
+class TeamFull(LegacyError):
+    code = "team-full"
+
+
+class AlreadyInTeamset(LegacyError):
+    code = "already-in-teamset"
+
+
+class NotEnrolled(LegacyError):
+    code = "not-enrolled"
+
+
+class UserNotInTeam(LegacyError):
+    code = "user-not-in-team"
+
+
+class UnknownTrack(LegacyError):
+    code = "unknown-track"
+
+
+class UserNotFound(LegacyError):
+    code = "user-not-found"
+
+
+class LegacyUnavailable(LegacyError):
+    """The legacy system could not be reached or answered with an error it does not explain."""
+
+    code = "legacy-unavailable"
+
+
+class AssignmentType(enum.StrEnum):
+    RANDOM = "random"
+    MANUAL = "manual"
+
+
+class TeamsetType(enum.StrEnum):
+    OPEN = "open"
+    PUBLIC_MANAGED = "public_managed"
+    PRIVATE_MANAGED = "private_managed"
+    OPEN_MANAGED = "open_managed"
+
+
+class LegacyKind(enum.StrEnum):
+    COHORT = "cohort"
+    TEAM = "team"
+    TRACK = "track"
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    cohort_id: str
+    course_id: str
+    name: str
+    assignment_type: AssignmentType = AssignmentType.MANUAL
+    user_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Teamset:
+    teamset_id: str
+    course_id: str
+    name: str
+    type: TeamsetType = TeamsetType.OPEN
+    max_team_size: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    team_id: str
+    course_id: str
+    teamset_id: str
+    name: str
+    description: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A mode a course offers (``audit``, ``verified``, ...)."""
+
+    course_id: str
+    mode: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CohortAddResult:
+    """What adding users to a cohort did: added (in no cohort of the course before), moved (from
+    another cohort: user to that cohort's id) and present (already in this cohort)."""
+
+    added: tuple[str, ...] = ()
+    moved: Mapping[str, str] = field(default_factory=dict)
+    present: tuple[str, ...] = ()
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+
+def check_cohort_name(
+    course_id: str, name: str, existing: Iterable[Cohort], *, renaming: str | None = None
+) -> str:
+    """The trimmed name, if no other cohort of the course has it (``renaming``: the cohort being renamed)."""
+    clean = name.strip()
+    if not clean:
+        raise LegacyError("a cohort needs a name", code="invalid-cohort")
+    for cohort in existing:
+        if cohort.course_id == course_id and cohort.name == clean and cohort.cohort_id != renaming:
+            raise CohortNameExists(f"course {course_id} already has a cohort named {clean!r}")
+    return clean
+
+
+def check_assignment_change(
+    cohort: Cohort, new_type: AssignmentType, course_cohorts: Iterable[Cohort]
+) -> None:
+    """A course with cohorts keeps at least one random cohort: its last one cannot become manual."""
+    if cohort.assignment_type is AssignmentType.RANDOM and new_type is not AssignmentType.RANDOM:
+        others = [
+            c
+            for c in course_cohorts
+            if c.cohort_id != cohort.cohort_id and c.assignment_type is AssignmentType.RANDOM
+        ]
+        if not others:
+            raise LastRandomCohort(
+                f"cohort {cohort.name!r} is the last random cohort of course {cohort.course_id}: "
+                "there must be one to which learners can be assigned automatically"
+            )
+
+
+def plan_cohort_add(cohort: Cohort, user_ids: Iterable[str], current: Mapping[str, str]) -> CohortAddResult:
+    """Adding ``user_ids`` to ``cohort``, where ``current`` maps users to their cohort in the course."""
+    added, present = [], []
+    moved: dict[str, str] = {}
+    for user_id in dict.fromkeys(user_ids):
+        previous = current.get(user_id)
+        if previous is None:
+            added.append(user_id)
+        elif previous == cohort.cohort_id:
+            present.append(user_id)
+        else:
+            moved[user_id] = previous
+    return CohortAddResult(tuple(added), moved, tuple(present))
+
+
+def check_team_additions(
+    team: Team,
+    teamset: Teamset,
+    user_ids: Sequence[str],
+    *,
+    members: Iterable[str],
+    team_in_teamset: Mapping[str, str],
+    enrolled: Iterable[str],
+) -> list[str]:
+    """The users to add (those already in the team are skipped), if every one may join: the team stays
+    within its teamset's size, no user is in another team of the teamset, every user is enrolled in the
+    course. All or nothing: the first rule broken is raised with every user that breaks it."""
+    current = set(members)
+    new = [u for u in dict.fromkeys(user_ids) if u not in current]
+    elsewhere = sorted(u for u in new if team_in_teamset.get(u) not in (None, team.team_id))
+    if elsewhere:
+        raise AlreadyInTeamset(
+            f"{len(elsewhere)} users are already in another team of teamset {teamset.teamset_id}",
+            details=elsewhere,
+        )
+    enrolled_set = set(enrolled)
+    outside = sorted(u for u in new if u not in enrolled_set)
+    if outside:
+        raise NotEnrolled(
+            f"{len(outside)} users are not enrolled in course {team.course_id}", details=outside
+        )
+    if len(current) + len(new) > teamset.max_team_size:
+        raise TeamFull(
+            f"team {team.name!r} would have {len(current) + len(new)} members; its teamset allows "
+            f"{teamset.max_team_size}",
+            details=new[teamset.max_team_size - len(current) :]
+            if len(current) <= teamset.max_team_size
+            else new,
+        )
+    return new
+
+
+def check_track(course_id: str, mode: str, tracks: Iterable[Track]) -> None:
+    if mode not in {track.mode for track in tracks if track.course_id == course_id}:
+        raise UnknownTrack(f"course {course_id} offers no {mode!r} track")
