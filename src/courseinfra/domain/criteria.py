@@ -176,6 +176,8 @@ class CriterionType(abc.ABC):
     operators: ClassVar[tuple[str, ...]]
     scopes: ClassVar[frozenset[ScopeKind]] = frozenset(ScopeKind)
     facts: ClassVar[frozenset[Fact]]
+    #: A standalone type is a whole tree by itself: it cannot be combined with other criteria.
+    standalone: ClassVar[bool] = False
 
     @abc.abstractmethod
     def holds(self, operator: str, config: Any, facts: UserFacts, context: EvaluationContext) -> bool:
@@ -428,7 +430,16 @@ class CriteriaRegistry:
 
     def parse(self, document: Any, scope: Scope, path: str = "criteria") -> Node:
         """Read and validate a tree: every criterion's type must exist, support the scope and the
-        operator, and its config must validate. Raises :class:`InvalidCriteria` naming the path."""
+        operator, and its config must validate; a standalone type must be the whole tree. Raises
+        :class:`InvalidCriteria` naming the path."""
+        node = self._parse(document, scope, path)
+        if not isinstance(node, Criterion):
+            for leaf in leaves(node):
+                if self.types[leaf.type].standalone:
+                    raise InvalidCriteria(f"{path}: a {leaf.type} criterion cannot be combined with others")
+        return node
+
+    def _parse(self, document: Any, scope: Scope, path: str) -> Node:
         if not isinstance(document, Mapping):
             raise InvalidCriteria(f"{path}: expected an object, got {type(document).__name__}")
         keys = set(document)
@@ -439,12 +450,12 @@ class CriteriaRegistry:
                     raise InvalidCriteria(f"{path}.{combinator}: expected a non-empty list")
                 return kind(
                     tuple(
-                        self.parse(child, scope, f"{path}.{combinator}[{i}]")
+                        self._parse(child, scope, f"{path}.{combinator}[{i}]")
                         for i, child in enumerate(children)
                     )
                 )
         if keys == {"not"}:
-            return Not(self.parse(document["not"], scope, f"{path}.not"))
+            return Not(self._parse(document["not"], scope, f"{path}.not"))
         if "type" not in keys or not keys <= {"type", "operator", "config"}:
             raise InvalidCriteria(
                 f"{path}: expected {{and: [...]}}, {{or: [...]}}, {{not: ...}} or {{type, operator, config}}"

@@ -19,7 +19,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from pydantic import Field
+
+from courseinfra.domain.criteria import (
+    Criterion,
+    CriterionType,
+    EvaluationContext,
+    Node,
+    StrictConfig,
+    UserFacts,
+)
 from courseinfra.domain.errors import DomainError
 
 
@@ -247,3 +258,120 @@ def check_team_additions(
 def check_track(course_id: str, mode: str, tracks: Iterable[Track]) -> None:
     if mode not in {track.mode for track in tracks if track.course_id == course_id}:
         raise UnknownTrack(f"course {course_id} offers no {mode!r} track")
+
+
+# --- legacy criteria: a user group linked to a legacy group ----------------------------------------------
+#
+# A user group whose criteria is one legacy criterion mirrors that legacy group: the legacy group's id is
+# kept in the criterion's config, every operation on the user group is carried out on the legacy group
+# first (services/legacy_sync.py), and a refresh pulls the legacy membership. The criterion cannot be
+# evaluated from the platform's own data, so it is never combined with others (``standalone``).
+
+
+class LegacyCohortConfig(StrictConfig):
+    course_id: str = Field(min_length=1, description="The course of the cohort.")
+    cohort_id: str | None = Field(None, description="The linked cohort; absent: a cohort is created.")
+    assignment_type: AssignmentType = Field(AssignmentType.MANUAL, description="For a cohort created.")
+
+
+class LegacyTeamConfig(StrictConfig):
+    course_id: str = Field(min_length=1, description="The course of the team.")
+    teamset_id: str = Field(min_length=1, description="The teamset of the team.")
+    team_id: str | None = Field(None, description="The linked team; absent: a team is created.")
+
+
+class LegacyTrackConfig(StrictConfig):
+    course_id: str = Field(min_length=1, description="The course.")
+    mode: str = Field(min_length=1, description="The enrollment mode (track): audit, verified, ...")
+
+
+class LegacyCriterion(CriterionType):
+    """Membership of a legacy group; evaluated by the legacy system, never in SQL or from facts."""
+
+    kind: ClassVar[LegacyKind]
+    operators = ("member_of",)
+    facts = frozenset()
+    standalone = True
+
+    def holds(self, operator: str, config: Any, facts: UserFacts, context: EvaluationContext) -> bool:
+        raise LegacyError(
+            f"a {self.name} criterion is evaluated by the legacy system, not from the platform's data",
+            code="legacy-criterion",
+        )
+
+
+class LegacyCohortCriterion(LegacyCriterion):
+    name = "legacy_cohort"
+    description = "Members of a cohort (Open edX cohorts): the user group mirrors it."
+    config_model = LegacyCohortConfig
+    kind = LegacyKind.COHORT
+
+
+class LegacyTeamCriterion(LegacyCriterion):
+    name = "legacy_team"
+    description = "Members of a team of a teamset (Open edX teams): the user group mirrors it."
+    config_model = LegacyTeamConfig
+    kind = LegacyKind.TEAM
+
+
+class LegacyTrackCriterion(LegacyCriterion):
+    name = "legacy_track"
+    description = (
+        "Learners enrolled in a course in a mode (Open edX enrollment track): the user group mirrors it."
+    )
+    config_model = LegacyTrackConfig
+    kind = LegacyKind.TRACK
+
+
+LEGACY_TYPES: tuple[CriterionType, ...] = (
+    LegacyCohortCriterion(),
+    LegacyTeamCriterion(),
+    LegacyTrackCriterion(),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyLink:
+    """Which legacy group a user group mirrors."""
+
+    kind: LegacyKind
+    course_id: str
+    legacy_id: str | None  # cohort id, team id or mode; None before the legacy group is created
+    teamset_id: str | None = None
+    assignment_type: AssignmentType = AssignmentType.MANUAL
+
+    def config(self) -> dict[str, Any]:
+        if self.kind is LegacyKind.COHORT:
+            return {
+                "course_id": self.course_id,
+                "cohort_id": self.legacy_id,
+                "assignment_type": self.assignment_type.value,
+            }
+        if self.kind is LegacyKind.TEAM:
+            return {"course_id": self.course_id, "teamset_id": self.teamset_id, "team_id": self.legacy_id}
+        return {"course_id": self.course_id, "mode": self.legacy_id}
+
+    def criteria(self) -> dict[str, Any]:
+        names = {
+            LegacyKind.COHORT: "legacy_cohort",
+            LegacyKind.TEAM: "legacy_team",
+            LegacyKind.TRACK: "legacy_track",
+        }
+        config = {key: value for key, value in self.config().items() if value is not None}
+        return {"type": names[self.kind], "operator": "member_of", "config": config}
+
+
+def link_of(node: Node | None) -> LegacyLink | None:
+    """The legacy link of a criteria tree that is one legacy criterion; None for any other tree."""
+    if not isinstance(node, Criterion):
+        return None
+    config = node.model
+    if isinstance(config, LegacyCohortConfig):
+        return LegacyLink(
+            LegacyKind.COHORT, config.course_id, config.cohort_id, assignment_type=config.assignment_type
+        )
+    if isinstance(config, LegacyTeamConfig):
+        return LegacyLink(LegacyKind.TEAM, config.course_id, config.team_id, teamset_id=config.teamset_id)
+    if isinstance(config, LegacyTrackConfig):
+        return LegacyLink(LegacyKind.TRACK, config.course_id, config.mode)
+    return None
