@@ -1,0 +1,1 @@
+"""Fakes of external systems, served over real HTTP for the tests."""
