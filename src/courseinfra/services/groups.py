@@ -137,7 +137,23 @@ def create_group(
     now: datetime | None = None,
 ) -> tuple[GroupView, RefreshResult]:
     """Create a group and compute its membership (none is computed for a frozen group)."""
-    now = now or _now()
+    with uow:
+        view, result = create_group_in(uow, group_id, definition, registry, now=now or _now())
+        uow.commit()
+    return view, result
+
+
+def create_group_in(
+    uow: UnitOfWork,
+    group_id: str,
+    definition: GroupDefinition,
+    registry: CriteriaRegistry,
+    *,
+    now: datetime,
+    refresh: bool = True,
+) -> tuple[GroupView, RefreshResult]:
+    """:func:`create_group` in ``uow``'s open transaction, uncommitted (``refresh`` False: no
+    membership is computed; the caller fills it)."""
     scope = Scope.parse(definition.scope)
     criteria = None if definition.criteria is None else registry.parse(definition.criteria, scope)
     include, exclude = _overrides(definition.include, definition.exclude)
@@ -152,16 +168,14 @@ def create_group(
         frozen=definition.frozen,
         criteria=criteria,
     )
-    with uow:
-        try:
-            uow.groups.add(group)
-        except AlreadyExists as error:
-            raise GroupExists(str(error)) from None
-        uow.groups.set_overrides(group_id, include, exclude)
-        result = RefreshResult(0, 0, 0)
-        if not group.frozen:
-            group, result = _refresh(uow, group, "created", now)
-        uow.commit()
+    try:
+        uow.groups.add(group)
+    except AlreadyExists as error:
+        raise GroupExists(str(error)) from None
+    uow.groups.set_overrides(group_id, include, exclude)
+    result = RefreshResult(0, 0, 0)
+    if refresh and not group.frozen:
+        group, result = _refresh(uow, group, "created", now)
     return GroupView(group, frozenset(include), frozenset(exclude)), result
 
 

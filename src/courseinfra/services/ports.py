@@ -464,7 +464,7 @@ class UserGroupStore(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, group_id: str) -> bool:
-        """Delete the group, its overrides and members (its history stays); False if it did not exist."""
+        """Delete the group, its overrides, members and history; False if it did not exist."""
 
     @abc.abstractmethod
     def all(self) -> list[UserGroup]:
@@ -524,6 +524,31 @@ class GroupFacts(abc.ABC):
     @abc.abstractmethod
     def load(self, user_ids: Sequence[str]) -> dict[str, UserFacts]:
         """Facts of the users that exist among ``user_ids`` (directory users only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFailure:
+    """A linked-group operation that failed on the legacy side: the legacy error, and what could not be
+    undone (empty: both sides are as they were before the operation)."""
+
+    id: int
+    at: datetime
+    group_id: str
+    operation: str
+    code: str
+    message: str
+    not_undone: tuple[str, ...] = ()
+
+
+class SyncLog(abc.ABC):
+    """The failures of linked-group operations, for ``sync status``."""
+
+    @abc.abstractmethod
+    def add(self, failure: SyncFailure) -> int: ...
+
+    @abc.abstractmethod
+    def list(self, *, after_id: int = 0, limit: int = 100) -> list[SyncFailure]:
+        """The latest failures first."""
 
 
 class LegacyGroups(abc.ABC):
@@ -645,6 +670,7 @@ class UnitOfWork(abc.ABC):
     groups: UserGroupStore
     memberships: Memberships
     group_facts: GroupFacts
+    sync_log: SyncLog
 
     def __init__(self) -> None:
         self._recorded: list[Event] = []

@@ -145,7 +145,8 @@ class SqlUserGroupStore(UserGroupStore):
         )
 
     def delete(self, group_id: str) -> bool:
-        for table in (user_group_overrides, user_group_members):
+        # The history goes too: a new group with the same id must not show the old one's joins and leaves.
+        for table in (user_group_overrides, user_group_members, user_group_history):
             self.connection.execute(table.delete().where(table.c.group_id == group_id))
         result = self.connection.execute(user_groups.delete().where(user_groups.c.group_id == group_id))
         return result.rowcount == 1

@@ -249,3 +249,78 @@ user_group_history = sa.Table(
     sa.Index("ix_user_group_history_group", "group_id", "id"),
     sa.Index("ix_user_group_history_user", "group_id", "user_id", "id"),
 )
+
+# Legacy groups kept locally (adapters/legacy/local.py), with the rules of Open edX's cohorts, teams
+# and enrollment tracks. The membership rules are keys, so that they hold whatever runs concurrently:
+# a user's cohort in a course is the primary key of legacy_cohort_members, a user's team in a teamset
+# the unique key of legacy_team_members (which repeats the team's course and teamset for it).
+legacy_cohorts = sa.Table(
+    "legacy_cohorts",
+    metadata,
+    sa.Column("cohort_id", sa.String(64), primary_key=True),
+    sa.Column("course_id", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("assignment_type", sa.String(16), nullable=False),
+    sa.UniqueConstraint("course_id", "name", name="uq_legacy_cohorts_course_name"),
+)
+
+legacy_cohort_members = sa.Table(
+    "legacy_cohort_members",
+    metadata,
+    sa.Column("course_id", sa.String(255), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("cohort_id", sa.String(64), nullable=False),
+    sa.Index("ix_legacy_cohort_members_cohort", "cohort_id", "user_id"),
+)
+
+legacy_teamsets = sa.Table(
+    "legacy_teamsets",
+    metadata,
+    sa.Column("course_id", sa.String(255), primary_key=True),
+    sa.Column("teamset_id", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("max_team_size", sa.Integer, nullable=False),
+)
+
+legacy_teams = sa.Table(
+    "legacy_teams",
+    metadata,
+    sa.Column("team_id", sa.String(64), primary_key=True),
+    sa.Column("course_id", sa.String(255), nullable=False),
+    sa.Column("teamset_id", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Index("ix_legacy_teams_teamset", "course_id", "teamset_id"),
+)
+
+legacy_team_members = sa.Table(
+    "legacy_team_members",
+    metadata,
+    sa.Column("team_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("course_id", sa.String(255), nullable=False),
+    sa.Column("teamset_id", sa.String(255), nullable=False),
+    sa.UniqueConstraint("course_id", "teamset_id", "user_id", name="uq_legacy_team_members_teamset_user"),
+)
+
+legacy_course_modes = sa.Table(
+    "legacy_course_modes",
+    metadata,
+    sa.Column("course_id", sa.String(255), primary_key=True),
+    sa.Column("mode", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+)
+
+# Linked-group operations that failed on the legacy side, with what could not be undone.
+legacy_sync_failures = sa.Table(
+    "legacy_sync_failures",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("group_id", sa.String(64), nullable=False),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("not_undone", sa.JSON, nullable=False),
+)

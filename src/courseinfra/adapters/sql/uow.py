@@ -22,6 +22,7 @@ from courseinfra.adapters.sql.store import (
     SqlHierarchyStore,
     SqlOutbox,
 )
+from courseinfra.adapters.sql.sync_log import SqlSyncLog
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
 from courseinfra.services.ports import UnitOfWork
@@ -59,6 +60,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.groups = SqlUserGroupStore(self.connection, self.registry)
         self.group_facts = SqlGroupFacts(self.connection)
         self.memberships = SqlMemberships(self.connection, self.registry, self.compiler, self.group_facts)
+        self.sync_log = SqlSyncLog(self.connection)
         return super().__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:

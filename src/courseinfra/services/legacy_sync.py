@@ -1,0 +1,574 @@
+"""User groups linked to legacy groups (cohorts, teams, enrollment tracks): User Group -> Legacy Group.
+
+A linked group's criteria is one legacy criterion whose config holds the legacy group's id. Every
+operation on it is carried out on the legacy group and on the user group together, or on neither:
+
+1. the user group's changes are made in an open transaction (nothing committed);
+2. the legacy operations run, each pushing its undo on a stack;
+3. the transaction commits.
+
+A legacy failure rolls the transaction back and undoes the legacy operations already done (in reverse);
+a failed commit undoes them too. What cannot be undone (a cohort cannot be deleted, a deleted team
+cannot be restored) is either ordered last (team deletion) or recorded as a sync failure for the
+operator. Every failure is kept in the sync log with the legacy error, shown by ``sync status``, and
+the caller gets a clear error. Plain (unlinked) groups go to :mod:`services.groups` unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.criteria import CriteriaRegistry, EvaluationContext, MembershipRule, Scope
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.groups import GroupFrozen, UserGroup
+from courseinfra.domain.legacy import (
+    LegacyError,
+    LegacyKind,
+    LegacyLink,
+    NotDeletable,
+    link_of,
+)
+from courseinfra.services import groups
+from courseinfra.services.groups import GroupDefinition, GroupNotFound, GroupView
+from courseinfra.services.ports import LegacyGroups, RefreshResult, SyncFailure, UnitOfWork
+
+Undo = Callable[[], None]
+
+
+class DeletePolicy(enum.StrEnum):
+    """What deleting a user group linked to a legacy group that cannot be deleted does."""
+
+    RESTRICT = "restrict"  # refuse
+    DETACH = "detach"  # delete the user group, keep the legacy group and its members
+    ARCHIVE = "archive"  # keep both; the user group is disabled
+
+
+class DeleteRestricted(DomainError):
+    code = "delete-restricted"
+
+
+class SyncFailed(DomainError):
+    """A legacy operation failed; both sides are as they were (or the log says what could not be
+    undone). ``legacy_code`` is the legacy error's code."""
+
+    code = "legacy-sync-failed"
+
+    def __init__(self, message: str, *, legacy_code: str, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.legacy_code = legacy_code
+        self.details = list(details)
+
+
+@dataclass
+class LegacySync:
+    """The linked-group operations, with the legacy backend and the settings they need."""
+
+    uow_factory: Callable[[], UnitOfWork]
+    legacy: LegacyGroups
+    registry: CriteriaRegistry
+    delete_policy: DeletePolicy = DeletePolicy.RESTRICT
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    # --- the operations of the user groups API, linked or not ------------------------------------------
+
+    def create_group(self, group_id: str, definition: GroupDefinition) -> tuple[GroupView, RefreshResult]:
+        """POST: a legacy criterion creates the legacy group (or links the one whose id it gives), adds
+        the include list to it, and the user group mirrors it."""
+        link = self._link_of_document(definition.criteria, definition.scope)
+        if link is None:
+            return groups.create_group(group_id, definition, self.uow_factory(), self.registry)
+        if definition.exclude:
+            raise LegacyError(
+                "a linked group has no exclude list: remove users from the legacy group", code="invalid-group"
+            )
+        now = self.clock()
+        with self._operation(group_id, "create") as undo, self.uow_factory() as uow:
+            if uow.groups.get(group_id) is not None:
+                raise groups.GroupExists(f"a group with id {group_id} exists")
+            link = self._create_or_check_legacy(link, definition.name, undo)
+            self._add_members(link, list(definition.include), undo, uow, now)
+            view, _ = groups.create_group_in(
+                uow,
+                group_id,
+                replace(definition, criteria=link.criteria(), include=(), exclude=(), frozen=False),
+                self.registry,
+                now=now,
+                refresh=False,
+            )
+            result = self._pull(uow, view.group, link, now, "created")
+            uow.commit()
+        return groups.get_group(group_id, self.uow_factory()), result
+
+    def get_group(self, group_id: str) -> GroupView:
+        """GET: a linked group's legacy group is read and the user group brought up to date first."""
+        view = groups.get_group(group_id, self.uow_factory())
+        link = link_of(view.group.criteria)
+        if link is None or not view.group.enabled:
+            return view
+        self.refresh_group(group_id)
+        return groups.get_group(group_id, self.uow_factory())
+
+    def update_group(
+        self, group_id: str, *, expected_version: int | None, **changes: Any
+    ) -> tuple[GroupView, RefreshResult | None]:
+        """PUT/PATCH: the legacy group is updated first (its name; users added to or removed from it with
+        ``include`` changes), then the user group mirrors it."""
+        current = groups.get_group(group_id, self.uow_factory())
+        link = link_of(current.group.criteria)
+        if link is None:
+            return groups.update_group(
+                group_id, self.uow_factory(), self.registry, expected_version=expected_version, **changes
+            )
+        # A PUT repeats the criteria and scope: unchanged, they are no change.
+        if "scope" in changes and Scope.parse(changes["scope"]) == current.group.scope:
+            del changes["scope"]
+        criteria = changes.get("criteria")
+        if criteria is not None and link_of(self.registry.parse(criteria, current.group.scope)) == link:
+            del changes["criteria"]
+        if "criteria" in changes or "scope" in changes:
+            raise LegacyError(
+                "a linked group's criteria and scope cannot change: delete it and link another legacy group",
+                code="invalid-group",
+            )
+        if changes.get("exclude"):
+            raise LegacyError(
+                "a linked group has no exclude list: remove users from the legacy group", code="invalid-group"
+            )
+        now = self.clock()
+        new_members = changes.pop("include", groups.UNSET)
+        changes.pop("exclude", None)
+        with self._operation(group_id, "update") as undo, self.uow_factory() as uow:
+            group = uow.groups.get(group_id, for_update=True)
+            if group is None:
+                raise GroupNotFound(f"no user group {group_id}")
+            group.check_version(expected_version)
+            if "name" in changes and changes["name"].strip() != group.name:
+                self._rename(link, changes["name"].strip(), group.name, undo)
+            if new_members is not groups.UNSET:
+                members = self._legacy_members(link)
+                wanted = set(new_members)
+                self._add_members(link, sorted(wanted - members), undo, uow, now)
+                self._remove_members(link, sorted(members - wanted), undo)
+            updated = group.changed(
+                now, **{k: v for k, v in changes.items() if k in ("name", "description", "enabled", "frozen")}
+            )
+            uow.groups.save(updated)
+            result = None if updated.frozen else self._pull(uow, updated, link, now, "definition-changed")
+            uow.commit()
+        return groups.get_group(group_id, self.uow_factory()), result
+
+    def add_members(self, group_id: str, user_ids: Sequence[str]) -> RefreshResult:
+        """Add users to a linked group: to its legacy group first. A learner moved out of another cohort
+        leaves the user group linked to that cohort."""
+        return self._change_members(group_id, add=user_ids)
+
+    def remove_members(self, group_id: str, user_ids: Sequence[str]) -> RefreshResult:
+        return self._change_members(group_id, remove=user_ids)
+
+    def delete_group(self, group_id: str, *, expected_version: int | None) -> str:
+        """DELETE: a team is deleted, then the user group. A cohort or a track cannot be deleted: the
+        delete policy decides (restrict, detach or archive). Returns what was done."""
+        current = groups.get_group(group_id, self.uow_factory())
+        link = link_of(current.group.criteria)
+        if link is None:
+            groups.delete_group(group_id, self.uow_factory(), expected_version=expected_version)
+            return "deleted"
+        now = self.clock()
+        deletable = link.kind is LegacyKind.TEAM
+        if not deletable and self.delete_policy is DeletePolicy.RESTRICT:
+            raise DeleteRestricted(
+                f"group {group_id} is linked to {link.kind.value} {link.legacy_id} of course {link.course_id}, "
+                "which cannot be deleted; the delete policy is restrict (detach or archive allow it)"
+            )
+        with self._operation(group_id, "delete") as _undo, self.uow_factory() as uow:
+            group = uow.groups.get(group_id, for_update=True)
+            if group is None:
+                raise GroupNotFound(f"no user group {group_id}")
+            group.check_version(expected_version)
+            if not deletable and self.delete_policy is DeletePolicy.ARCHIVE:
+                uow.groups.save(group.changed(now, enabled=False, frozen=True))
+                uow.commit()
+                return "archived"
+            uow.groups.delete(group_id)
+            if deletable and link.legacy_id is not None:
+                # Last: a deleted team cannot be restored, so nothing may fail after it but the commit.
+                self.legacy.delete_team(link.legacy_id)
+            uow.commit()
+        return "deleted" if deletable else "detached"
+
+    def refresh_group(
+        self, group_id: str, trigger: str = groups.ON_DEMAND
+    ) -> tuple[UserGroup, RefreshResult]:
+        """Refresh: a linked group pulls its legacy group's membership; others are re-evaluated."""
+        view = groups.get_group(group_id, self.uow_factory())
+        link = link_of(view.group.criteria)
+        if link is None:
+            return groups.refresh_group(group_id, self.uow_factory(), trigger=trigger)
+        now = self.clock()
+        with self._operation(group_id, "refresh") as _undo, self.uow_factory() as uow:
+            group = uow.groups.get(group_id, for_update=True)
+            if group is None:
+                raise GroupNotFound(f"no user group {group_id}")
+            if group.frozen:
+                raise GroupFrozen(f"group {group_id} is frozen: its membership is not refreshed")
+            result = self._pull(uow, group, link, now, trigger)
+            uow.commit()
+        return replace(group, member_count=result.member_count, last_refreshed_at=now), result
+
+    def refresh_all(self, trigger: str = groups.ON_DEMAND) -> dict[str, RefreshResult]:
+        with self.uow_factory() as uow:
+            ids = [g.group_id for g in uow.groups.all() if g.enabled and not g.frozen]
+        results = {}
+        for group_id in ids:
+            try:
+                _, results[group_id] = self.refresh_group(group_id, trigger)
+            except (GroupNotFound, GroupFrozen, SyncFailed):
+                continue  # deleted or frozen since the list was read; a sync failure is in the log
+        return results
+
+    def status(self) -> dict[str, Any]:
+        """Every link whose two sides differ (members only in the user group, only in the legacy group,
+        or a legacy group that is gone), and the sync failures not yet resolved."""
+        with self.uow_factory() as uow:
+            linked = [(g, link_of(g.criteria)) for g in uow.groups.all()]
+            stored = {
+                g.group_id: self._stored_members(uow, g.group_id) for g, link in linked if link is not None
+            }
+            failures = uow.sync_log.list()
+        differing: list[dict[str, Any]] = []
+        for group, link in linked:
+            if link is None:
+                continue
+            try:
+                legacy = self._legacy_members(link)
+            except LegacyError as error:
+                differing.append(
+                    {"group_id": group.group_id, "link": link.config(), "error": f"{error.code}: {error}"}
+                )
+                continue
+            only_group = sorted(stored[group.group_id] - legacy)
+            only_legacy = sorted(legacy - stored[group.group_id])
+            if only_group or only_legacy:
+                differing.append(
+                    {
+                        "group_id": group.group_id,
+                        "kind": link.kind.value,
+                        "link": link.config(),
+                        "only_in_user_group": only_group[:100],
+                        "only_in_legacy_group": only_legacy[:100],
+                        "differences": len(only_group) + len(only_legacy),
+                    }
+                )
+        return {
+            "links": sum(1 for _, link in linked if link is not None),
+            "differing": differing,
+            "failures": [failure_json(f) for f in failures],
+        }
+
+    # --- steps -----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _operation(self, group_id: str, operation: str) -> Iterator[list[tuple[str, Undo]]]:
+        """Run an operation with an undo stack: on any failure the legacy steps done are undone in
+        reverse, the failure is logged, and a legacy error becomes :class:`SyncFailed`."""
+        undo: list[tuple[str, Undo]] = []
+        try:
+            yield undo
+        except BaseException as error:
+            not_undone = self._undo(undo)
+            if isinstance(error, LegacyError):
+                self._log(group_id, operation, error.code, str(error), not_undone)
+                raise SyncFailed(
+                    f"{operation} of group {group_id} failed on the legacy side ({error.code}: {error}); "
+                    + ("nothing was changed" if not not_undone else f"not undone: {'; '.join(not_undone)}"),
+                    legacy_code=error.code,
+                    details=error.details,
+                ) from error
+            if undo:
+                self._log(
+                    group_id, operation, getattr(error, "code", type(error).__name__), str(error), not_undone
+                )
+            raise
+
+    def _undo(self, undo: list[tuple[str, Undo]]) -> list[str]:
+        failed = []
+        for description, action in reversed(undo):
+            try:
+                action()
+            except Exception as error:
+                failed.append(f"{description} ({type(error).__name__}: {error})")
+        return failed
+
+    def _log(self, group_id: str, operation: str, code: str, message: str, not_undone: Sequence[str]) -> None:
+        with self.uow_factory() as uow:
+            uow.sync_log.add(
+                SyncFailure(
+                    id=0,
+                    at=self.clock(),
+                    group_id=group_id,
+                    operation=operation,
+                    code=code,
+                    message=message,
+                    not_undone=tuple(not_undone),
+                )
+            )
+            uow.commit()
+
+    def _link_of_document(self, criteria: Mapping[str, Any] | None, scope: str) -> LegacyLink | None:
+        if criteria is None:
+            return None
+        return link_of(self.registry.parse(criteria, Scope.parse(scope)))
+
+    def _create_or_check_legacy(
+        self, link: LegacyLink, name: str, undo: list[tuple[str, Undo]]
+    ) -> LegacyLink:
+        legacy = self.legacy
+        if link.kind is LegacyKind.COHORT:
+            if link.legacy_id is not None:
+                legacy.get_cohort(link.course_id, link.legacy_id)
+                return link
+            cohort = legacy.create_cohort(link.course_id, name, link.assignment_type)
+            # A cohort cannot be deleted: if the rest fails it stays, unlinked, and the log says so.
+            undo.append(
+                (f"cohort {cohort.cohort_id} of course {link.course_id} stays, unlinked", _cannot_undo)
+            )
+            return replace(link, legacy_id=cohort.cohort_id)
+        if link.kind is LegacyKind.TEAM:
+            if link.legacy_id is not None:
+                legacy.get_team(link.legacy_id)
+                return link
+            assert link.teamset_id is not None
+            team = legacy.create_team(link.course_id, link.teamset_id, name)
+            undo.append((f"delete team {team.team_id}", lambda: legacy.delete_team(team.team_id)))
+            return replace(link, legacy_id=team.team_id)
+        if link.legacy_id not in {track.mode for track in legacy.list_tracks(link.course_id)}:
+            raise LegacyError(
+                f"course {link.course_id} offers no {link.legacy_id!r} track", code="unknown-track"
+            )
+        return link
+
+    def _legacy_members(self, link: LegacyLink) -> set[str]:
+        assert link.legacy_id is not None
+        if link.kind is LegacyKind.COHORT:
+            return self.legacy.cohort_members(link.course_id, link.legacy_id)
+        if link.kind is LegacyKind.TEAM:
+            return self.legacy.team_members(link.legacy_id)
+        return self.legacy.track_members(link.course_id, link.legacy_id)
+
+    def _add_members(
+        self,
+        link: LegacyLink,
+        user_ids: Sequence[str],
+        undo: list[tuple[str, Undo]],
+        uow: UnitOfWork,
+        now: datetime,
+    ) -> None:
+        if not user_ids:
+            return
+        legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
+        assert legacy_id is not None
+        if link.kind is LegacyKind.COHORT:
+            result = legacy.add_to_cohort(course, legacy_id, user_ids)
+            added, moved = list(result.added), dict(result.moved)
+
+            def undo_cohort() -> None:
+                if added:
+                    legacy.remove_from_cohort(course, legacy_id, added)
+                by_previous: dict[str, list[str]] = {}
+                for user, previous in moved.items():
+                    by_previous.setdefault(previous, []).append(user)
+                for previous, users in by_previous.items():
+                    legacy.add_to_cohort(course, previous, users)
+
+            undo.append((f"take {len(added) + len(moved)} users out of cohort {legacy_id}", undo_cohort))
+            self._follow_moves(uow, course, moved, now)
+        elif link.kind is LegacyKind.TEAM:
+            try:
+                added_team = legacy.add_to_team(legacy_id, user_ids)
+            except LegacyError as error:
+                # Users added before the failure (a remote API adds one per call) are taken out again.
+                done = (
+                    list(error.details)
+                    if error.code not in ("team-full", "already-in-teamset", "not-enrolled")
+                    else []
+                )
+                if done:
+                    undo.append(
+                        (
+                            f"remove {len(done)} users from team {legacy_id}",
+                            lambda: legacy.remove_from_team(legacy_id, done),
+                        )
+                    )
+                raise
+            undo.append(
+                (
+                    f"remove {len(added_team)} users from team {legacy_id}",
+                    lambda: legacy.remove_from_team(legacy_id, added_team),
+                )
+            )
+        else:
+            previous = legacy.set_track(course, user_ids, legacy_id)
+
+            def undo_track() -> None:
+                by_mode: dict[str, list[str]] = {}
+                for user, mode in previous.items():
+                    by_mode.setdefault(mode, []).append(user)
+                for mode, users in by_mode.items():
+                    legacy.set_track(course, users, mode)
+
+            undo.append((f"put {len(previous)} users back on their previous tracks", undo_track))
+            self._follow_track_moves(uow, course, previous, legacy_id, now)
+
+    def _remove_members(
+        self, link: LegacyLink, user_ids: Sequence[str], undo: list[tuple[str, Undo]]
+    ) -> None:
+        if not user_ids:
+            return
+        legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
+        assert legacy_id is not None
+        users = list(user_ids)
+        if link.kind is LegacyKind.COHORT:
+            legacy.remove_from_cohort(course, legacy_id, users)
+            undo.append(
+                (
+                    f"add {len(users)} users back to cohort {legacy_id}",
+                    lambda: _ignore(legacy.add_to_cohort(course, legacy_id, users)),
+                )
+            )
+        elif link.kind is LegacyKind.TEAM:
+            legacy.remove_from_team(legacy_id, users)
+            undo.append(
+                (
+                    f"add {len(users)} users back to team {legacy_id}",
+                    lambda: _ignore(legacy.add_to_team(legacy_id, users)),
+                )
+            )
+        else:
+            raise NotDeletable(
+                f"a learner cannot leave the {legacy_id!r} track of course {course}: a track changes by moving "
+                "the learner to another one (add them to the group linked to it)"
+            )
+
+    def _rename(self, link: LegacyLink, name: str, old_name: str, undo: list[tuple[str, Undo]]) -> None:
+        legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
+        assert legacy_id is not None
+        if link.kind is LegacyKind.COHORT:
+            legacy.update_cohort(course, legacy_id, name=name)
+            undo.append(
+                (
+                    f"rename cohort {legacy_id} back",
+                    lambda: _ignore(legacy.update_cohort(course, legacy_id, name=old_name)),
+                )
+            )
+        elif link.kind is LegacyKind.TEAM:
+            legacy.update_team(legacy_id, name=name)
+            undo.append(
+                (
+                    f"rename team {legacy_id} back",
+                    lambda: _ignore(legacy.update_team(legacy_id, name=old_name)),
+                )
+            )
+        # A track's name is the course's, not the group's: nothing to rename.
+
+    def _change_members(
+        self, group_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> RefreshResult:
+        view = groups.get_group(group_id, self.uow_factory())
+        link = link_of(view.group.criteria)
+        if link is None:
+            raise LegacyError(
+                f"group {group_id} is not linked to a legacy group: change its include list",
+                code="invalid-group",
+            )
+        now = self.clock()
+        with self._operation(group_id, "members") as undo, self.uow_factory() as uow:
+            group = uow.groups.get(group_id, for_update=True)
+            if group is None:
+                raise GroupNotFound(f"no user group {group_id}")
+            self._add_members(link, list(add), undo, uow, now)
+            self._remove_members(link, list(remove), undo)
+            result = self._pull(uow, group, link, now, "members-changed")
+            uow.commit()
+        return result
+
+    def _follow_moves(self, uow: UnitOfWork, course_id: str, moved: Mapping[str, str], now: datetime) -> None:
+        """Users moved out of another cohort leave the user groups linked to that cohort."""
+        by_cohort: dict[str, list[str]] = {}
+        for user, previous in moved.items():
+            by_cohort.setdefault(previous, []).append(user)
+        for group in uow.groups.all():
+            link = link_of(group.criteria)
+            if link is None or link.kind is not LegacyKind.COHORT or link.course_id != course_id:
+                continue
+            users = by_cohort.get(link.legacy_id or "")
+            if users:
+                locked = uow.groups.get(group.group_id, for_update=True)
+                if locked is not None and not locked.frozen:
+                    self._pull(uow, locked, link, now, "legacy-move", only_users=users)
+
+    def _follow_track_moves(
+        self, uow: UnitOfWork, course_id: str, previous: Mapping[str, str], mode: str, now: datetime
+    ) -> None:
+        by_mode: dict[str, list[str]] = {}
+        for user, old in previous.items():
+            if old != mode:
+                by_mode.setdefault(old, []).append(user)
+        for group in uow.groups.all():
+            link = link_of(group.criteria)
+            if link is None or link.kind is not LegacyKind.TRACK or link.course_id != course_id:
+                continue
+            users = by_mode.get(link.legacy_id or "")
+            if users:
+                locked = uow.groups.get(group.group_id, for_update=True)
+                if locked is not None and not locked.frozen:
+                    self._pull(uow, locked, link, now, "legacy-move", only_users=users)
+
+    def _pull(
+        self,
+        uow: UnitOfWork,
+        group: UserGroup,
+        link: LegacyLink,
+        now: datetime,
+        trigger: str,
+        only_users: Sequence[str] | None = None,
+    ) -> RefreshResult:
+        """Make the user group's membership the legacy group's (only ``only_users`` if given)."""
+        members = frozenset(self._legacy_members(link))
+        rule = MembershipRule(None, include=members)
+        context = EvaluationContext(group.scope, now.astimezone(UTC))
+        result = uow.memberships.refresh(group, rule, context, reason=trigger, only_users=only_users)
+        uow.groups.record_refresh(group.group_id, result.member_count, now)
+        return result
+
+    def _stored_members(self, uow: UnitOfWork, group_id: str) -> set[str]:
+        members: set[str] = set()
+        after = ""
+        while page := uow.memberships.members(group_id, after=after, limit=5000):
+            members.update(m.user_id for m in page)
+            after = page[-1].user_id
+        return members
+
+
+def _cannot_undo() -> None:
+    raise LegacyError("cannot be undone", code="legacy-not-deletable")
+
+
+def _ignore(_value: object) -> None:
+    return None
+
+
+def failure_json(failure: SyncFailure) -> dict[str, Any]:
+    return {
+        "id": failure.id,
+        "at": failure.at.isoformat(),
+        "group_id": failure.group_id,
+        "operation": failure.operation,
+        "code": failure.code,
+        "message": failure.message,
+        "not_undone": list(failure.not_undone),
+    }
