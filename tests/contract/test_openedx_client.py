@@ -245,7 +245,7 @@ def test_teams_refuse_a_jwt_header_that_cohorts_accept(world: OpenEdxWorld) -> N
 # --- transport and failures --------------------------------------------------------------------------
 
 
-def test_a_refused_token_is_legacy_unauthorized(world: OpenEdxWorld) -> None:
+def test_a_refused_token_is_legacy_unavailable_and_says_so(world: OpenEdxWorld) -> None:
     seed_course(world)
     stranger = OpenEdxLegacyGroups(world.base_url, "not-the-token")
     try:
@@ -253,7 +253,8 @@ def test_a_refused_token_is_legacy_unauthorized(world: OpenEdxWorld) -> None:
     finally:
         stranger.close()
     assert isinstance(error, LegacyUnavailable)
-    assert error.code == "legacy-unauthorized"
+    assert error.code == "legacy-unavailable"
+    assert "refused the token (401)" in str(error)
 
 
 def test_a_timeout_is_legacy_unavailable(world: OpenEdxWorld) -> None:
@@ -313,7 +314,26 @@ def test_a_rule_broken_midway_keeps_its_code_with_the_users_added(world: OpenEdx
         body='{"developer_message": "This team is already full.", "user_message": "full"}',
     )
     error = broken(lambda: world.legacy.add_to_team(team.team_id, ["u1", "u2", "u3"]))
-    assert (error.code, error.details) == ("team-full", ["u1"])
+    # Undone by the client: a rule error means nothing changed, with the users refused in details.
+    assert (error.code, error.details) == ("team-full", ["u2", "u3"])
+    assert world.legacy.team_members(team.team_id) == set()
+
+
+def test_a_rule_broken_midway_whose_undoing_fails_names_the_users_left_in(world: OpenEdxWorld) -> None:
+    seed_course(world, teamsets=[teamset(A, "projects")])
+    team = world.legacy.create_team(A, "projects", "Rockets")
+    world.fake.fail_next(
+        "POST",
+        "/api/team/v0/team_membership/",
+        after=2,
+        status=400,
+        body='{"developer_message": "The user u3 is not enrolled in the course associated with this team."}',
+    )
+    world.fake.fail_next("DELETE", f"/api/team/v0/team_membership/{team.team_id},u1", status=503)
+    error = broken(lambda: world.legacy.add_to_team(team.team_id, ["u1", "u2", "u3"]))
+    assert isinstance(error, LegacyUnavailable)
+    assert error.details == ["u1"]  # u2 was taken back, u1 could not be
+    assert world.legacy.team_members(team.team_id) == {"u1"}
 
 
 def test_a_failure_midway_through_set_track_names_the_users_moved(world: OpenEdxWorld) -> None:

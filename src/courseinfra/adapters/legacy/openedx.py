@@ -9,22 +9,22 @@ cohort PATCH answers 204 without a body, adding to a cohort reports a moved user
 NAME, team creation answers 200, the enrollments list is cursor-paged, and the enrolment of a user who
 has none is a 200 with an empty body. Every list is read to its last page.
 
-Errors: every documented error answer becomes the ``domain.legacy`` error of the same rule. Besides
-those, this client raises ``LegacyUnavailable`` with the codes
-
-- ``legacy-unavailable``: a transport error, a timeout, a 5xx the API does not explain, or any answer
-  this client does not expect (the status and an excerpt of the body are in the message);
-- ``legacy-unauthorized``: 401, the token is missing, unknown or expired;
-- ``legacy-forbidden``: 403, the token's user lacks the staff rights these calls need;
-
-and ``LegacyError`` with code ``course-not-found`` when Open edX does not know the course of a write
-(reads of an unknown course return nothing, as for a course without groups).
+Errors: every documented error answer becomes the ``domain.legacy`` error of the same rule. Anything
+else is ``LegacyUnavailable`` (code ``legacy-unavailable``, which the API answers with 502): a transport
+error, a timeout, a 5xx the API does not explain, an answer this client does not expect (the status and
+an excerpt of the body are in the message), and also a 401 (the token is missing, unknown or expired)
+or a 403 (its user lacks the staff rights these calls need), whose messages say so: to the caller they
+are the same outage, fixed by an operator, not by a retry with other input. Besides those, a write to
+a course Open edX does not know raises ``LegacyError`` with code ``course-not-found`` (reads of an
+unknown course return nothing, as for a course without groups), and a team Open edX refuses for its
+fields ``invalid-team``.
 
 All or nothing: the rules the APIs let us read cheaply are checked before the first write (cohort and
 team existence, name uniqueness, membership, team size, one team per teamset, enrolment, the track);
 writes that Open edX takes one user at a time (team membership, enrolment mode, removal from a cohort)
 can still fail midway, and then the error raised carries in ``details`` the users already done, for the
-caller to compensate (the ``LegacyGroups`` contract). Adding to a cohort takes 1000 users per call.
+caller to compensate (the ``LegacyGroups`` contract); a team rule broken midway is undone here instead
+(see :meth:`OpenEdxLegacyGroups.add_to_team`). Adding to a cohort takes 1000 users per call.
 """
 
 from __future__ import annotations
@@ -196,13 +196,11 @@ class OpenEdxLegacyGroups(LegacyGroups):
             return response
         if status == 401:
             raise LegacyUnavailable(
-                f"Open edX refused the token for {method} {path}: {response.text[:EXCERPT]!r}",
-                code="legacy-unauthorized",
+                f"Open edX refused the token (401) for {method} {path}: {response.text[:EXCERPT]!r}"
             )
         if status == 403:
             raise LegacyUnavailable(
-                f"the token's user may not {method} {path}: {response.text[:EXCERPT]!r}",
-                code="legacy-forbidden",
+                f"the token's user may not {method} {path} (403): {response.text[:EXCERPT]!r}"
             )
         raise _unexplained(response)
 
@@ -544,8 +542,10 @@ class OpenEdxLegacyGroups(LegacyGroups):
     def add_to_team(self, team_id: str, user_ids: Sequence[str]) -> list[str]:
         """The rules are checked first on what Open edX lets us read (the team's members, its teamset's
         size, the teamset's memberships, the users' enrolments): a breach raises before any write, with
-        the users that break it. Then one POST per user; a failure there raises with ``details`` = the
-        users added before it.
+        the users that break it. Then one POST per user. A rule broken there (team full, another team, not
+        enrolled) is undone by this client, which removes the users it added and raises the rule with the
+        users refused; any other failure raises with ``details`` = the users added before it (and so does
+        an undoing that fails), for the caller to compensate.
 
         Open edX itself caps a team at the COURSE's ``max_team_size``, not the teamset's: on a course
         whose cap is below a teamset's, a POST can still answer "team full" midway."""
@@ -573,10 +573,39 @@ class OpenEdxLegacyGroups(LegacyGroups):
         for user in new:
             try:
                 self._post_membership(team, user)
+            except (TeamFull, AlreadyInTeamset, NotEnrolled) as error:
+                # A rule the checks above could not see: the platform's course-level size cap, or a race.
+                # Undone here, so that a rule error means what it means from the checks (and to callers,
+                # which compensate only failures of the platform): nothing changed, ``details`` = the
+                # users that break the rule.
+                self._take_back(team.team_id, done, error)
+                refused = new[len(done) :] if isinstance(error, TeamFull) else [user]
+                raise type(error)(
+                    f"{error}; the {len(done)} users added before were removed again", details=refused
+                ) from error
             except LegacyError as error:
                 raise _partial(error, done, len(new)) from error
             done.append(user)
         return done
+
+    def _take_back(self, team_id: str, added: Sequence[str], cause: LegacyError) -> None:
+        """Remove ``added`` from the team again; if that fails, ``LegacyUnavailable`` with ``details`` =
+        the users still in it (for the caller to compensate)."""
+        remaining = list(added)
+        while remaining:
+            user = remaining[-1]
+            try:
+                self._request(
+                    "DELETE",
+                    f"/api/team/v0/team_membership/{team_id},{_seg(user)}",
+                    params={"admin": "true"},
+                )
+            except LegacyError as error:
+                raise LegacyUnavailable(
+                    f"{cause}; removing the {len(remaining)} users added before it failed too: {error}",
+                    details=remaining,
+                ) from error
+            remaining.pop()
 
     def _post_membership(self, team: Team, user: str) -> None:
         response = self._request(
