@@ -15,21 +15,25 @@ import sqlalchemy as sa
 from courseinfra.adapters.bus import InProcessBus
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
+from courseinfra.adapters.legacy.local import LocalLegacyGroups
+from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
-from courseinfra.domain.criteria import CriteriaRegistry, CriterionType
+from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, CriterionType
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
+from courseinfra.domain.legacy import LEGACY_TYPES
 from courseinfra.domain.reports import AcceptedFrameworks
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
 from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
 from courseinfra.services.ingest import Router
+from courseinfra.services.legacy_sync import DeletePolicy, LegacySync
 from courseinfra.services.messagebus import post_publish_handler, relay_audit_ledger, relay_outbox
-from courseinfra.services.ports import EventBus, RelationCache, ReportArchive, UnitOfWork
+from courseinfra.services.ports import EventBus, LegacyGroups, RelationCache, ReportArchive, UnitOfWork
 from courseinfra.services.relation_cache import RelationCacheJob
 from courseinfra.services.reports import ReportOptions
-from courseinfra.settings import Settings, load_settings
+from courseinfra.settings import Settings, SettingsError, load_settings
 
 
 @dataclass
@@ -44,6 +48,8 @@ class App:
     uow_factory: Callable[[], UnitOfWork] = field(repr=False)
     reports: ReportArchive = field(repr=False)
     registry: CriteriaRegistry = field(repr=False)
+    legacy: LegacyGroups = field(repr=False)
+    sync: LegacySync = field(repr=False)
 
     @property
     def report_options(self) -> ReportOptions:
@@ -66,6 +72,17 @@ class App:
         self.engine.dispose()
 
 
+def build_legacy(settings: Settings, engine: sa.Engine) -> LegacyGroups:
+    """The legacy groups: the local tables, or an Open edX instance (its URL and token are required)."""
+    if settings.legacy_backend == "openedx":
+        if not settings.openedx_url or not settings.openedx_token:
+            raise SettingsError(
+                "COURSEINFRA_LEGACY_BACKEND=openedx needs COURSEINFRA_OPENEDX_URL and COURSEINFRA_OPENEDX_TOKEN"
+            )
+        return OpenEdxLegacyGroups(settings.openedx_url, settings.openedx_token)
+    return LocalLegacyGroups(engine)
+
+
 def build_cache(settings: Settings) -> RelationCache:
     if settings.redis_url:
         return RedisRelationCache.from_url(settings.redis_url, settings.redis_namespace)
@@ -80,7 +97,7 @@ def build_criteria() -> tuple[CriteriaRegistry, CriteriaCompiler]:
     ``courseinfra.criteria`` group names a :class:`CriterionType` subclass; one with a ``compile_sql``
     static method (criterion, context, dialect -> predicate over ``users``) is also evaluated in SQL,
     the others in Python over the candidates."""
-    registry, compiler = CriteriaRegistry(), CriteriaCompiler()
+    registry, compiler = CriteriaRegistry((*SHIPPED_TYPES, *LEGACY_TYPES)), CriteriaCompiler()
     for entry_point in importlib.metadata.entry_points(group=CRITERIA_ENTRY_POINTS):
         loaded = entry_point.load()
         criterion_type = loaded() if isinstance(loaded, type) else loaded
@@ -126,6 +143,17 @@ def bootstrap(
     refresh_groups = group_refresh_handler(uow_factory, registry)
     for event_type in GROUP_TRIGGERS:
         bus.subscribe(event_type, refresh_groups)
+    legacy = build_legacy(settings, engine)
+    sync = LegacySync(uow_factory, legacy, registry, DeletePolicy(settings.legacy_delete_policy))
     return App(
-        settings, engine, cache, bus, router, uow_factory, LocalReportArchive(settings.reports_path), registry
+        settings,
+        engine,
+        cache,
+        bus,
+        router,
+        uow_factory,
+        LocalReportArchive(settings.reports_path),
+        registry,
+        legacy,
+        sync,
     )

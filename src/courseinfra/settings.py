@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,18 @@ class Settings(BaseSettings):
         "matched exactly after trimming and case folding.",
     )
     reports_mask_personal_data: bool = Field(False, description="Mask learners' names and emails in reports.")
+    legacy_backend: Literal["local", "openedx"] = Field(
+        "local", description="Legacy groups: the local tables, or an Open edX instance over its REST APIs."
+    )
+    openedx_url: str | None = Field(
+        None, description="Base URL of the Open edX LMS (legacy_backend openedx)."
+    )
+    openedx_token: str | None = Field(None, description="OAuth2 bearer token of a staff service user.")
+    legacy_delete_policy: Literal["restrict", "detach", "archive"] = Field(
+        "restrict",
+        description="Deleting a user group linked to a cohort or a track (which cannot be deleted): refuse, "
+        "delete the user group only, or keep both with the user group disabled.",
+    )
 
     @field_validator("reports_accepted_frameworks", mode="before")
     @classmethod

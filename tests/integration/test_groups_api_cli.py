@@ -580,6 +580,7 @@ def test_groups_through_the_command_line(cli: Cli, tmp_path: Path) -> None:
     assert run_json(cli, "groups", "delete", "north", "--if-version", "5") == {
         "group_id": "north",
         "deleted": True,
+        "outcome": "deleted",
     }
     assert fails(cli, "groups", "get", "north").startswith("courseinfra: group-not-found")
 

@@ -95,6 +95,14 @@ STATUS_BY_CODE: dict[str, int] = {
     "user-not-found": 404,
     "invalid-profile": 422,
     "report-run-not-found": 404,
+    "legacy-sync-failed": 502,
+    "delete-restricted": 409,
+    "cohort-name-exists": 409,
+    "cohort-not-found": 404,
+    "team-not-found": 404,
+    "teamset-not-found": 404,
+    "legacy-not-deletable": 409,
+    "legacy-unavailable": 502,
     "report-file-not-found": 404,
     "group-not-found": 404,
     "group-exists": 409,
@@ -660,6 +668,7 @@ def enrol(
         added_by=body.addedby if body else None,
         mode=body.mode if body else None,
     )
+    app.relay()  # the groups that read enrolments follow at once
     response.status_code = 201 if created else 200
     return {**enrolment_json(enrolment), "created": created}
 
@@ -672,7 +681,9 @@ def enrol(
 )
 def unenrol(app: AppDep, batch_id: str, user_id: str) -> dict[str, Any]:
     """Mark an enrolment inactive; its progress is kept."""
-    return enrolment_json(enrolments.unenrol(user_id, batch_id, app.uow_factory()))
+    enrolment = enrolments.unenrol(user_id, batch_id, app.uow_factory())
+    app.relay()
+    return enrolment_json(enrolment)
 
 
 @routes.get(
@@ -1164,7 +1175,7 @@ def criteria_types(app: AppDep) -> list[dict[str, Any]]:
 def create_user_group(app: AppDep, body: GroupIn, response: Response) -> dict[str, Any]:
     """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
     or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
-    view, result = groups.create_group(body.group_id, body.definition(), app.uow_factory(), app.registry)
+    view, result = app.sync.create_group(body.group_id, body.definition())
     app.relay()
     response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
     return _changed(view, result, response)
@@ -1189,7 +1200,7 @@ def list_user_groups(
 )
 def get_user_group(app: AppDep, group_id: str, response: Response) -> dict[str, Any]:
     """One group with its include and exclude lists; the ETag header is what If-Match takes."""
-    view = groups.get_group(group_id, app.uow_factory())
+    view = app.sync.get_group(group_id)
     response.headers["ETag"] = view.group.etag
     return group_json(view)
 
@@ -1206,10 +1217,8 @@ def replace_user_group(
     """Replace a group's definition (a missing optional field takes its default); the membership is
     refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
     definition = body.definition()
-    view, result = groups.update_group(
+    view, result = app.sync.update_group(
         group_id,
-        app.uow_factory(),
-        app.registry,
         expected_version=expected_version(if_match, group_id),
         name=definition.name,
         scope=definition.scope,
@@ -1235,12 +1244,8 @@ def patch_user_group(
 ) -> dict[str, Any]:
     """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
     too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
-    view, result = groups.update_group(
-        group_id,
-        app.uow_factory(),
-        app.registry,
-        expected_version=expected_version(if_match, group_id),
-        **body.changes(),
+    view, result = app.sync.update_group(
+        group_id, expected_version=expected_version(if_match, group_id), **body.changes()
     )
     app.relay()
     return _changed(view, result, response)
@@ -1254,9 +1259,12 @@ def patch_user_group(
     responses={**INVALID, **NOT_FOUND, **PRECONDITION},
 )
 def delete_user_group(app: AppDep, group_id: str, if_match: IfMatch = None) -> Response:
-    """Delete a group, its overrides and members; its history stays."""
-    groups.delete_group(group_id, app.uow_factory(), expected_version=expected_version(if_match, group_id))
-    return Response(status_code=204)
+    """Delete a group, its overrides, members and history. A group linked to a team deletes
+    the team first; one linked to a cohort or a track follows the delete policy (409
+    ``delete-restricted`` under restrict). The ``Courseinfra-Delete-Outcome`` header says what was done:
+    ``deleted``, ``detached`` (the legacy group stays) or ``archived`` (both stay, the group disabled)."""
+    outcome = app.sync.delete_group(group_id, expected_version=expected_version(if_match, group_id))
+    return Response(status_code=204, headers={"Courseinfra-Delete-Outcome": outcome})
 
 
 @routes.get(
@@ -1340,7 +1348,7 @@ def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[s
 )
 def refresh_all_groups(app: AppDep) -> dict[str, Any]:
     """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
-    results = groups.refresh_all(app.uow_factory)
+    results = app.sync.refresh_all()
     app.relay()
     return refresh_all_json(results)
 
@@ -1354,9 +1362,45 @@ def refresh_all_groups(app: AppDep) -> dict[str, Any]:
 def refresh_user_group(app: AppDep, group_id: str) -> dict[str, Any]:
     """Re-evaluate a group now and apply the difference (even a disabled one); 409 ``group-frozen`` for
     a frozen group. The version, and so the ETag, does not change."""
-    group, result = groups.refresh_group(group_id, app.uow_factory())
+    group, result = app.sync.refresh_group(group_id)
     app.relay()
     return {"group_id": group.group_id, **refresh_json(result)}
+
+
+class LegacyMembersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[str] = Field(
+        default_factory=list, description="Users to add to the legacy group, then the user group."
+    )
+    remove: list[str] = Field(
+        default_factory=list, description="Users to remove from it (cohorts and teams)."
+    )
+
+
+@routes.post(
+    "/v1/groups/{group_id}/legacy-members",
+    tags=["sync"],
+    responses={
+        **INVALID,
+        **NOT_FOUND,
+        502: {"model": ErrorResponse, "description": "The legacy system failed"},
+    },
+)
+def change_legacy_members(app: AppDep, group_id: str, body: LegacyMembersIn) -> dict[str, Any]:
+    """Change the members of a group linked to a legacy group: the legacy group first, then the user
+    group mirrors it; on a legacy failure nothing changes on either side (``legacy-sync-failed``)."""
+    result = app.sync.add_members(group_id, body.add) if body.add else None
+    if body.remove:
+        result = app.sync.remove_members(group_id, body.remove)
+    app.relay()
+    return {"group_id": group_id, **(refresh_json(result) if result else {})}
+
+
+@routes.get("/v1/sync/status", tags=["sync"])
+def sync_status(app: AppDep) -> dict[str, Any]:
+    """Every link whose user group and legacy group differ, and the sync failures with the legacy error."""
+    return app.sync.status()
 
 
 MEMBERS_CSV_EXAMPLE = "user_id,action\nu1,include\nu2,exclude\nu3\n"

@@ -92,6 +92,10 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(reports_cli, name="reports")
 cli.add_typer(groups_cli, name="groups")
+sync_cli = typer.Typer(
+    no_args_is_help=True, help="User groups linked to legacy groups (cohorts, teams, tracks)."
+)
+cli.add_typer(sync_cli, name="sync")
 
 err = Console(stderr=True)
 
@@ -556,6 +560,7 @@ def enrol_command(
     ``created``, false if it existed."""
     with application() as app:
         enrolment, created = enrolments.enrol(user, batch, app.uow_factory(), added_by=added_by, mode=mode)
+        app.relay()
     emit({**enrolment_json(enrolment), "created": created})
 
 
@@ -564,6 +569,7 @@ def unenrol_command(user: UserArg, batch: BatchArg) -> None:
     """Mark USER's enrolment in BATCH inactive (its progress is kept); print the enrolment."""
     with application() as app:
         enrolment = enrolments.unenrol(user, batch, app.uow_factory())
+        app.relay()
     emit(enrolment_json(enrolment))
 
 
@@ -781,7 +787,7 @@ def groups_create(
         exclude=exclude or (),
     )
     with application() as app:
-        view, result = groups.create_group(group, definition, app.uow_factory(), app.registry)
+        view, result = app.sync.create_group(group, definition)
         app.relay()
     emit(_changed_json(view, result))
 
@@ -790,7 +796,7 @@ def groups_create(
 def groups_get(group: GroupArg) -> None:
     """One group with its include and exclude lists, as JSON."""
     with application() as app:
-        emit(group_json(groups.get_group(group, app.uow_factory())))
+        emit(group_json(app.sync.get_group(group)))
 
 
 @groups_cli.command("list")
@@ -849,19 +855,18 @@ def groups_update(
     if not changes:
         raise Failure("nothing to change: give at least one option", exit_code=2)
     with application() as app:
-        view, result = groups.update_group(
-            group, app.uow_factory(), app.registry, expected_version=if_version, **changes
-        )
+        view, result = app.sync.update_group(group, expected_version=if_version, **changes)
         app.relay()
     emit(_changed_json(view, result))
 
 
 @groups_cli.command("delete")
 def groups_delete(group: GroupArg, if_version: IfVersionOption = None) -> None:
-    """Delete a group, its overrides and members (its history stays)."""
+    """Delete a group, its overrides, members and history. A group linked to a team deletes
+    the team; one linked to a cohort or a track follows COURSEINFRA_LEGACY_DELETE_POLICY."""
     with application() as app:
-        groups.delete_group(group, app.uow_factory(), expected_version=if_version)
-    emit({"group_id": group, "deleted": True})
+        outcome = app.sync.delete_group(group, expected_version=if_version)
+    emit({"group_id": group, "deleted": outcome != "archived", "outcome": outcome})
 
 
 @groups_cli.command("members")
@@ -946,11 +951,11 @@ def groups_refresh(
         return
     with application() as app:
         if group is not None:
-            refreshed, result = groups.refresh_group(group, app.uow_factory())
+            refreshed, result = app.sync.refresh_group(group)
             app.relay()
             emit({"group_id": refreshed.group_id, **refresh_json(result)})
             return
-        results = groups.refresh_all(app.uow_factory)
+        results = app.sync.refresh_all()
         app.relay()
     emit(refresh_all_json(results))
 
@@ -971,7 +976,7 @@ def _refresh_on_schedule(every: float) -> None:
             while not stop.is_set():
                 started = datetime.now(UTC)
                 try:
-                    results = groups.refresh_all(app.uow_factory, trigger=groups.SCHEDULE, now=started)
+                    results = app.sync.refresh_all(trigger=groups.SCHEDULE)
                     app.relay()
                 except Exception as error:
                     err.print(
@@ -1078,3 +1083,37 @@ def main() -> None:
             show()
             sys.exit(getattr(error, "exit_code", 2))
         raise
+
+
+@sync_cli.command("status")
+def sync_status() -> None:
+    """Every link whose user group and legacy group differ, and the sync failures (JSON). Exit code 1
+    when a link differs or a failure is recorded."""
+    with application() as app:
+        status = app.sync.status()
+    emit(status)
+    if status["differing"] or status["failures"]:
+        raise typer.Exit(1)
+
+
+@groups_cli.command("add-members")
+def groups_add_members(
+    group: GroupArg, users_: Annotated[list[str], typer.Argument(metavar="USER...")]
+) -> None:
+    """Add users to a group linked to a legacy group: to the legacy group first (a cohort moves them out
+    of their previous cohort, and out of the group linked to it)."""
+    with application() as app:
+        result = app.sync.add_members(group, users_)
+        app.relay()
+    emit({"group_id": group, **refresh_json(result)})
+
+
+@groups_cli.command("remove-members")
+def groups_remove_members(
+    group: GroupArg, users_: Annotated[list[str], typer.Argument(metavar="USER...")]
+) -> None:
+    """Remove users from a group linked to a cohort or a team: from the legacy group first."""
+    with application() as app:
+        result = app.sync.remove_members(group, users_)
+        app.relay()
+    emit({"group_id": group, **refresh_json(result)})

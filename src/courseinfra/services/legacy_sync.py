@@ -373,7 +373,21 @@ class LegacySync:
         legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
         assert legacy_id is not None
         if link.kind is LegacyKind.COHORT:
-            result = legacy.add_to_cohort(course, legacy_id, user_ids)
+            try:
+                result = legacy.add_to_cohort(course, legacy_id, user_ids)
+            except LegacyError as error:
+                # A remote cohort add can fail after adding some users (named in details): take them
+                # out again; those moved from another cohort cannot be put back (their cohort is not
+                # known), which the failure log says.
+                done = list(error.details)
+                if done:
+                    undo.append(
+                        (
+                            f"remove {len(done)} users added before the failure from cohort {legacy_id}",
+                            lambda: legacy.remove_from_cohort(course, legacy_id, done),
+                        )
+                    )
+                raise
             added, moved = list(result.added), dict(result.moved)
 
             def undo_cohort() -> None:
@@ -412,7 +426,18 @@ class LegacySync:
                 )
             )
         else:
-            previous = legacy.set_track(course, user_ids, legacy_id)
+            try:
+                previous = legacy.set_track(course, user_ids, legacy_id)
+            except LegacyError as error:
+                done = list(error.details)
+                if done:
+                    undo.append(
+                        (
+                            f"{len(done)} users were moved to track {legacy_id} before the failure",
+                            _cannot_undo,
+                        )
+                    )
+                raise
 
             def undo_track() -> None:
                 by_mode: dict[str, list[str]] = {}
