@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -415,11 +416,15 @@ SHIPPED_TYPES: tuple[CriterionType, ...] = (
 )
 
 
+PARSED_CACHE = 1024
+
+
 class CriteriaRegistry:
     """The criterion types by name; parses and evaluates trees."""
 
     def __init__(self, types: Iterable[CriterionType] = SHIPPED_TYPES) -> None:
         self.types: dict[str, CriterionType] = {}
+        self._parsed: dict[tuple[str, Scope, str], Node] = {}
         for criterion_type in types:
             self.register(criterion_type)
 
@@ -427,16 +432,28 @@ class CriteriaRegistry:
         if criterion_type.name in self.types:
             raise ValueError(f"criterion type {criterion_type.name!r} is registered twice")
         self.types[criterion_type.name] = criterion_type
+        self._parsed.clear()
 
     def parse(self, document: Any, scope: Scope, path: str = "criteria") -> Node:
         """Read and validate a tree: every criterion's type must exist, support the scope and the
         operator, and its config must validate; a standalone type must be the whole tree. Raises
         :class:`InvalidCriteria` naming the path."""
+        try:
+            key = (json.dumps(document, sort_keys=True), scope, path)
+        except (TypeError, ValueError):
+            key = None
+        if key is not None and key in self._parsed:
+            return self._parsed[key]
         node = self._parse(document, scope, path)
         if not isinstance(node, Criterion):
             for leaf in leaves(node):
                 if self.types[leaf.type].standalone:
                     raise InvalidCriteria(f"{path}: a {leaf.type} criterion cannot be combined with others")
+        if key is not None:
+            # Trees are immutable: a stored group's criteria, read on every refresh, is parsed once.
+            if len(self._parsed) >= PARSED_CACHE:
+                self._parsed.clear()
+            self._parsed[key] = node
         return node
 
     def _parse(self, document: Any, scope: Scope, path: str) -> Node:
