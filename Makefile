@@ -19,7 +19,7 @@ run: install
 	$(BIN)/courseinfra content publish examples/democourse.json > /dev/null
 	$(BIN)/courseinfra cache show democourse
 
-## The aggregator's worked example: progress, unit metrics and AUDIT events of two learners.
+## The worked example: progress, unit metrics, AUDIT events, a TPD report and a progress group of two learners.
 example: install
 	bash examples/learner-journey.sh
 

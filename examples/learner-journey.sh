@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A worked example of the course metrics aggregator, on the embedded default (no server):
 # publish the demo course, open a batch, enrol two learners, replay their progress events, and look at
-# progress, unit metrics, AUDIT events and the events that were kept because they were bad.
+# progress, unit metrics, AUDIT events, the events kept because they were bad, the TPD report of the
+# batch and a user group of the learners below 50%.
 # Run it with `make example` (or `bash examples/learner-journey.sh` once `make install` has run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,16 @@ ci ingest examples/progress-events.jsonl > /dev/null 2>&1 || true
 echo "AUDIT events of learner-1 now: $(ci audit list --user learner-1 | wc -l)"
 step "events kept because they failed"
 ci failed list
+
+step "the user directory: import examples/users.csv (names and emails for reports, facts for groups)"
+ci users import examples/users.csv
+step "TPD course report of demobatch (democourse's framework is TPD): CSV, summary, chart"
+ci reports generate --as-of 2026-11-25 > /dev/null
+cat "$COURSEINFRA_HOME/reports/2026-11-25/demobatch.csv"
+ci reports batches --as-of 2026-11-25
+step "a user group kept current by progress: learners of democourse below 50% in demobatch"
+ci groups create low-progress --name "Below 50% in demobatch" --scope course:democourse \
+  --criteria examples/low-progress-group.json > /dev/null
+ci groups members low-progress
+step "why is learner-1 (not) in it?"
+ci groups explain low-progress learner-1
