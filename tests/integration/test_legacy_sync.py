@@ -1,0 +1,1159 @@
+"""User Group -> Legacy Group synchronisation (ADR 0012), on both legacy backends: the local tables on the
+test database, and the Open edX client against a fake Open edX over real HTTP; each on every database
+backend. Linked groups of the three kinds (cohort, team, track): creation and linking, pulls (GET,
+refresh, status), changes (PUT/PATCH, members), deletion under each policy, the cohort and track moves,
+a failure injected at each legacy step of each operation (both sides as before, or what was not undone
+reported), a failed local commit, the API and the ``sync status`` command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from courseinfra.adapters.legacy import LocalLegacyGroups
+from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
+from courseinfra.adapters.sql.tables import legacy_cohorts, legacy_teams
+from courseinfra.adapters.sql.uow import SqlUnitOfWork
+from courseinfra.bootstrap import App
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.legacy import (
+    LegacyError,
+    LegacyUnavailable,
+    Teamset,
+    TeamsetType,
+    Track,
+    link_of,
+)
+from courseinfra.domain.users import User
+from courseinfra.entrypoints.api import create_app
+from courseinfra.services import content, enrolments
+from courseinfra.services.groups import GroupDefinition, GroupNotFound
+from courseinfra.services.legacy_sync import DeletePolicy, DeleteRestricted, LegacySync, SyncFailed
+from courseinfra.services.ports import CourseBatch, LegacyGroups, MembershipChange
+from courseinfra.settings import Settings
+from tests.conftest import EXAMPLES
+from tests.fakes.openedx import TOKEN, FakeOpenEdx, openedx, openedx_server  # noqa: F401 - fixtures
+from tests.helpers import load_json
+from tests.integration.test_cli import Cli
+from tests.integration.test_enrolments_cli_api import error_code, ok
+
+AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+LOCAL_COURSE = "democourse"  # the local backend's courses are this platform's courses
+REMOTE_COURSE = "course-v1:Org+Demo+2026"
+USERS = ("u1", "u2", "u3", "u4", "u5", "u6")
+MODES = {"u1": "audit", "u2": "audit", "u3": "audit", "u4": "verified", "u5": "verified", "u6": "audit"}
+KINDS = ("cohort", "team", "track")
+
+
+# --- the two worlds ------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """A linked-group world: the app (its database), a legacy backend with a course seeded (users u1-u6
+    in the directory and enrolled, audit and verified offered, teamsets ``projects`` and ``pairs``), and
+    the sync over them. ``fail`` injects a legacy failure at a named step."""
+
+    app: App
+    legacy: LegacyGroups
+    course: str
+    monkeypatch: pytest.MonkeyPatch
+    fake: FakeOpenEdx | None = None
+    sync: LegacySync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sync = self.with_policy(DeletePolicy.RESTRICT)
+
+    @property
+    def remote(self) -> bool:
+        return self.fake is not None
+
+    def with_policy(self, policy: DeletePolicy) -> LegacySync:
+        return LegacySync(self.app.uow_factory, self.legacy, self.app.registry, policy)
+
+    # --- failure injection ---
+
+    def _fake_step(self, step: str) -> tuple[str, str, int]:
+        cohorts = f"/api/cohorts/v1/courses/{self.course}/cohorts/"
+        return {
+            "create_cohort": ("POST", cohorts, 0),
+            # A new cohort's id is not known beforehand: its creation is the first POST let through.
+            "add_to_new_cohort": ("POST", cohorts, 1),
+            "add_to_cohort": ("POST", cohorts, 0),
+            "remove_from_cohort": ("DELETE", cohorts, 0),
+            "update_cohort": ("PATCH", cohorts, 0),
+            "cohort_members": ("GET", cohorts, 0),
+            "create_team": ("POST", "/api/team/v0/teams/", 0),
+            "add_to_team": ("POST", "/api/team/v0/team_membership/", 0),
+            "add_to_new_team": ("POST", "/api/team/v0/team_membership/", 0),
+            "remove_from_team": ("DELETE", "/api/team/v0/team_membership/", 0),
+            "update_team": ("PATCH", "/api/team/v0/teams/", 0),
+            "delete_team": ("DELETE", "/api/team/v0/teams/", 0),
+            "team_members": ("GET", "/api/team/v0/team_membership/", 0),
+            "set_track": ("POST", "/api/enrollment/v1/enrollment", 0),
+            "track_members": ("GET", "/api/enrollment/v1/enrollments/", 0),
+        }[step]
+
+    def fail(self, step: str, *, after: int = 0) -> None:
+        """The next call of ``step`` (after ``after`` let through) fails as an unavailable legacy system:
+        on the fake, a 503 for the request; locally, a ``LegacyUnavailable`` raised instead of the call."""
+        if self.fake is not None:
+            method, prefix, skip = self._fake_step(step)
+            self.fake.fail_next(
+                method, prefix, status=503, after=after + skip, body="<h1>Service Unavailable</h1>"
+            )
+            return
+        name = step.replace("_new_", "_")
+        original = getattr(self.legacy, name)
+        left = {"after": after, "times": 1}
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if left["after"] > 0:
+                left["after"] -= 1
+            elif left["times"] > 0:
+                left["times"] -= 1
+                raise LegacyUnavailable(f"injected: the legacy system failed at {name}")
+            return original(*args, **kwargs)
+
+        self.monkeypatch.setattr(self.legacy, name, failing)
+
+    # --- reading the legacy side directly ---
+
+    def team_count(self) -> int:
+        if self.fake is not None:
+            return len(self.fake.teams)
+        with self.app.engine.connect() as connection:
+            return int(connection.scalar(sa.select(sa.func.count()).select_from(legacy_teams)) or 0)
+
+    def cohort_names(self) -> list[str]:
+        if self.fake is not None:
+            return sorted(c.name for c in self.fake.cohorts.values())
+        with self.app.engine.connect() as connection:
+            return sorted(connection.scalars(sa.select(legacy_cohorts.c.name)))
+
+
+def seed_local(app: App) -> None:
+    content.put_hierarchy(load_json(EXAMPLES / "democourse.json"), app.uow_factory())
+    content.publish(LOCAL_COURSE, app.uow_factory())
+    enrolments.create_batch(CourseBatch("B1", LOCAL_COURSE, "Batch 1", AT), app.uow_factory())
+    for user, mode in MODES.items():
+        enrolments.enrol(user, "B1", app.uow_factory(), at=AT, mode=mode)
+    local = app.legacy
+    assert isinstance(local, LocalLegacyGroups)
+    local.offer_tracks(
+        LOCAL_COURSE, [Track(LOCAL_COURSE, "audit", "Audit"), Track(LOCAL_COURSE, "verified", "Verified")]
+    )
+    for each in teamsets(LOCAL_COURSE):
+        local.configure_teamset(each)
+
+
+def teamsets(course: str) -> list[Teamset]:
+    return [
+        Teamset("projects", course, "Projects", TeamsetType.OPEN, 50),
+        Teamset("pairs", course, "Pairs", TeamsetType.OPEN, 2),
+    ]
+
+
+def add_directory_users(app: App, user_ids: tuple[str, ...] = USERS) -> None:
+    with app.uow_factory() as uow:
+        uow.users.upsert_many([User(u) for u in user_ids], AT)
+        uow.commit()
+
+
+@pytest.fixture(params=["local", "openedx"])
+def world(request: pytest.FixtureRequest, app: App, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    add_directory_users(app)
+    if request.param == "local":
+        seed_local(app)
+        if app.engine.dialect.name == "sqlite":
+            # The sync holding SQLite's write lock while the local backend writes on another connection
+            # (SQLITE_LOCK) would wait out the engine's 30 s busy timeout in every such test.
+            app.engine.dispose()
+            sa.event.listen(app.engine, "connect", _short_busy_timeout)
+        yield World(app, app.legacy, LOCAL_COURSE, monkeypatch)
+        return
+    base_url, fake = request.getfixturevalue("openedx")
+    fake.seed(REMOTE_COURSE, enrolled=MODES, tracks=["audit", "verified"], teamsets=teamsets(REMOTE_COURSE))
+    client = OpenEdxLegacyGroups(base_url, TOKEN)
+    yield World(app, client, REMOTE_COURSE, monkeypatch, fake)
+    client.close()
+
+
+def _short_busy_timeout(connection: Any, _record: Any) -> None:
+    connection.execute("PRAGMA busy_timeout = 1000")
+
+
+SQLITE_LOCK = (
+    "local backend on SQLite: the sync locks the group (groups.get(for_update=True), on SQLite the database "
+    "write lock) before the legacy calls, and LocalLegacyGroups writes on another connection of the same "
+    "database: 'database is locked' after the busy timeout (legacy_sync.py:146 update_group, :189 "
+    "delete_group, :515 _change_members; adapters/sql/groups.py:121)"
+)
+
+
+@pytest.fixture
+def sqlite_lock_bug(request: pytest.FixtureRequest, world: World) -> None:
+    """For a test whose operation writes to the local legacy tables under the group's lock."""
+    if not world.remote and world.app.engine.dialect.name == "sqlite":
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=SQLITE_LOCK))
+
+
+SQLITE_SAVEPOINT = (
+    "SQLite: the unit of work's writes are not one transaction: SqlUserGroupStore.add runs in "
+    "connection.begin_nested() (adapters/sql/groups.py:107; save, :133, too when no write came before), and pysqlite, which the engine leaves "
+    "without an explicit BEGIN (adapters/sql/engine.py:29-38), commits at the savepoint's release; a "
+    "failed commit keeps the group written"
+)
+
+
+@pytest.fixture
+def sqlite_savepoint_bug(request: pytest.FixtureRequest, world: World) -> None:
+    """For a test whose local transaction writes a group and must roll back."""
+    if world.app.engine.dialect.name == "sqlite":
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=SQLITE_SAVEPOINT))
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def criteria(
+    world: World, kind: str, legacy_id: str | None = None, *, teamset: str = "projects"
+) -> dict[str, Any]:
+    config: dict[str, Any] = {"course_id": world.course}
+    if kind == "cohort":
+        name = "legacy_cohort"
+        if legacy_id is not None:
+            config["cohort_id"] = legacy_id
+    elif kind == "team":
+        name = "legacy_team"
+        config["teamset_id"] = teamset
+        if legacy_id is not None:
+            config["team_id"] = legacy_id
+    else:
+        name = "legacy_track"
+        config["mode"] = legacy_id or "verified"
+    return {"type": name, "operator": "member_of", "config": config}
+
+
+def create(
+    world: World,
+    group_id: str,
+    kind: str,
+    include: tuple[str, ...] = (),
+    *,
+    legacy_id: str | None = None,
+    name: str | None = None,
+) -> str:
+    """Create a linked group; return its legacy id."""
+    definition = GroupDefinition(
+        name=name or group_id.title(),
+        scope="instance",
+        criteria=criteria(world, kind, legacy_id),
+        include=include,
+    )
+    world.sync.create_group(group_id, definition)
+    return linked_id(world, group_id)
+
+
+def linked_id(world: World, group_id: str) -> str:
+    with world.app.uow_factory() as uow:
+        group = uow.groups.get(group_id)
+    assert group is not None
+    link = link_of(group.criteria)
+    assert link is not None
+    assert link.legacy_id is not None
+    return link.legacy_id
+
+
+def legacy_members(world: World, kind: str, legacy_id: str) -> set[str]:
+    if kind == "cohort":
+        return world.legacy.cohort_members(world.course, legacy_id)
+    if kind == "team":
+        return world.legacy.team_members(legacy_id)
+    return world.legacy.track_members(world.course, legacy_id)
+
+
+def legacy_name(world: World, kind: str, legacy_id: str) -> str | None:
+    if kind == "cohort":
+        return world.legacy.get_cohort(world.course, legacy_id).name
+    if kind == "team":
+        return world.legacy.get_team(legacy_id).name
+    return None
+
+
+def members(world: World, group_id: str) -> set[str]:
+    with world.app.uow_factory() as uow:
+        return {m.user_id for m in uow.memberships.members(group_id, limit=1000)}
+
+
+def history(world: World, group_id: str, user_id: str | None = None) -> list[MembershipChange]:
+    with world.app.uow_factory() as uow:
+        return uow.memberships.history(group_id, user_id=user_id, limit=1000)
+
+
+def stored(world: World, group_id: str) -> tuple[str, int, bool, bool, int, frozenset[str], int]:
+    """What must not change when an operation fails: name, version, enabled, frozen, member count,
+    members, history length."""
+    with world.app.uow_factory() as uow:
+        group = uow.groups.get(group_id)
+        assert group is not None
+        found = frozenset(m.user_id for m in uow.memberships.members(group_id, limit=1000))
+        changes = len(uow.memberships.history(group_id, limit=1000))
+    return (group.name, group.version, group.enabled, group.frozen, group.member_count, found, changes)
+
+
+def legacy_state(world: World, kind: str, legacy_id: str) -> tuple[str | None, set[str], dict[str, str]]:
+    """The legacy group's name and members, and every user's track (a track change moves users)."""
+    tracks = {
+        u: mode for mode in ("audit", "verified") for u in world.legacy.track_members(world.course, mode)
+    }
+    return legacy_name(world, kind, legacy_id), legacy_members(world, kind, legacy_id), tracks
+
+
+def sync_failed(call: Callable[[], object]) -> SyncFailed:
+    with pytest.raises(SyncFailed) as caught:
+        call()
+    error = caught.value
+    assert error.code == "legacy-sync-failed"
+    return error
+
+
+def only_failure(world: World) -> dict[str, Any]:
+    failures: list[dict[str, Any]] = world.sync.status()["failures"]
+    assert len(failures) == 1, failures
+    return failures[0]
+
+
+def assert_failure_logged(world: World, group_id: str, operation: str, error: SyncFailed) -> dict[str, Any]:
+    assert error.legacy_code == "legacy-unavailable"
+    failure = only_failure(world)
+    assert (failure["group_id"], failure["operation"], failure["code"]) == (
+        group_id,
+        operation,
+        "legacy-unavailable",
+    )
+    assert failure["message"], "the legacy error is kept"
+    return failure
+
+
+def assert_clean_failure(world: World, group_id: str, operation: str, error: SyncFailed) -> None:
+    failure = assert_failure_logged(world, group_id, operation, error)
+    assert failure["not_undone"] == []
+    assert "nothing was changed" in str(error)
+
+
+# --- POST: create or link ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_post_creates_the_legacy_group_pushes_the_include_list_and_mirrors_it(
+    world: World, kind: str
+) -> None:
+    include = ("u1", "u2") if kind != "track" else ("u1",)
+    view, result = world.sync.create_group(
+        "g", GroupDefinition("Blue", "instance", criteria=criteria(world, kind), include=include)
+    )
+    legacy_id = linked_id(world, "g")
+    config = view.group.criteria.model.model_dump()  # type: ignore[union-attr]
+    id_key = {"cohort": "cohort_id", "team": "team_id", "track": "mode"}[kind]
+    assert config[id_key] == legacy_id, "the legacy id lands in the stored criteria config"
+    expected = set(include) if kind != "track" else {"u1", "u4", "u5"}
+    assert legacy_members(world, kind, legacy_id) == expected
+    assert members(world, "g") == expected
+    assert (result.joined, result.left, result.member_count) == (len(expected), 0, len(expected))
+    assert (view.include, view.exclude) == (frozenset(), frozenset()), (
+        "the include list went to the legacy group"
+    )
+    if kind != "track":
+        assert legacy_name(world, kind, legacy_id) == "Blue"
+    else:
+        assert world.legacy.track_members(world.course, "audit") == {"u2", "u3", "u6"}
+
+
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_post_with_an_existing_id_links_it(world: World, kind: str) -> None:
+    if kind == "cohort":
+        legacy_id = world.legacy.create_cohort(world.course, "Existing").cohort_id
+        world.legacy.add_to_cohort(world.course, legacy_id, ["u1", "u2"])
+    else:
+        legacy_id = world.legacy.create_team(world.course, "projects", "Existing").team_id
+        world.legacy.add_to_team(legacy_id, ["u1", "u2"])
+    assert create(world, "g", kind, ("u3",), legacy_id=legacy_id, name="Linked") == legacy_id
+    assert legacy_members(world, kind, legacy_id) == {"u1", "u2", "u3"}
+    assert members(world, "g") == {"u1", "u2", "u3"}
+    assert legacy_name(world, kind, legacy_id) == "Existing", "linking does not rename"
+    if kind == "cohort":
+        assert world.cohort_names() == ["Existing"], "no cohort was created"
+    else:
+        assert world.team_count() == 1, "no team was created"
+
+
+def test_post_links_an_offered_track_and_refuses_another(world: World) -> None:
+    create(world, "verified", "track")
+    assert members(world, "verified") == {"u4", "u5"}
+    error = sync_failed(lambda: create(world, "gold", "track", legacy_id="gold"))
+    assert error.legacy_code == "unknown-track"
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("gold")
+
+
+def test_post_links_only_to_an_existing_legacy_group(world: World) -> None:
+    missing = "999" if world.remote else "no-such-cohort"
+    error = sync_failed(lambda: create(world, "g", "cohort", legacy_id=missing))
+    assert error.legacy_code == "cohort-not-found"
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+
+
+def test_a_linked_group_counts_only_directory_users(world: World) -> None:
+    legacy_id = world.legacy.create_cohort(world.course, "Mixed").cohort_id
+    if world.fake is not None:
+        world.fake.seed(
+            world.course,
+            enrolled={**MODES, "stranger": "audit"},
+            tracks=["audit", "verified"],
+            teamsets=teamsets(world.course),
+        )
+    else:
+        enrolments.enrol("stranger", "B1", world.app.uow_factory(), at=AT)
+    world.legacy.add_to_cohort(world.course, legacy_id, ["u1", "stranger"])
+    create(world, "g", "cohort", legacy_id=legacy_id)
+    assert members(world, "g") == {"u1"}
+    assert world.sync.get_group("g").group.member_count == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="status compares every legacy member with the directory-only user group: a user unknown to the directory is a difference no refresh can resolve (legacy_sync.py:254-255)",
+)
+def test_status_does_not_count_legacy_members_outside_the_directory(world: World) -> None:
+    legacy_id = world.legacy.create_cohort(world.course, "Mixed").cohort_id
+    if world.fake is not None:
+        world.fake.seed(
+            world.course,
+            enrolled={**MODES, "stranger": "audit"},
+            tracks=["audit", "verified"],
+            teamsets=teamsets(world.course),
+        )
+    else:
+        enrolments.enrol("stranger", "B1", world.app.uow_factory(), at=AT)
+    world.legacy.add_to_cohort(world.course, legacy_id, ["u1", "stranger"])
+    create(world, "g", "cohort", legacy_id=legacy_id)
+    world.sync.refresh_group("g")
+    assert world.sync.status()["differing"] == []
+
+
+def test_a_linked_group_has_no_exclude_list_and_no_other_criteria(world: World) -> None:
+    with pytest.raises(LegacyError) as caught:
+        world.sync.create_group(
+            "g", GroupDefinition("G", "instance", criteria=criteria(world, "cohort"), exclude=("u1",))
+        )
+    assert caught.value.code == "invalid-group"
+    combined = {
+        "all": [criteria(world, "cohort"), {"type": "course_enrolment", "operator": "is", "config": {}}]
+    }
+    with pytest.raises(DomainError) as refused:
+        world.sync.create_group("h", GroupDefinition("H", "instance", criteria=combined))
+    assert getattr(refused.value, "code", None) in ("invalid-criteria", "invalid-group")
+    assert world.cohort_names() == []
+
+
+# --- GET: pull -----------------------------------------------------------------------------------------
+
+
+def change_behind(world: World, kind: str, legacy_id: str) -> None:
+    """Behind the user group's back: u3 joins the legacy group, u1 leaves it."""
+    if kind == "cohort":
+        world.legacy.add_to_cohort(world.course, legacy_id, ["u3"])
+        world.legacy.remove_from_cohort(world.course, legacy_id, ["u1"])
+    elif kind == "team":
+        world.legacy.add_to_team(legacy_id, ["u3"])
+        world.legacy.remove_from_team(legacy_id, ["u1"])
+    else:
+        world.legacy.set_track(world.course, ["u3"], "verified")
+        world.legacy.set_track(world.course, ["u4"], "audit")
+
+
+def setup_group(world: World, kind: str, group_id: str = "g") -> tuple[str, set[str]]:
+    """A linked group of ``kind``; its legacy id and members (u1 and u2; the verified track: u4, u5)."""
+    legacy_id = create(world, group_id, kind, ("u1", "u2") if kind != "track" else ())
+    expected = {"u1", "u2"} if kind != "track" else {"u4", "u5"}
+    assert members(world, group_id) == expected
+    return legacy_id, expected
+
+
+def moved(kind: str) -> tuple[str, str]:
+    """Who ``change_behind`` takes in and out."""
+    return ("u3", "u1") if kind != "track" else ("u3", "u4")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_get_pulls_the_legacy_membership(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    version = stored(world, "g")[1]
+    change_behind(world, kind, legacy_id)
+    joiner, leaver = moved(kind)
+    view = world.sync.get_group("g")
+    assert members(world, "g") == (before - {leaver}) | {joiner}
+    assert view.group.member_count == len(before)
+    assert view.group.version == version, "a pull is no change of the definition"
+    [joined] = list(history(world, "g", joiner))
+    assert joined.change == "joined"
+    assert [c.change for c in history(world, "g", leaver)] == ["joined", "left"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the pull's reason is not in the history: SqlMemberships.refresh ignores `reason` (adapters/sql/groups.py:323-385 write 'included'/'not-matched'), and get_group pulls with trigger 'on-demand' (legacy_sync.py:113), not a legacy-... reason as ADR 0012 says",
+)
+@pytest.mark.parametrize("kind", ["cohort"])
+def test_get_pull_history_carries_a_legacy_reason(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    change_behind(world, kind, legacy_id)
+    world.sync.get_group("g")
+    joiner, leaver = moved(kind)
+    reasons = [c.reason for c in history(world, "g", joiner)] + [history(world, "g", leaver)[-1].reason]
+    assert all(reason.startswith("legacy-") for reason in reasons), reasons
+
+
+# --- PUT / PATCH ---------------------------------------------------------------------------------------
+
+
+def put(world: World, group_id: str, *, before: Callable[[], None] = lambda: None, **changes: Any) -> Any:
+    """A PUT as the API sends it: every field, the stored ones unless changed (``before``: run just
+    before the update, after the group was read)."""
+    view = world.sync.get_group(group_id)
+    group = view.group
+    link = link_of(group.criteria)
+    assert link is not None
+    fields: dict[str, Any] = {
+        "name": group.name,
+        "scope": str(group.scope),
+        "description": group.description,
+        "enabled": group.enabled,
+        "frozen": group.frozen,
+        "criteria": link.criteria(),
+        "include": sorted(members(world, group_id)),
+        "exclude": [],
+        **changes,
+    }
+    before()
+    return world.sync.update_group(group_id, expected_version=group.version, **fields)
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_rename_goes_to_the_legacy_group(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    view, _ = world.sync.update_group("g", expected_version=1, name="Renamed")
+    assert (view.group.name, view.group.version) == ("Renamed", 2)
+    assert legacy_name(world, kind, legacy_id) == "Renamed"
+    assert legacy_members(world, kind, legacy_id) == before == members(world, "g")
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_include_changes_add_and_remove_on_the_legacy_side(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    view, result = put(world, "g", name="Green", include=["u2", "u3", "u4"])
+    assert legacy_members(world, kind, legacy_id) == {"u2", "u3", "u4"}
+    assert members(world, "g") == {"u2", "u3", "u4"}
+    assert result is not None
+    assert (result.joined, result.left, result.member_count) == (2, 1, 3)
+    assert (view.group.name, legacy_name(world, kind, legacy_id)) == ("Green", "Green")
+    assert view.include == frozenset(), "the include list is the legacy group's, not an override"
+    world.sync.update_group("g", expected_version=view.group.version, include=["u3"])
+    assert legacy_members(world, kind, legacy_id) == {"u3"} == members(world, "g")
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_a_track_include_change_changes_the_enrolment_mode(world: World) -> None:
+    create(world, "verified", "track")
+    create(world, "audit", "track", legacy_id="audit")
+    assert members(world, "audit") == {"u1", "u2", "u3", "u6"}
+    put(world, "verified", include=["u1", "u4", "u5"])
+    assert world.legacy.track_members(world.course, "verified") == {"u1", "u4", "u5"}
+    assert members(world, "verified") == {"u1", "u4", "u5"}
+    assert members(world, "audit") == {"u2", "u3", "u6"}, "u1 left the group linked to its previous track"
+    # A learner cannot leave a track but to another one.
+    error = sync_failed(lambda: put(world, "verified", include=["u1", "u4"]))
+    assert error.legacy_code == "legacy-not-deletable"
+    assert world.legacy.track_members(world.course, "verified") == {"u1", "u4", "u5"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_criteria_and_scope_of_a_linked_group_cannot_change(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    snapshot = stored(world, "g")
+    other = criteria(world, "cohort" if kind != "cohort" else "team")
+    for changes in (
+        {"criteria": other},
+        {"criteria": None},
+        {"criteria": criteria(world, "track", "audit")},
+        {"scope": "course:democourse"},
+    ):
+        with pytest.raises(LegacyError) as caught:
+            world.sync.update_group("g", expected_version=None, **changes)
+        assert caught.value.code == "invalid-group", changes
+        assert "cannot change" in str(caught.value)
+    assert stored(world, "g") == snapshot
+    assert legacy_members(world, kind, legacy_id) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_put_repeating_criteria_and_scope_is_accepted(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    view, _ = put(world, "g", description="described")
+    assert (view.group.description, view.group.version) == ("described", 2)
+    assert link_of(view.group.criteria) is not None
+    assert linked_id(world, "g") == legacy_id
+    assert members(world, "g") == before == legacy_members(world, kind, legacy_id)
+
+
+# --- DELETE --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_deleting_a_team_group_deletes_the_team_then_the_group(world: World) -> None:
+    legacy_id, _ = setup_group(world, "team")
+    assert world.sync.delete_group("g", expected_version=1) == "deleted"
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    with pytest.raises(LegacyError) as caught:
+        world.legacy.get_team(legacy_id)
+    assert caught.value.code == "team-not-found"
+    assert world.team_count() == 0
+    assert history(world, "g") == []
+
+
+@pytest.mark.parametrize("kind", ["cohort", "track"])
+def test_restrict_refuses_deleting_a_cohort_or_track_group(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    snapshot = stored(world, "g")
+    with pytest.raises(DeleteRestricted) as caught:
+        world.sync.delete_group("g", expected_version=1)
+    assert caught.value.code == "delete-restricted"
+    assert stored(world, "g") == snapshot
+    assert legacy_members(world, kind, legacy_id) == before
+
+
+@pytest.mark.parametrize("kind", ["cohort", "track"])
+def test_detach_deletes_only_the_user_group(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    assert world.with_policy(DeletePolicy.DETACH).delete_group("g", expected_version=1) == "detached"
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    assert legacy_members(world, kind, legacy_id) == before, "the legacy group stays with its members"
+    if kind == "cohort":
+        assert world.legacy.get_cohort(world.course, legacy_id).name == "G"
+    assert world.sync.status()["links"] == 0
+
+
+@pytest.mark.parametrize("kind", ["cohort", "track"])
+def test_archive_keeps_both_and_disables_and_freezes_the_group(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    assert world.with_policy(DeletePolicy.ARCHIVE).delete_group("g", expected_version=1) == "archived"
+    view = world.sync.get_group("g")
+    assert (view.group.enabled, view.group.frozen, view.group.version) == (False, True, 2)
+    assert members(world, "g") == before == legacy_members(world, kind, legacy_id)
+    # Frozen: the legacy side changing no longer changes the group.
+    change_behind(world, kind, legacy_id)
+    assert members(world, "g") == before
+    assert "g" not in world.sync.refresh_all()
+
+
+def test_deleting_under_a_stale_version_changes_nothing(world: World) -> None:
+    legacy_id, before = setup_group(world, "team")
+    world.sync.update_group("g", expected_version=1, description="v2")
+    with pytest.raises(DomainError) as caught:
+        world.sync.delete_group("g", expected_version=1)
+    assert getattr(caught.value, "code", None) == "version-conflict"
+    assert legacy_members(world, "team", legacy_id) == before == members(world, "g")
+
+
+# --- side effects of the legacy rules -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_adding_to_cohort_b_moves_the_learner_out_of_the_group_linked_to_cohort_a(world: World) -> None:
+    cohort_a = create(world, "a", "cohort", ("u1", "u2"))
+    cohort_b = create(world, "b", "cohort", ("u3",))
+    result = world.sync.add_members("b", ["u1"])
+    assert (result.joined, result.member_count) == (1, 2)
+    assert world.legacy.cohort_members(world.course, cohort_a) == {"u2"}
+    assert world.legacy.cohort_members(world.course, cohort_b) == {"u1", "u3"}
+    assert members(world, "a") == {"u2"}
+    assert members(world, "b") == {"u1", "u3"}
+    assert [c.change for c in history(world, "a", "u1")] == ["joined", "left"]
+    assert world.sync.status()["differing"] == []
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the leave of a legacy move is recorded with reason 'not-matched', not 'legacy-move': SqlMemberships.refresh/_refresh_users ignore `reason` (adapters/sql/groups.py:323, 397-409)",
+)
+def test_the_leave_of_a_cohort_move_has_the_reason_legacy_move(world: World) -> None:
+    create(world, "a", "cohort", ("u1", "u2"))
+    create(world, "b", "cohort", ("u3",))
+    world.sync.add_members("b", ["u1"])
+    last = history(world, "a", "u1")[-1]
+    assert (last.change, last.reason) == ("left", "legacy-move")
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_a_track_change_moves_the_learner_out_of_the_group_of_the_previous_track(world: World) -> None:
+    create(world, "audit", "track", legacy_id="audit")
+    create(world, "verified", "track")
+    world.sync.add_members("verified", ["u1", "u2"])
+    assert members(world, "verified") == {"u1", "u2", "u4", "u5"}
+    assert members(world, "audit") == {"u3", "u6"}
+    assert [c.change for c in history(world, "audit", "u2")] == ["joined", "left"]
+    assert world.sync.status()["differing"] == []
+
+
+# --- refresh and status --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refresh_group_pulls_and_reports_what_changed(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    change_behind(world, kind, legacy_id)
+    joiner, leaver = moved(kind)
+    differing = world.sync.status()["differing"]
+    assert [
+        (d["group_id"], d["only_in_user_group"], d["only_in_legacy_group"], d["differences"])
+        for d in differing
+    ] == [("g", [leaver], [joiner], 2)]
+    assert differing[0]["kind"] == kind
+    group, result = world.sync.refresh_group("g")
+    assert (result.joined, result.left, result.member_count) == (1, 1, len(before))
+    assert group.member_count == len(before)
+    assert members(world, "g") == (before - {leaver}) | {joiner}
+    status = world.sync.status()
+    assert (status["links"], status["differing"], status["failures"]) == (1, [], [])
+
+
+def test_refresh_all_pulls_every_linked_group(world: World) -> None:
+    cohort, _ = setup_group(world, "cohort", "c")
+    team = create(world, "t", "team", ("u3", "u4"))
+    create(world, "v", "track")
+    world.sync.create_group("plain", GroupDefinition("Plain", "instance", include=("u6",)))
+    world.legacy.add_to_cohort(world.course, cohort, ["u5"])
+    world.legacy.remove_from_team(team, ["u4"])
+    world.legacy.set_track(world.course, ["u6"], "verified")
+    assert {d["group_id"] for d in world.sync.status()["differing"]} == {"c", "t", "v"}
+    results = world.sync.refresh_all()
+    assert set(results) == {"c", "t", "v", "plain"}
+    assert (results["c"].joined, results["c"].left) == (1, 0)
+    assert (results["t"].joined, results["t"].left) == (0, 1)
+    assert (results["v"].joined, results["v"].left) == (1, 0)
+    assert (results["plain"].joined, results["plain"].left) == (0, 0)
+    assert members(world, "c") == {"u1", "u2", "u5"}
+    assert members(world, "t") == {"u3"}
+    assert members(world, "v") == {"u4", "u5", "u6"}
+    assert world.sync.status()["differing"] == []
+    assert world.sync.status()["links"] == 3
+
+
+def test_status_lists_a_legacy_group_that_is_gone(world: World) -> None:
+    team = create(world, "t", "team", ("u1",))
+    world.legacy.delete_team(team)
+    [differing] = world.sync.status()["differing"]
+    assert differing["group_id"] == "t"
+    assert "team-not-found" in differing["error"]
+
+
+# --- failures injected at each step ---------------------------------------------------------------------
+
+ADD_STEP = {"cohort": "add_to_cohort", "team": "add_to_team", "track": "set_track"}
+REMOVE_STEP = {"cohort": "remove_from_cohort", "team": "remove_from_team"}
+RENAME_STEP = {"cohort": "update_cohort", "team": "update_team"}
+READ_STEP = {"cohort": "cohort_members", "team": "team_members", "track": "track_members"}
+
+
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_create_failing_at_the_legacy_group_creation_changes_nothing(world: World, kind: str) -> None:
+    world.fail("create_cohort" if kind == "cohort" else "create_team")
+    error = sync_failed(lambda: create(world, "g", kind, ("u1", "u2")))
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    assert world.cohort_names() == []
+    assert world.team_count() == 0
+    assert_clean_failure(world, "g", "create", error)
+
+
+def test_create_of_a_track_group_failing_at_the_track_change_changes_nothing(world: World) -> None:
+    world.fail("set_track")
+    error = sync_failed(lambda: create(world, "g", "track", ("u1",)))
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    assert world.legacy.track_members(world.course, "verified") == {"u4", "u5"}
+    assert_clean_failure(world, "g", "create", error)
+
+
+def test_create_failing_after_the_cohort_was_created_leaves_it_unlinked_and_says_so(world: World) -> None:
+    world.fail("add_to_new_cohort")
+    error = sync_failed(lambda: create(world, "g", "cohort", ("u1", "u2"), name="Orphan"))
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    [cohort] = world.legacy.list_cohorts(world.course)
+    assert cohort.name == "Orphan", "a cohort cannot be deleted: it stays"
+    assert world.legacy.cohort_members(world.course, cohort.cohort_id) == set()
+    failure = assert_failure_logged(world, "g", "create", error)
+    [not_undone] = failure["not_undone"]
+    assert f"cohort {cohort.cohort_id}" in not_undone
+    assert "stays, unlinked" in not_undone
+    assert "not undone" in str(error)
+    assert "stays, unlinked" in str(error)
+
+
+def test_create_failing_at_the_members_add_deletes_the_team_created(world: World) -> None:
+    # On the fake the failure comes midway (the first user added, the second refused): that user is
+    # taken out again before the team is deleted.
+    world.fail("add_to_new_team", after=1 if world.remote else 0)
+    error = sync_failed(lambda: create(world, "g", "team", ("u1", "u2")))
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    assert world.team_count() == 0
+    assert_clean_failure(world, "g", "create", error)
+
+
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_update_failing_at_the_rename_changes_nothing(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(RENAME_STEP[kind])
+    error = sync_failed(lambda: put(world, "g", name="Renamed", include=["u1", "u2", "u3"]))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before
+    assert_clean_failure(world, "g", "update", error)
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_update_failing_at_the_members_add_reverts_the_rename(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(ADD_STEP[kind])
+    error = sync_failed(lambda: put(world, "g", name="Renamed", include=["u1", "u2", "u3"]))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before
+    assert legacy_name(world, kind, legacy_id) == "G"
+    assert_clean_failure(world, "g", "update", error)
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_update_failing_at_the_members_remove_reverts_the_add_and_the_rename(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(REMOVE_STEP[kind])
+    error = sync_failed(lambda: put(world, "g", name="Renamed", include=["u2", "u3"]))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before, "u3 taken out again, the name reverted"
+    assert_clean_failure(world, "g", "update", error)
+
+
+def test_update_of_a_track_group_failing_at_the_track_change_changes_nothing(world: World) -> None:
+    create(world, "audit", "track", legacy_id="audit")
+    setup_group(world, "track")
+    before, audit_before = stored(world, "g"), stored(world, "audit")
+    legacy_before = legacy_state(world, "track", "verified")
+    world.fail("set_track")
+    error = sync_failed(lambda: put(world, "g", include=["u1", "u4", "u5"]))
+    assert (stored(world, "g"), stored(world, "audit")) == (before, audit_before)
+    assert legacy_state(world, "track", "verified") == legacy_before
+    assert_clean_failure(world, "g", "update", error)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_members_failing_changes_nothing(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    other = create(world, "other", "cohort", ("u3",)) if kind == "cohort" else None
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(ADD_STEP[kind])
+    error = sync_failed(lambda: world.sync.add_members("g", ["u3", "u6"]))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before
+    if other is not None:
+        assert world.legacy.cohort_members(world.course, other) == {"u3"} == members(world, "other")
+    assert_clean_failure(world, "g", "members", error)
+
+
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_remove_members_failing_changes_nothing(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(REMOVE_STEP[kind])
+    error = sync_failed(lambda: world.sync.remove_members("g", ["u1"]))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before
+    assert_clean_failure(world, "g", "members", error)
+
+
+def test_a_team_add_failing_midway_is_undone(world: World) -> None:
+    if not world.remote:
+        pytest.skip("the local backend adds all or nothing: no failure midway")
+    legacy_id, _ = setup_group(world, "team")
+    before = stored(world, "g")
+    world.fail("add_to_team", after=1)
+    error = sync_failed(lambda: world.sync.add_members("g", ["u3", "u4"]))
+    assert stored(world, "g") == before
+    assert world.legacy.team_members(legacy_id) == {"u1", "u2"}, "u3, added before the failure, was taken out"
+    assert_clean_failure(world, "g", "members", error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a remote removal failing midway (users removed one by one) is not undone: _remove_members pushes its undo only after the whole call succeeded and ignores error.details (legacy_sync.py:460-475), yet the failure says 'nothing was changed'",
+)
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_a_remove_failing_midway_is_undone(world: World, kind: str) -> None:
+    if not world.remote:
+        pytest.xfail("the local backend removes all or nothing: no failure midway")
+    legacy_id, _ = setup_group(world, kind)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(REMOVE_STEP[kind], after=1)
+    error = sync_failed(lambda: world.sync.remove_members("g", ["u1", "u2"]))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before, "u1, removed before the failure, is back"
+    assert_clean_failure(world, "g", "members", error)
+
+
+def test_delete_failing_at_the_team_deletion_changes_nothing(world: World) -> None:
+    legacy_id, _ = setup_group(world, "team")
+    before, legacy_before = stored(world, "g"), legacy_state(world, "team", legacy_id)
+    world.fail("delete_team")
+    error = sync_failed(lambda: world.sync.delete_group("g", expected_version=1))
+    assert stored(world, "g") == before
+    assert legacy_state(world, "team", legacy_id) == legacy_before
+    assert_clean_failure(world, "g", "delete", error)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refresh_failing_at_the_legacy_read_changes_nothing(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    change_behind(world, kind, legacy_id)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    world.fail(READ_STEP[kind])
+    error = sync_failed(lambda: world.sync.refresh_group("g"))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before
+    assert_clean_failure(world, "g", "refresh", error)
+    # refresh_all goes on past it (the failure is logged), and a GET reports it.
+    world.fail(READ_STEP[kind])
+    assert "g" not in world.sync.refresh_all()
+    assert stored(world, "g") == before
+    assert [f["operation"] for f in world.sync.status()["failures"]] == ["refresh", "refresh"]
+    world.fail(READ_STEP[kind])
+    assert sync_failed(lambda: world.sync.get_group("g")).legacy_code == "legacy-unavailable"
+    assert stored(world, "g") == before
+
+
+# --- a failed local commit ------------------------------------------------------------------------------
+
+
+def fail_next_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = SqlUnitOfWork._commit
+    left = {"times": 1}
+
+    def failing(self: SqlUnitOfWork) -> None:
+        if left["times"] > 0:
+            left["times"] -= 1
+            raise RuntimeError("injected: the commit failed")
+        original(self)
+
+    monkeypatch.setattr(SqlUnitOfWork, "_commit", failing)
+
+
+def assert_commit_failure_logged(world: World, group_id: str, operation: str) -> dict[str, Any]:
+    failure = only_failure(world)
+    assert (failure["group_id"], failure["operation"], failure["code"]) == (
+        group_id,
+        operation,
+        "RuntimeError",
+    )
+    return failure
+
+
+@pytest.mark.usefixtures("sqlite_savepoint_bug")
+def test_a_failed_commit_of_a_creation_deletes_the_team_created(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_next_commit(monkeypatch)
+    with pytest.raises(RuntimeError):
+        create(world, "g", "team", ("u1", "u2"))
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    assert world.team_count() == 0
+    assert assert_commit_failure_logged(world, "g", "create")["not_undone"] == []
+
+
+@pytest.mark.usefixtures("sqlite_savepoint_bug")
+def test_a_failed_commit_of_a_cohort_creation_leaves_the_cohort_unlinked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_next_commit(monkeypatch)
+    with pytest.raises(RuntimeError):
+        create(world, "g", "cohort", ("u1", "u2"), name="Orphan")
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    [cohort] = world.legacy.list_cohorts(world.course)
+    assert world.legacy.cohort_members(world.course, cohort.cohort_id) == set(), (
+        "the users added were taken out"
+    )
+    [not_undone] = assert_commit_failure_logged(world, "g", "create")["not_undone"]
+    assert "stays, unlinked" in not_undone
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_a_failed_commit_of_an_update_undoes_the_legacy_steps(
+    world: World, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    with pytest.raises(RuntimeError):
+        put(world, "g", name="Renamed", include=["u2", "u3"], before=lambda: fail_next_commit(monkeypatch))
+    assert stored(world, "g") == before
+    assert legacy_state(world, kind, legacy_id) == legacy_before
+    assert assert_commit_failure_logged(world, "g", "update")["not_undone"] == []
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_a_failed_commit_of_a_cohort_move_puts_the_learner_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cohort_a = create(world, "a", "cohort", ("u1",))
+    cohort_b = create(world, "b", "cohort", ("u3",))
+    before_a, before_b = stored(world, "a"), stored(world, "b")
+    fail_next_commit(monkeypatch)
+    with pytest.raises(RuntimeError):
+        world.sync.add_members("b", ["u1", "u2"])
+    assert world.legacy.cohort_members(world.course, cohort_a) == {"u1"}, "u1 moved back to cohort A"
+    assert world.legacy.cohort_members(world.course, cohort_b) == {"u3"}
+    assert (stored(world, "a"), stored(world, "b")) == (before_a, before_b)
+    assert assert_commit_failure_logged(world, "b", "members")["not_undone"] == []
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_a_failed_commit_of_a_track_change_puts_the_learner_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_group(world, "track")
+    fail_next_commit(monkeypatch)
+    with pytest.raises(RuntimeError):
+        world.sync.add_members("g", ["u1"])
+    assert world.legacy.track_members(world.course, "verified") == {"u4", "u5"}
+    assert "u1" in world.legacy.track_members(world.course, "audit")
+    assert members(world, "g") == {"u4", "u5"}
+    assert assert_commit_failure_logged(world, "g", "members")["not_undone"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a commit failing after the team was deleted is neither undone nor logged: the deletion pushes nothing on the undo stack and _operation logs a non-legacy error only when the stack is not empty (legacy_sync.py:197-201, 290), so the group stays linked to a team that is gone and sync status lists no failure",
+)
+def test_a_failed_commit_after_the_team_deletion_is_reported(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_group(world, "team")
+    fail_next_commit(monkeypatch)
+    with pytest.raises(RuntimeError):
+        world.sync.delete_group("g", expected_version=1)
+    failure = only_failure(world)
+    assert (failure["operation"], len(failure["not_undone"])) == ("delete", 1)
+
+
+# --- the API and the CLI --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    world.app.sync = world.sync  # the API on this world's legacy backend
+    with TestClient(create_app(world.app)) as client:
+        yield client
+
+
+def test_api_creates_a_linked_group_and_reports_the_sync_status(world: World, client: TestClient) -> None:
+    body = {
+        "group_id": "g",
+        "name": "Blue",
+        "scope": "instance",
+        "criteria": criteria(world, "cohort"),
+        "include": ["u1", "u2"],
+    }
+    created = ok(client.post("/v1/groups", json=body), 201)
+    cohort_id = created["criteria"]["config"]["cohort_id"]
+    assert cohort_id == linked_id(world, "g")
+    assert created["refresh"] == {"joined": 2, "left": 0, "member_count": 2}
+    assert world.legacy.cohort_members(world.course, cohort_id) == {"u1", "u2"}
+    status = ok(client.get("/v1/sync/status"))
+    assert (status["links"], status["differing"], status["failures"]) == (1, [], [])
+    world.legacy.add_to_cohort(world.course, cohort_id, ["u3"])
+    [differing] = ok(client.get("/v1/sync/status"))["differing"]
+    assert (differing["group_id"], differing["only_in_legacy_group"]) == ("g", ["u3"])
+    assert ok(client.get("/v1/groups/g"))["member_count"] == 3, "a GET pulls"
+    assert ok(client.get("/v1/sync/status"))["differing"] == []
+
+
+@pytest.mark.usefixtures("sqlite_lock_bug")
+def test_api_changes_legacy_members(world: World, client: TestClient) -> None:
+    legacy_id, _ = setup_group(world, "team")
+    changed = ok(client.post("/v1/groups/g/legacy-members", json={"add": ["u3"], "remove": ["u1"]}))
+    assert changed["group_id"] == "g"
+    assert world.legacy.team_members(legacy_id) == {"u2", "u3"} == members(world, "g")
+
+
+def test_api_delete_under_restrict_is_409_and_a_legacy_failure_502(world: World, client: TestClient) -> None:
+    legacy_id, before = setup_group(world, "cohort")
+    refused = client.delete("/v1/groups/g")
+    assert error_code(refused, 409) == "delete-restricted"
+    assert legacy_members(world, "cohort", legacy_id) == before == members(world, "g")
+    world.fail("create_team")
+    body = {
+        "group_id": "t",
+        "name": "T",
+        "scope": "instance",
+        "criteria": criteria(world, "team"),
+        "include": ["u1"],
+    }
+    failed = client.post("/v1/groups", json=body)
+    assert error_code(failed, 502) == "legacy-sync-failed"
+    assert client.get("/v1/groups/t").status_code == 404
+    [failure] = ok(client.get("/v1/sync/status"))["failures"]
+    assert (failure["group_id"], failure["operation"], failure["code"]) == (
+        "t",
+        "create",
+        "legacy-unavailable",
+    )
+    world.fail("cohort_members")
+    pulled = client.get("/v1/groups/g")
+    assert error_code(pulled, 502) == "legacy-sync-failed"
+
+
+@pytest.mark.parametrize("world", ["local"], indirect=True)
+def test_cli_sync_status_exits_1_when_a_link_differs_and_0_when_clean(
+    world: World, settings: Settings
+) -> None:
+    cli = Cli(settings)
+    legacy_id, _ = setup_group(world, "cohort")
+    clean = cli("sync", "status")
+    assert clean.returncode == 0, clean.stderr
+    assert json.loads(clean.stdout)["differing"] == []
+    world.legacy.add_to_cohort(world.course, legacy_id, ["u4"])
+    differing = cli("sync", "status")
+    assert differing.returncode == 1, differing.stderr
+    [link] = json.loads(differing.stdout)["differing"]
+    assert (link["group_id"], link["only_in_legacy_group"]) == ("g", ["u4"])
+    world.sync.refresh_group("g")
+    again = cli("sync", "status")
+    assert again.returncode == 0, again.stderr
