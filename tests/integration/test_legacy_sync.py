@@ -111,7 +111,8 @@ class World:
             )
             return
         name = step.replace("_new_", "_")
-        original = getattr(self.legacy, name)
+        # On the class: the sync works on an instance bound to its own transaction (within()).
+        original = getattr(type(self.legacy), name)
         left = {"after": after, "times": 1}
 
         def failing(*args: Any, **kwargs: Any) -> Any:
@@ -122,7 +123,7 @@ class World:
                 raise LegacyUnavailable(f"injected: the legacy system failed at {name}")
             return original(*args, **kwargs)
 
-        self.monkeypatch.setattr(self.legacy, name, failing)
+        self.monkeypatch.setattr(type(self.legacy), name, failing)
 
     # --- reading the legacy side directly ---
 
@@ -172,11 +173,6 @@ def world(request: pytest.FixtureRequest, app: App, monkeypatch: pytest.MonkeyPa
     add_directory_users(app)
     if request.param == "local":
         seed_local(app)
-        if app.engine.dialect.name == "sqlite":
-            # The sync holding SQLite's write lock while the local backend writes on another connection
-            # (SQLITE_LOCK) would wait out the engine's 30 s busy timeout in every such test.
-            app.engine.dispose()
-            sa.event.listen(app.engine, "connect", _short_busy_timeout)
         yield World(app, app.legacy, LOCAL_COURSE, monkeypatch)
         return
     base_url, fake = request.getfixturevalue("openedx")
@@ -184,40 +180,6 @@ def world(request: pytest.FixtureRequest, app: App, monkeypatch: pytest.MonkeyPa
     client = OpenEdxLegacyGroups(base_url, TOKEN)
     yield World(app, client, REMOTE_COURSE, monkeypatch, fake)
     client.close()
-
-
-def _short_busy_timeout(connection: Any, _record: Any) -> None:
-    connection.execute("PRAGMA busy_timeout = 1000")
-
-
-SQLITE_LOCK = (
-    "local backend on SQLite: the sync locks the group (groups.get(for_update=True), on SQLite the database "
-    "write lock) before the legacy calls, and LocalLegacyGroups writes on another connection of the same "
-    "database: 'database is locked' after the busy timeout (legacy_sync.py:146 update_group, :189 "
-    "delete_group, :515 _change_members; adapters/sql/groups.py:121)"
-)
-
-
-@pytest.fixture
-def sqlite_lock_bug(request: pytest.FixtureRequest, world: World) -> None:
-    """For a test whose operation writes to the local legacy tables under the group's lock."""
-    if not world.remote and world.app.engine.dialect.name == "sqlite":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=SQLITE_LOCK))
-
-
-SQLITE_SAVEPOINT = (
-    "SQLite: the unit of work's writes are not one transaction: SqlUserGroupStore.add runs in "
-    "connection.begin_nested() (adapters/sql/groups.py:107; save, :133, too when no write came before), and pysqlite, which the engine leaves "
-    "without an explicit BEGIN (adapters/sql/engine.py:29-38), commits at the savepoint's release; a "
-    "failed commit keeps the group written"
-)
-
-
-@pytest.fixture
-def sqlite_savepoint_bug(request: pytest.FixtureRequest, world: World) -> None:
-    """For a test whose local transaction writes a group and must roll back."""
-    if world.app.engine.dialect.name == "sqlite":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=SQLITE_SAVEPOINT))
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -429,10 +391,6 @@ def test_a_linked_group_counts_only_directory_users(world: World) -> None:
     assert world.sync.get_group("g").group.member_count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status compares every legacy member with the directory-only user group: a user unknown to the directory is a difference no refresh can resolve (legacy_sync.py:254-255)",
-)
 def test_status_does_not_count_legacy_members_outside_the_directory(world: World) -> None:
     legacy_id = world.legacy.create_cohort(world.course, "Mixed").cohort_id
     if world.fake is not None:
@@ -509,10 +467,6 @@ def test_get_pulls_the_legacy_membership(world: World, kind: str) -> None:
     assert [c.change for c in history(world, "g", leaver)] == ["joined", "left"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the pull's reason is not in the history: SqlMemberships.refresh ignores `reason` (adapters/sql/groups.py:323-385 write 'included'/'not-matched'), and get_group pulls with trigger 'on-demand' (legacy_sync.py:113), not a legacy-... reason as ADR 0012 says",
-)
 @pytest.mark.parametrize("kind", ["cohort"])
 def test_get_pull_history_carries_a_legacy_reason(world: World, kind: str) -> None:
     legacy_id, _ = setup_group(world, kind)
@@ -548,7 +502,6 @@ def put(world: World, group_id: str, *, before: Callable[[], None] = lambda: Non
     return world.sync.update_group(group_id, expected_version=group.version, **fields)
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 @pytest.mark.parametrize("kind", ["cohort", "team"])
 def test_rename_goes_to_the_legacy_group(world: World, kind: str) -> None:
     legacy_id, before = setup_group(world, kind)
@@ -558,7 +511,6 @@ def test_rename_goes_to_the_legacy_group(world: World, kind: str) -> None:
     assert legacy_members(world, kind, legacy_id) == before == members(world, "g")
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 @pytest.mark.parametrize("kind", ["cohort", "team"])
 def test_include_changes_add_and_remove_on_the_legacy_side(world: World, kind: str) -> None:
     legacy_id, _ = setup_group(world, kind)
@@ -573,7 +525,6 @@ def test_include_changes_add_and_remove_on_the_legacy_side(world: World, kind: s
     assert legacy_members(world, kind, legacy_id) == {"u3"} == members(world, "g")
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_a_track_include_change_changes_the_enrolment_mode(world: World) -> None:
     create(world, "verified", "track")
     create(world, "audit", "track", legacy_id="audit")
@@ -620,7 +571,6 @@ def test_a_put_repeating_criteria_and_scope_is_accepted(world: World, kind: str)
 # --- DELETE --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_deleting_a_team_group_deletes_the_team_then_the_group(world: World) -> None:
     legacy_id, _ = setup_group(world, "team")
     assert world.sync.delete_group("g", expected_version=1) == "deleted"
@@ -681,7 +631,6 @@ def test_deleting_under_a_stale_version_changes_nothing(world: World) -> None:
 # --- side effects of the legacy rules -----------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_adding_to_cohort_b_moves_the_learner_out_of_the_group_linked_to_cohort_a(world: World) -> None:
     cohort_a = create(world, "a", "cohort", ("u1", "u2"))
     cohort_b = create(world, "b", "cohort", ("u3",))
@@ -695,11 +644,6 @@ def test_adding_to_cohort_b_moves_the_learner_out_of_the_group_linked_to_cohort_
     assert world.sync.status()["differing"] == []
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
-@pytest.mark.xfail(
-    strict=True,
-    reason="the leave of a legacy move is recorded with reason 'not-matched', not 'legacy-move': SqlMemberships.refresh/_refresh_users ignore `reason` (adapters/sql/groups.py:323, 397-409)",
-)
 def test_the_leave_of_a_cohort_move_has_the_reason_legacy_move(world: World) -> None:
     create(world, "a", "cohort", ("u1", "u2"))
     create(world, "b", "cohort", ("u3",))
@@ -708,7 +652,6 @@ def test_the_leave_of_a_cohort_move_has_the_reason_legacy_move(world: World) -> 
     assert (last.change, last.reason) == ("left", "legacy-move")
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_a_track_change_moves_the_learner_out_of_the_group_of_the_previous_track(world: World) -> None:
     create(world, "audit", "track", legacy_id="audit")
     create(world, "verified", "track")
@@ -804,6 +747,11 @@ def test_create_failing_after_the_cohort_was_created_leaves_it_unlinked_and_says
     error = sync_failed(lambda: create(world, "g", "cohort", ("u1", "u2"), name="Orphan"))
     with pytest.raises(GroupNotFound):
         world.sync.get_group("g")
+    if not world.remote:
+        # The local tables share the group's transaction: the cohort is rolled back with it.
+        assert world.legacy.list_cohorts(world.course) == []
+        assert assert_failure_logged(world, "g", "create", error)["not_undone"] == []
+        return
     [cohort] = world.legacy.list_cohorts(world.course)
     assert cohort.name == "Orphan", "a cohort cannot be deleted: it stays"
     assert world.legacy.cohort_members(world.course, cohort.cohort_id) == set()
@@ -837,7 +785,6 @@ def test_update_failing_at_the_rename_changes_nothing(world: World, kind: str) -
     assert_clean_failure(world, "g", "update", error)
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 @pytest.mark.parametrize("kind", ["cohort", "team"])
 def test_update_failing_at_the_members_add_reverts_the_rename(world: World, kind: str) -> None:
     legacy_id, _ = setup_group(world, kind)
@@ -850,7 +797,6 @@ def test_update_failing_at_the_members_add_reverts_the_rename(world: World, kind
     assert_clean_failure(world, "g", "update", error)
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 @pytest.mark.parametrize("kind", ["cohort", "team"])
 def test_update_failing_at_the_members_remove_reverts_the_add_and_the_rename(world: World, kind: str) -> None:
     legacy_id, _ = setup_group(world, kind)
@@ -911,14 +857,10 @@ def test_a_team_add_failing_midway_is_undone(world: World) -> None:
     assert_clean_failure(world, "g", "members", error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a remote removal failing midway (users removed one by one) is not undone: _remove_members pushes its undo only after the whole call succeeded and ignores error.details (legacy_sync.py:460-475), yet the failure says 'nothing was changed'",
-)
 @pytest.mark.parametrize("kind", ["cohort", "team"])
 def test_a_remove_failing_midway_is_undone(world: World, kind: str) -> None:
     if not world.remote:
-        pytest.xfail("the local backend removes all or nothing: no failure midway")
+        pytest.skip("the local backend removes all or nothing: no failure midway")
     legacy_id, _ = setup_group(world, kind)
     before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
     world.fail(REMOVE_STEP[kind], after=1)
@@ -984,7 +926,6 @@ def assert_commit_failure_logged(world: World, group_id: str, operation: str) ->
     return failure
 
 
-@pytest.mark.usefixtures("sqlite_savepoint_bug")
 def test_a_failed_commit_of_a_creation_deletes_the_team_created(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -997,7 +938,6 @@ def test_a_failed_commit_of_a_creation_deletes_the_team_created(
     assert assert_commit_failure_logged(world, "g", "create")["not_undone"] == []
 
 
-@pytest.mark.usefixtures("sqlite_savepoint_bug")
 def test_a_failed_commit_of_a_cohort_creation_leaves_the_cohort_unlinked(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1006,6 +946,10 @@ def test_a_failed_commit_of_a_cohort_creation_leaves_the_cohort_unlinked(
         create(world, "g", "cohort", ("u1", "u2"), name="Orphan")
     with pytest.raises(GroupNotFound):
         world.sync.get_group("g")
+    if not world.remote:
+        assert world.legacy.list_cohorts(world.course) == [], "rolled back with the group"
+        assert assert_commit_failure_logged(world, "g", "create")["not_undone"] == []
+        return
     [cohort] = world.legacy.list_cohorts(world.course)
     assert world.legacy.cohort_members(world.course, cohort.cohort_id) == set(), (
         "the users added were taken out"
@@ -1014,7 +958,6 @@ def test_a_failed_commit_of_a_cohort_creation_leaves_the_cohort_unlinked(
     assert "stays, unlinked" in not_undone
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 @pytest.mark.parametrize("kind", ["cohort", "team"])
 def test_a_failed_commit_of_an_update_undoes_the_legacy_steps(
     world: World, kind: str, monkeypatch: pytest.MonkeyPatch
@@ -1028,7 +971,6 @@ def test_a_failed_commit_of_an_update_undoes_the_legacy_steps(
     assert assert_commit_failure_logged(world, "g", "update")["not_undone"] == []
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_a_failed_commit_of_a_cohort_move_puts_the_learner_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1044,7 +986,6 @@ def test_a_failed_commit_of_a_cohort_move_puts_the_learner_back(
     assert assert_commit_failure_logged(world, "b", "members")["not_undone"] == []
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_a_failed_commit_of_a_track_change_puts_the_learner_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1058,10 +999,6 @@ def test_a_failed_commit_of_a_track_change_puts_the_learner_back(
     assert assert_commit_failure_logged(world, "g", "members")["not_undone"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a commit failing after the team was deleted is neither undone nor logged: the deletion pushes nothing on the undo stack and _operation logs a non-legacy error only when the stack is not empty (legacy_sync.py:197-201, 290), so the group stays linked to a team that is gone and sync status lists no failure",
-)
 def test_a_failed_commit_after_the_team_deletion_is_reported(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1070,6 +1007,12 @@ def test_a_failed_commit_after_the_team_deletion_is_reported(
     with pytest.raises(RuntimeError):
         world.sync.delete_group("g", expected_version=1)
     failure = only_failure(world)
+    if not world.remote:
+        # The local team was deleted in the group's transaction: the rollback restored both.
+        assert (failure["operation"], failure["not_undone"]) == ("delete", [])
+        assert world.team_count() == 1
+        assert world.sync.get_group("g").group.group_id == "g"
+        return
     assert (failure["operation"], len(failure["not_undone"])) == ("delete", 1)
 
 
@@ -1105,7 +1048,6 @@ def test_api_creates_a_linked_group_and_reports_the_sync_status(world: World, cl
     assert ok(client.get("/v1/sync/status"))["differing"] == []
 
 
-@pytest.mark.usefixtures("sqlite_lock_bug")
 def test_api_changes_legacy_members(world: World, client: TestClient) -> None:
     legacy_id, _ = setup_group(world, "team")
     changed = ok(client.post("/v1/groups/g/legacy-members", json={"add": ["u3"], "remove": ["u1"]}))

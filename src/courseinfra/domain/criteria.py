@@ -552,6 +552,9 @@ class MembershipRule:
     criteria: Node | None
     include: frozenset[str] = frozenset()
     exclude: frozenset[str] = frozenset()
+    #: The reason written for every join and leave when membership comes from elsewhere (a legacy
+    #: group's members, pulled): ``legacy-pull``, ``legacy-move``, ...
+    source: str | None = None
 
     def decide(
         self, registry: CriteriaRegistry, facts: UserFacts, context: EvaluationContext

@@ -87,11 +87,12 @@ class LegacySync:
                 "a linked group has no exclude list: remove users from the legacy group", code="invalid-group"
             )
         now = self.clock()
-        with self._operation(group_id, "create") as undo, self.uow_factory() as uow:
+        with self._operation(group_id, "create") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
             if uow.groups.get(group_id) is not None:
                 raise groups.GroupExists(f"a group with id {group_id} exists")
-            link = self._create_or_check_legacy(link, definition.name, undo)
-            self._add_members(link, list(definition.include), undo, uow, now)
+            link = self._create_or_check_legacy(legacy, link, definition.name, undo)
+            self._add_members(legacy, link, list(definition.include), undo, uow, now)
             view, _ = groups.create_group_in(
                 uow,
                 group_id,
@@ -100,7 +101,7 @@ class LegacySync:
                 now=now,
                 refresh=False,
             )
-            result = self._pull(uow, view.group, link, now, "created")
+            result = self._pull(legacy, uow, view.group, link, now, "created")
             uow.commit()
         return groups.get_group(group_id, self.uow_factory()), result
 
@@ -110,7 +111,7 @@ class LegacySync:
         link = link_of(view.group.criteria)
         if link is None or not view.group.enabled:
             return view
-        self.refresh_group(group_id)
+        self.refresh_group(group_id, "pull")
         return groups.get_group(group_id, self.uow_factory())
 
     def update_group(
@@ -142,23 +143,26 @@ class LegacySync:
         now = self.clock()
         new_members = changes.pop("include", groups.UNSET)
         changes.pop("exclude", None)
-        with self._operation(group_id, "update") as undo, self.uow_factory() as uow:
+        with self._operation(group_id, "update") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
             group = uow.groups.get(group_id, for_update=True)
             if group is None:
                 raise GroupNotFound(f"no user group {group_id}")
             group.check_version(expected_version)
             if "name" in changes and changes["name"].strip() != group.name:
-                self._rename(link, changes["name"].strip(), group.name, undo)
+                self._rename(legacy, link, changes["name"].strip(), group.name, undo)
             if new_members is not groups.UNSET:
-                members = self._legacy_members(link)
+                members = self._legacy_members(legacy, link)
                 wanted = set(new_members)
-                self._add_members(link, sorted(wanted - members), undo, uow, now)
-                self._remove_members(link, sorted(members - wanted), undo)
+                self._add_members(legacy, link, sorted(wanted - members), undo, uow, now)
+                self._remove_members(legacy, link, sorted(members - wanted), undo)
             updated = group.changed(
                 now, **{k: v for k, v in changes.items() if k in ("name", "description", "enabled", "frozen")}
             )
             uow.groups.save(updated)
-            result = None if updated.frozen else self._pull(uow, updated, link, now, "definition-changed")
+            result = (
+                None if updated.frozen else self._pull(legacy, uow, updated, link, now, "definition-changed")
+            )
             uow.commit()
         return groups.get_group(group_id, self.uow_factory()), result
 
@@ -185,7 +189,8 @@ class LegacySync:
                 f"group {group_id} is linked to {link.kind.value} {link.legacy_id} of course {link.course_id}, "
                 "which cannot be deleted; the delete policy is restrict (detach or archive allow it)"
             )
-        with self._operation(group_id, "delete") as _undo, self.uow_factory() as uow:
+        with self._operation(group_id, "delete") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
             group = uow.groups.get(group_id, for_update=True)
             if group is None:
                 raise GroupNotFound(f"no user group {group_id}")
@@ -197,7 +202,9 @@ class LegacySync:
             uow.groups.delete(group_id)
             if deletable and link.legacy_id is not None:
                 # Last: a deleted team cannot be restored, so nothing may fail after it but the commit.
-                self.legacy.delete_team(link.legacy_id)
+                legacy.delete_team(link.legacy_id)
+                team_id = link.legacy_id
+                undo.append((f"team {team_id} was deleted and cannot be restored", _cannot_undo))
             uow.commit()
         return "deleted" if deletable else "detached"
 
@@ -210,13 +217,14 @@ class LegacySync:
         if link is None:
             return groups.refresh_group(group_id, self.uow_factory(), trigger=trigger)
         now = self.clock()
-        with self._operation(group_id, "refresh") as _undo, self.uow_factory() as uow:
+        with self._operation(group_id, "refresh") as stack, self.uow_factory() as uow:
+            legacy, _undo = self._bind(uow, stack)
             group = uow.groups.get(group_id, for_update=True)
             if group is None:
                 raise GroupNotFound(f"no user group {group_id}")
             if group.frozen:
                 raise GroupFrozen(f"group {group_id} is frozen: its membership is not refreshed")
-            result = self._pull(uow, group, link, now, trigger)
+            result = self._pull(legacy, uow, group, link, now, trigger)
             uow.commit()
         return replace(group, member_count=result.member_count, last_refreshed_at=now), result
 
@@ -245,14 +253,17 @@ class LegacySync:
             if link is None:
                 continue
             try:
-                legacy = self._legacy_members(link)
+                legacy_members = self._legacy_members(self.legacy, link)
             except LegacyError as error:
                 differing.append(
                     {"group_id": group.group_id, "link": link.config(), "error": f"{error.code}: {error}"}
                 )
                 continue
-            only_group = sorted(stored[group.group_id] - legacy)
-            only_legacy = sorted(legacy - stored[group.group_id])
+            # Linked groups count only the users the directory knows: others cannot differ.
+            with self.uow_factory() as uow:
+                known = set(uow.users.get_many(sorted(legacy_members)))
+            only_group = sorted(stored[group.group_id] - legacy_members)
+            only_legacy = sorted(known - stored[group.group_id])
             if only_group or only_legacy:
                 differing.append(
                     {
@@ -262,6 +273,7 @@ class LegacySync:
                         "only_in_user_group": only_group[:100],
                         "only_in_legacy_group": only_legacy[:100],
                         "differences": len(only_group) + len(only_legacy),
+                        "legacy_members_not_in_directory": len(legacy_members - known),
                     }
                 )
         return {
@@ -271,6 +283,17 @@ class LegacySync:
         }
 
     # --- steps -----------------------------------------------------------------------------------------
+
+    def _bind(
+        self, uow: UnitOfWork, undo: list[tuple[str, Undo]]
+    ) -> tuple[LegacyGroups, list[tuple[str, Undo]]]:
+        """The legacy groups for an operation in ``uow``: inside its transaction when they live in the
+        same database (a rollback then undoes both sides; the undo stack is not used), else the
+        remote system with the operation's undo stack."""
+        bound = self.legacy.within(uow)
+        if bound is not None:
+            return bound, []
+        return self.legacy, undo
 
     @contextmanager
     def _operation(self, group_id: str, operation: str) -> Iterator[list[tuple[str, Undo]]]:
@@ -289,10 +312,11 @@ class LegacySync:
                     legacy_code=error.code,
                     details=error.details,
                 ) from error
-            if undo:
-                self._log(
-                    group_id, operation, getattr(error, "code", type(error).__name__), str(error), not_undone
-                )
+            if not isinstance(error, DomainError):
+                # An infrastructure failure (a commit refused, a connection lost) after legacy steps:
+                # the operator must know, even when everything was rolled back or undone. A caller's
+                # mistake (a version conflict, a name taken) is only the caller's error.
+                self._log(group_id, operation, type(error).__name__, str(error), not_undone)
             raise
 
     def _undo(self, undo: list[tuple[str, Undo]]) -> list[str]:
@@ -305,6 +329,14 @@ class LegacySync:
         return failed
 
     def _log(self, group_id: str, operation: str, code: str, message: str, not_undone: Sequence[str]) -> None:
+        try:
+            self._write_log(group_id, operation, code, message, not_undone)
+        except Exception:  # the database may be what failed: the caller still gets the first error
+            return
+
+    def _write_log(
+        self, group_id: str, operation: str, code: str, message: str, not_undone: Sequence[str]
+    ) -> None:
         with self.uow_factory() as uow:
             uow.sync_log.add(
                 SyncFailure(
@@ -325,9 +357,8 @@ class LegacySync:
         return link_of(self.registry.parse(criteria, Scope.parse(scope)))
 
     def _create_or_check_legacy(
-        self, link: LegacyLink, name: str, undo: list[tuple[str, Undo]]
+        self, legacy: LegacyGroups, link: LegacyLink, name: str, undo: list[tuple[str, Undo]]
     ) -> LegacyLink:
-        legacy = self.legacy
         if link.kind is LegacyKind.COHORT:
             if link.legacy_id is not None:
                 legacy.get_cohort(link.course_id, link.legacy_id)
@@ -352,16 +383,17 @@ class LegacySync:
             )
         return link
 
-    def _legacy_members(self, link: LegacyLink) -> set[str]:
+    def _legacy_members(self, legacy: LegacyGroups, link: LegacyLink) -> set[str]:
         assert link.legacy_id is not None
         if link.kind is LegacyKind.COHORT:
-            return self.legacy.cohort_members(link.course_id, link.legacy_id)
+            return legacy.cohort_members(link.course_id, link.legacy_id)
         if link.kind is LegacyKind.TEAM:
-            return self.legacy.team_members(link.legacy_id)
-        return self.legacy.track_members(link.course_id, link.legacy_id)
+            return legacy.team_members(link.legacy_id)
+        return legacy.track_members(link.course_id, link.legacy_id)
 
     def _add_members(
         self,
+        legacy: LegacyGroups,
         link: LegacyLink,
         user_ids: Sequence[str],
         undo: list[tuple[str, Undo]],
@@ -370,7 +402,7 @@ class LegacySync:
     ) -> None:
         if not user_ids:
             return
-        legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
+        course, legacy_id = link.course_id, link.legacy_id
         assert legacy_id is not None
         if link.kind is LegacyKind.COHORT:
             try:
@@ -400,7 +432,7 @@ class LegacySync:
                     legacy.add_to_cohort(course, previous, users)
 
             undo.append((f"take {len(added) + len(moved)} users out of cohort {legacy_id}", undo_cohort))
-            self._follow_moves(uow, course, moved, now)
+            self._follow_moves(legacy, uow, course, moved, now)
         elif link.kind is LegacyKind.TEAM:
             try:
                 added_team = legacy.add_to_team(legacy_id, user_ids)
@@ -447,40 +479,68 @@ class LegacySync:
                     legacy.set_track(course, users, mode)
 
             undo.append((f"put {len(previous)} users back on their previous tracks", undo_track))
-            self._follow_track_moves(uow, course, previous, legacy_id, now)
+            self._follow_track_moves(legacy, uow, course, previous, legacy_id, now)
 
     def _remove_members(
-        self, link: LegacyLink, user_ids: Sequence[str], undo: list[tuple[str, Undo]]
+        self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: list[tuple[str, Undo]]
     ) -> None:
         if not user_ids:
             return
-        legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
+        course, legacy_id = link.course_id, link.legacy_id
         assert legacy_id is not None
         users = list(user_ids)
+        try:
+            self._remove(legacy, link, users)
+        except LegacyError as error:
+            # A remote removal goes user by user: those removed before the failure are put back.
+            done = list(error.details)
+            if done and link.kind is LegacyKind.COHORT:
+                undo.append(
+                    (
+                        f"add {len(done)} users back to cohort {legacy_id}",
+                        lambda: _ignore(legacy.add_to_cohort(course, legacy_id, done)),
+                    )
+                )
+            elif done and link.kind is LegacyKind.TEAM:
+                undo.append(
+                    (
+                        f"add {len(done)} users back to team {legacy_id}",
+                        lambda: _ignore(legacy.add_to_team(legacy_id, done)),
+                    )
+                )
+            raise
         if link.kind is LegacyKind.COHORT:
-            legacy.remove_from_cohort(course, legacy_id, users)
             undo.append(
                 (
                     f"add {len(users)} users back to cohort {legacy_id}",
                     lambda: _ignore(legacy.add_to_cohort(course, legacy_id, users)),
                 )
             )
-        elif link.kind is LegacyKind.TEAM:
-            legacy.remove_from_team(legacy_id, users)
+        else:
             undo.append(
                 (
                     f"add {len(users)} users back to team {legacy_id}",
                     lambda: _ignore(legacy.add_to_team(legacy_id, users)),
                 )
             )
+
+    @staticmethod
+    def _remove(legacy: LegacyGroups, link: LegacyLink, users: list[str]) -> None:
+        assert link.legacy_id is not None
+        if link.kind is LegacyKind.COHORT:
+            legacy.remove_from_cohort(link.course_id, link.legacy_id, users)
+        elif link.kind is LegacyKind.TEAM:
+            legacy.remove_from_team(link.legacy_id, users)
         else:
             raise NotDeletable(
-                f"a learner cannot leave the {legacy_id!r} track of course {course}: a track changes by moving "
-                "the learner to another one (add them to the group linked to it)"
+                f"a learner cannot leave the {link.legacy_id!r} track of course {link.course_id}: a track "
+                "changes by moving the learner to another one (add them to the group linked to it)"
             )
 
-    def _rename(self, link: LegacyLink, name: str, old_name: str, undo: list[tuple[str, Undo]]) -> None:
-        legacy, course, legacy_id = self.legacy, link.course_id, link.legacy_id
+    def _rename(
+        self, legacy: LegacyGroups, link: LegacyLink, name: str, old_name: str, undo: list[tuple[str, Undo]]
+    ) -> None:
+        course, legacy_id = link.course_id, link.legacy_id
         assert legacy_id is not None
         if link.kind is LegacyKind.COHORT:
             legacy.update_cohort(course, legacy_id, name=name)
@@ -511,17 +571,20 @@ class LegacySync:
                 code="invalid-group",
             )
         now = self.clock()
-        with self._operation(group_id, "members") as undo, self.uow_factory() as uow:
+        with self._operation(group_id, "members") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
             group = uow.groups.get(group_id, for_update=True)
             if group is None:
                 raise GroupNotFound(f"no user group {group_id}")
-            self._add_members(link, list(add), undo, uow, now)
-            self._remove_members(link, list(remove), undo)
-            result = self._pull(uow, group, link, now, "members-changed")
+            self._add_members(legacy, link, list(add), undo, uow, now)
+            self._remove_members(legacy, link, list(remove), undo)
+            result = self._pull(legacy, uow, group, link, now, "members-changed")
             uow.commit()
         return result
 
-    def _follow_moves(self, uow: UnitOfWork, course_id: str, moved: Mapping[str, str], now: datetime) -> None:
+    def _follow_moves(
+        self, legacy: LegacyGroups, uow: UnitOfWork, course_id: str, moved: Mapping[str, str], now: datetime
+    ) -> None:
         """Users moved out of another cohort leave the user groups linked to that cohort."""
         by_cohort: dict[str, list[str]] = {}
         for user, previous in moved.items():
@@ -534,10 +597,16 @@ class LegacySync:
             if users:
                 locked = uow.groups.get(group.group_id, for_update=True)
                 if locked is not None and not locked.frozen:
-                    self._pull(uow, locked, link, now, "legacy-move", only_users=users)
+                    self._pull(legacy, uow, locked, link, now, "legacy-move", only_users=users)
 
     def _follow_track_moves(
-        self, uow: UnitOfWork, course_id: str, previous: Mapping[str, str], mode: str, now: datetime
+        self,
+        legacy: LegacyGroups,
+        uow: UnitOfWork,
+        course_id: str,
+        previous: Mapping[str, str],
+        mode: str,
+        now: datetime,
     ) -> None:
         by_mode: dict[str, list[str]] = {}
         for user, old in previous.items():
@@ -551,10 +620,11 @@ class LegacySync:
             if users:
                 locked = uow.groups.get(group.group_id, for_update=True)
                 if locked is not None and not locked.frozen:
-                    self._pull(uow, locked, link, now, "legacy-move", only_users=users)
+                    self._pull(legacy, uow, locked, link, now, "legacy-move", only_users=users)
 
     def _pull(
         self,
+        legacy: LegacyGroups,
         uow: UnitOfWork,
         group: UserGroup,
         link: LegacyLink,
@@ -563,8 +633,9 @@ class LegacySync:
         only_users: Sequence[str] | None = None,
     ) -> RefreshResult:
         """Make the user group's membership the legacy group's (only ``only_users`` if given)."""
-        members = frozenset(self._legacy_members(link))
-        rule = MembershipRule(None, include=members)
+        members = frozenset(self._legacy_members(legacy, link))
+        source = trigger if trigger.startswith("legacy-") else f"legacy-{trigger}"
+        rule = MembershipRule(None, include=members, source=source)
         context = EvaluationContext(group.scope, now.astimezone(UTC))
         result = uow.memberships.refresh(group, rule, context, reason=trigger, only_users=only_users)
         uow.groups.record_refresh(group.group_id, result.member_count, now)

@@ -562,6 +562,12 @@ class LegacyGroups(abc.ABC):
     ``details`` naming the users already done, so that the caller can compensate.
     """
 
+    def within(self, uow: UnitOfWork) -> LegacyGroups | None:
+        """The same legacy groups with their operations inside ``uow``'s transaction, when they live in
+        its database (then a failure rolls both sides back, and no undo is needed); None for a remote
+        system, whose operations the caller must undo itself."""
+        return None
+
     # --- cohorts ---
 
     @abc.abstractmethod

@@ -16,7 +16,8 @@ the new rows as one ``executemany``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -56,7 +57,7 @@ from courseinfra.domain.legacy import (
     check_track,
     plan_cohort_add,
 )
-from courseinfra.services.ports import LegacyGroups
+from courseinfra.services.ports import LegacyGroups, UnitOfWork
 
 cohorts, cohort_members = legacy_cohorts, legacy_cohort_members
 teams, team_members, teamsets = legacy_teams, legacy_team_members, legacy_teamsets
@@ -127,15 +128,32 @@ class LocalLegacyGroups(LegacyGroups):
     and :meth:`offer_tracks`, which are not part of the port: a real Open edX sets them in the course's
     settings."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, connection: sa.Connection | None = None) -> None:
         self.engine = engine
+        self.connection = connection
+
+    def within(self, uow: UnitOfWork) -> LegacyGroups | None:
+        """These tables live in the unit of work's database: operations join its transaction, so that
+        the user group and its legacy group commit or roll back together (and SQLite, one writer at a
+        time, is not asked for a second write lock by another connection)."""
+        connection = getattr(uow, "connection", None)
+        return None if connection is None else LocalLegacyGroups(self.engine, connection)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        """A transaction of its own, or the bound connection's (whose owner commits)."""
+        if self.connection is not None:
+            yield self.connection
+            return
+        with self.engine.begin() as connection:
+            yield connection
 
     # --- cohorts ---
 
     def create_cohort(
         self, course_id: str, name: str, assignment_type: AssignmentType = AssignmentType.MANUAL
     ) -> Cohort:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             existing = [
                 _cohort(row)
                 for row in _locked(connection, cohorts, cohorts.c.name, cohorts.c.course_id == course_id)
@@ -157,7 +175,7 @@ class LocalLegacyGroups(LegacyGroups):
         return cohort
 
     def get_cohort(self, course_id: str, cohort_id: str) -> Cohort:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = self._cohort_row(connection, course_id, cohort_id)
             return _cohort(row, self._cohort_size(connection, cohort_id))
 
@@ -174,7 +192,7 @@ class LocalLegacyGroups(LegacyGroups):
             .where(cohorts.c.course_id == course_id)
             .order_by(cohorts.c.name, cohorts.c.cohort_id)
         )
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             return [_cohort(row, row.size) for row in connection.execute(query)]
 
     def update_cohort(
@@ -185,7 +203,7 @@ class LocalLegacyGroups(LegacyGroups):
         name: str | None = None,
         assignment_type: AssignmentType | None = None,
     ) -> Cohort:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             # Every cohort of the course, locked: two transactions each making one of the last two random
             # cohorts manual must not both see the other one still random.
             course_cohorts = [
@@ -216,12 +234,12 @@ class LocalLegacyGroups(LegacyGroups):
             return replace(cohort, user_count=self._cohort_size(connection, cohort_id))
 
     def delete_cohort(self, course_id: str, cohort_id: str) -> None:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             cohort = _cohort(self._cohort_row(connection, course_id, cohort_id))
         raise NotDeletable(f"cohort {cohort.name!r} cannot be deleted: Open edX does not delete cohorts")
 
     def cohort_members(self, course_id: str, cohort_id: str) -> set[str]:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             self._cohort_row(connection, course_id, cohort_id)
             return set(
                 connection.scalars(
@@ -232,7 +250,7 @@ class LocalLegacyGroups(LegacyGroups):
     def add_to_cohort(self, course_id: str, cohort_id: str, user_ids: Sequence[str]) -> CohortAddResult:
         users = _users(user_ids)
         dialect = self.engine.dialect.name
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             cohort = _cohort(self._cohort_row(connection, course_id, cohort_id, lock=True))
             current = {
                 row.user_id: row.cohort_id
@@ -264,7 +282,7 @@ class LocalLegacyGroups(LegacyGroups):
     def remove_from_cohort(self, course_id: str, cohort_id: str, user_ids: Sequence[str]) -> None:
         users = _users(user_ids)
         dialect = self.engine.dialect.name
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             cohort = _cohort(self._cohort_row(connection, course_id, cohort_id, lock=True))
             in_cohort = [
                 cohort_members.c.cohort_id == cohort_id,
@@ -311,7 +329,7 @@ class LocalLegacyGroups(LegacyGroups):
             "type": TeamsetType(teamset.type).value,
             "max_team_size": teamset.max_team_size,
         }
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             insert = upsert(connection, teamsets).values(
                 course_id=teamset.course_id, teamset_id=teamset.teamset_id, **values
             )
@@ -323,11 +341,11 @@ class LocalLegacyGroups(LegacyGroups):
 
     def list_teamsets(self, course_id: str) -> list[Teamset]:
         query = sa.select(teamsets).where(teamsets.c.course_id == course_id).order_by(teamsets.c.teamset_id)
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             return [_teamset(row) for row in connection.execute(query)]
 
     def create_team(self, course_id: str, teamset_id: str, name: str, description: str = "") -> Team:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             found = _locked(
                 connection,
                 teamsets,
@@ -350,12 +368,12 @@ class LocalLegacyGroups(LegacyGroups):
         return team
 
     def get_team(self, team_id: str) -> Team:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = self._team_row(connection, team_id)
             return _team(row, self._team_size(connection, team_id))
 
     def update_team(self, team_id: str, *, name: str | None = None, description: str | None = None) -> Team:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             team = _team(self._team_row(connection, team_id, lock=True))
             team = replace(
                 team,
@@ -370,13 +388,13 @@ class LocalLegacyGroups(LegacyGroups):
             return replace(team, size=self._team_size(connection, team_id))
 
     def delete_team(self, team_id: str) -> None:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             self._team_row(connection, team_id, lock=True)
             connection.execute(team_members.delete().where(team_members.c.team_id == team_id))
             connection.execute(teams.delete().where(teams.c.team_id == team_id))
 
     def team_members(self, team_id: str) -> set[str]:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             self._team_row(connection, team_id)
             return set(
                 connection.scalars(sa.select(team_members.c.user_id).where(team_members.c.team_id == team_id))
@@ -385,7 +403,7 @@ class LocalLegacyGroups(LegacyGroups):
     def add_to_team(self, team_id: str, user_ids: Sequence[str]) -> list[str]:
         users = _users(user_ids)
         dialect = self.engine.dialect.name
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             # The team's lock keeps its size still until we have added to it.
             team = _team(self._team_row(connection, team_id, lock=True))
             teamset_row = connection.execute(
@@ -446,7 +464,7 @@ class LocalLegacyGroups(LegacyGroups):
     def remove_from_team(self, team_id: str, user_ids: Sequence[str]) -> None:
         users = _users(user_ids)
         dialect = self.engine.dialect.name
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             team = _team(self._team_row(connection, team_id, lock=True))
             in_team = [team_members.c.team_id == team_id, in_list(team_members.c.user_id, users, dialect)]
             members = set(connection.scalars(sa.select(team_members.c.user_id).where(*in_team)))
@@ -483,7 +501,7 @@ class LocalLegacyGroups(LegacyGroups):
             raise ValueError(f"tracks {wrong} are not tracks of course {course_id}")
         if not tracks:
             return
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             insert = upsert(connection, modes)
             connection.execute(
                 insert.on_conflict_do_update(
@@ -493,12 +511,12 @@ class LocalLegacyGroups(LegacyGroups):
             )
 
     def list_tracks(self, course_id: str) -> list[Track]:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             return self._tracks(connection, course_id)
 
     def track_members(self, course_id: str, mode: str) -> set[str]:
         query = sa.select(enrolments.c.userid).where(*_active_in(course_id), enrolments.c.mode == mode)
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             return set(connection.scalars(query.distinct()))
 
     def set_track(self, course_id: str, user_ids: Sequence[str], mode: str) -> dict[str, str]:
@@ -508,7 +526,7 @@ class LocalLegacyGroups(LegacyGroups):
         users = _users(user_ids)
         dialect = self.engine.dialect.name
         in_course = [enrolments.c.courseid == course_id, in_list(enrolments.c.userid, users, dialect)]
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             rows = _locked(connection, enrolments, enrolments.c.mode, *in_course)
             check_track(course_id, mode, self._tracks(connection, course_id))
             previous: dict[str, str] = {}

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from courseinfra.adapters.sql.criteria import CriteriaCompiler, Predicate, in_list
-from courseinfra.adapters.sql.store import aware
+from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import (
     Timestamp,
     user_activity_agg,
@@ -103,13 +103,18 @@ class SqlUserGroupStore(UserGroupStore):
         self.registry = registry
 
     def add(self, group: UserGroup) -> None:
-        try:
-            with self.connection.begin_nested():
-                self.connection.execute(user_groups.insert().values(**_values(group)))
-        except sa.exc.IntegrityError:
+        # ON CONFLICT DO NOTHING rather than a savepoint: pysqlite starts no transaction before the first
+        # write, so a savepoint there would be the transaction itself, committed on release.
+        inserted = self.connection.execute(
+            upsert(self.connection, user_groups)
+            .values(**_values(group))
+            .on_conflict_do_nothing()
+            .returning(user_groups.c.group_id)
+        ).first()
+        if inserted is None:
             raise AlreadyExists(
                 f"a group with id {group.group_id} or named {group.name!r} in {group.scope} exists"
-            ) from None
+            )
 
     def get(self, group_id: str, *, for_update: bool = False) -> UserGroup | None:
         query = sa.select(user_groups).where(user_groups.c.group_id == group_id)
@@ -129,13 +134,19 @@ class SqlUserGroupStore(UserGroupStore):
     def save(self, group: UserGroup) -> None:
         values = _values(group)
         del values["group_id"], values["created_at"]
-        try:
-            with self.connection.begin_nested():
-                self.connection.execute(
-                    user_groups.update().where(user_groups.c.group_id == group.group_id).values(**values)
-                )
-        except sa.exc.IntegrityError:
-            raise AlreadyExists(f"a group named {group.name!r} in {group.scope} exists") from None
+        # The caller holds the group's lock; the name check is a read (no savepoint: see add).
+        taken = self.connection.execute(
+            sa.select(user_groups.c.group_id).where(
+                user_groups.c.scope == values["scope"],
+                user_groups.c.name == values["name"],
+                user_groups.c.group_id != group.group_id,
+            )
+        ).first()
+        if taken is not None:
+            raise AlreadyExists(f"a group named {group.name!r} in {group.scope} exists")
+        self.connection.execute(
+            user_groups.update().where(user_groups.c.group_id == group.group_id).values(**values)
+        )
 
     def record_refresh(self, group_id: str, member_count: int, at: datetime) -> None:
         self.connection.execute(
@@ -279,7 +290,7 @@ class SqlMemberships(Memberships):
         scope: list[Predicate] = [sa.not_(excluded)]
         if only_users is not None:
             scope.append(in_list(users.c.user_id, only_users, dialect))
-        reason = sa.case((included, sa.literal("included")), else_=sa.literal("criteria"))
+        reason = sa.case((included, sa.literal(rule.source or "included")), else_=sa.literal("criteria"))
         if rule.criteria is None:
             matched: Predicate = included
             exact = True
@@ -340,7 +351,7 @@ class SqlMemberships(Memberships):
         still_matched = sa.exists().where(t.c.user_id == m.c.user_id)
         leave_reason = sa.case(
             (in_list(m.c.user_id, rule.exclude, dialect), sa.literal("excluded")),
-            else_=sa.literal("not-matched"),
+            else_=sa.literal(rule.source or "not-matched"),
         )
         history = ["group_id", "user_id", "change", "at", "reason"]
         # History first (joins, then leaves, each by user id), then the members: both read the same
@@ -418,7 +429,7 @@ class SqlMemberships(Memberships):
                 "user_id": u,
                 "change": "left",
                 "at": at,
-                "reason": "excluded" if u in rule.exclude else "not-matched",
+                "reason": "excluded" if u in rule.exclude else rule.source or "not-matched",
             }
             for u in leaves
         ]
