@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import (
@@ -196,6 +197,32 @@ class SqlEnrolmentStore(EnrolmentStore):
     def get_many(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment]:
         found: dict[EnrolmentKey, Enrolment] = {}
         unique = list(dict.fromkeys(keys))
+        if self.connection.dialect.name == "postgresql" and unique:
+            # One statement of three arrays joined to the table, whatever the number of keys: a tuple
+            # IN list would be a new statement at every size for the driver.
+            text_array = postgresql.ARRAY(sa.String)
+            wanted = (
+                sa.func.unnest(
+                    sa.literal([k.user_id for k in unique], type_=text_array),
+                    sa.literal([k.course_id for k in unique], type_=text_array),
+                    sa.literal([k.batch_id for k in unique], type_=text_array),
+                )
+                .table_valued("userid", "courseid", "batchid")
+                .render_derived()
+            )
+            e = user_enrolments.c
+            query = sa.select(user_enrolments).join(
+                wanted,
+                sa.and_(
+                    e.userid == wanted.c.userid,
+                    e.courseid == wanted.c.courseid,
+                    e.batchid == wanted.c.batchid,
+                ),
+            )
+            for row in self.connection.execute(query):
+                enrolment = _enrolment(row)
+                found[enrolment.key] = enrolment
+            return found
         for start in range(0, len(unique), KEY_CHUNK):
             chunk = unique[start : start + KEY_CHUNK]
             columns = sa.tuple_(
