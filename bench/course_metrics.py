@@ -53,7 +53,6 @@ import pstats
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -109,6 +108,7 @@ from courseinfra.services.course_metrics import JOB_NAME as AGGREGATOR
 from courseinfra.services.ingest import IngestReport, ingest
 from courseinfra.services.ports import CourseBatch
 from courseinfra.settings import Settings, load_settings
+from scratch import drop_database, recreate_database, source_revision
 
 DEFAULT_EVENTS = 1_000_000
 DEFAULT_LEARNERS = 100_000
@@ -119,7 +119,6 @@ DEFAULT_CHUNKS = (1000, 5000)
 DEFAULT_SEED = 20240611
 DEFAULT_DATABASE_URL = "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
-FORBIDDEN_DATABASES = frozenset({"courseinfra_test", "postgres", "template0", "template1"})
 FORBIDDEN_REDIS_DBS = frozenset({15})
 BACKENDS = ("embedded", "postgres")
 RAW_CHUNK = 1000
@@ -371,42 +370,6 @@ class Backend:
             flush_redis(self.redis_url)
         if self.database_url and not keep:
             drop_database(self.database_url)
-
-
-def _admin_engine(url: str) -> sa.Engine:
-    """An AUTOCOMMIT engine on the server's ``postgres`` database (to drop and create databases)."""
-    return sa.create_engine(sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def _check_scratch_database(url: str) -> str:
-    """The database name of ``url``; exits if it is one this benchmark must never drop."""
-    name = sa.make_url(url).database or ""
-    if name in FORBIDDEN_DATABASES:
-        raise SystemExit(f"error: refusing to drop database {name!r}; give a scratch database")
-    return name
-
-
-def recreate_database(url: str) -> None:
-    """DROP (WITH FORCE) and CREATE the database of ``url``, connected to ``postgres``."""
-    name = _check_scratch_database(url)
-    admin = _admin_engine(url)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
-
-
-def drop_database(url: str) -> None:
-    """DROP the database of ``url`` (WITH FORCE)."""
-    name = _check_scratch_database(url)
-    admin = _admin_engine(url)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
 
 
 def flush_redis(url: str) -> None:
@@ -1595,29 +1558,6 @@ def profile_report(result: BackendResult, markdown: bool) -> list[str]:
     out.append(render_table(["function", "calls", "own (s)", "share", "cumulative (s)"], rows, markdown))
     out.append("")
     return out
-
-
-def source_revision() -> str:
-    """The repository's commit and whether ``src/`` has uncommitted changes (others edit it meanwhile)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git unavailable)"
-    return f"{commit}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def report(

@@ -58,7 +58,6 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,13 +94,13 @@ from courseinfra.domain.events import ProgressUpdated, UserLoggedIn
 from courseinfra.services import groups
 from courseinfra.services.ports import OutboxMessage, RefreshResult
 from courseinfra.settings import load_settings
+from scratch import drop_database, recreate_database, source_revision
 
 DEFAULT_USERS = {"postgres": 1_000_000, "embedded": 200_000}
 DEFAULT_SAMPLES = 200
 DEFAULT_EVENT_SAMPLES = 100
 DEFAULT_SEED = 20240611
 DEFAULT_DATABASE_URL = "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_bench"
-FORBIDDEN_DATABASES = frozenset({"courseinfra_test", "postgres", "template0", "template1"})
 BACKENDS = ("embedded", "postgres")
 NOT_RUN = "—"
 WARMUP = 3
@@ -334,42 +333,6 @@ def seed(
 # --------------------------------------------------------------------------------------------------
 # Backends
 # --------------------------------------------------------------------------------------------------
-
-
-def _admin_engine(url: str) -> sa.Engine:
-    """An AUTOCOMMIT engine on the server's ``postgres`` database (to drop and create databases)."""
-    return sa.create_engine(sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def _check_scratch_database(url: str) -> str:
-    """The database name of ``url``; exits if it is one this benchmark must never drop."""
-    name = sa.make_url(url).database or ""
-    if name in FORBIDDEN_DATABASES:
-        raise SystemExit(f"error: refusing to drop database {name!r}; give a scratch database")
-    return name
-
-
-def recreate_database(url: str) -> None:
-    """DROP (WITH FORCE) and CREATE the database of ``url``, connected to ``postgres``."""
-    name = _check_scratch_database(url)
-    admin = _admin_engine(url)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
-
-
-def drop_database(url: str) -> None:
-    """DROP the database of ``url`` (WITH FORCE)."""
-    name = _check_scratch_database(url)
-    admin = _admin_engine(url)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
 
 
 def start_app(name: str, args: argparse.Namespace, home: Path) -> App:
@@ -1060,29 +1023,6 @@ def one_user_table(timings: Timings, markdown: bool) -> str:
     return render_table(
         ["statement (10 slowest by median)", "median ms", "per refresh"], rows, markdown, left=1
     )
-
-
-def source_revision() -> str:
-    """The repository's commit and whether ``src/`` has uncommitted changes (others edit it meanwhile)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git unavailable)"
-    return f"{commit}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def aims(r: BackendResult) -> list[str]:

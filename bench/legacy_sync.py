@@ -64,7 +64,6 @@ import os
 import platform
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -88,6 +87,7 @@ from courseinfra.services import content, enrolments, groups
 from courseinfra.services.groups import GroupDefinition
 from courseinfra.services.ports import CourseBatch, LegacyGroups
 from courseinfra.settings import load_settings
+from scratch import drop_database, recreate_database, source_revision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.fakes
 
@@ -96,7 +96,6 @@ from tests.fakes.openedx import TOKEN, FakeOpenEdx, serve_fake_openedx
 DEFAULT_USERS = 10_000
 DEFAULT_PER_USER_CAP = 1_000  # the Open edX team baseline: each call reads the growing team (O(N²))
 DEFAULT_DATABASE_URL = "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_bench"
-FORBIDDEN_DATABASES = frozenset({"courseinfra_test", "postgres", "template0", "template1"})
 BACKENDS = ("embedded", "postgres", "openedx")
 KINDS = ("cohort", "team")
 NOT_RUN = "—"
@@ -189,41 +188,6 @@ class BackendResult:
 # --------------------------------------------------------------------------------------------------
 # Backends and scenario
 # --------------------------------------------------------------------------------------------------
-
-
-def _admin_engine(url: str) -> sa.Engine:
-    """An AUTOCOMMIT engine on the server's ``postgres`` database (to drop and create databases)."""
-    return sa.create_engine(sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def _check_scratch_database(url: str) -> str:
-    """The database name of ``url``; exits if it is one this benchmark must never drop."""
-    name = sa.make_url(url).database or ""
-    if name in FORBIDDEN_DATABASES:
-        raise SystemExit(f"error: refusing to drop database {name!r}; give a scratch database")
-    return name
-
-
-def recreate_database(url: str) -> None:
-    """DROP (WITH FORCE) and CREATE the database of ``url``, connected to ``postgres``."""
-    name = _check_scratch_database(url)
-    admin = _admin_engine(url)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
-
-
-def drop_database(url: str) -> None:
-    name = _check_scratch_database(url)
-    admin = _admin_engine(url)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
 
 
 def server_version(engine: sa.Engine) -> str:
@@ -723,29 +687,6 @@ def detail_table(results: Sequence[BackendResult], markdown: bool) -> str:
                 ]
             )
     return render_table(headers, rows, markdown, left=2)
-
-
-def source_revision() -> str:
-    """The repository's commit and whether ``src/`` has uncommitted changes (others edit it meanwhile)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git unavailable)"
-    return f"{commit}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def report(results: Sequence[BackendResult], args: argparse.Namespace, wall: float) -> str:
