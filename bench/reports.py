@@ -76,6 +76,7 @@ from courseinfra.services import content, enrolments
 from courseinfra.services.ports import CourseBatch, RunStatus
 from courseinfra.services.reports import file_stem, generate_reports
 from courseinfra.settings import load_settings
+from scratch import source_revision
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_SEED = 20261125
@@ -828,28 +829,6 @@ def aim_line(results: Sequence[SizeResult]) -> str:
     )
 
 
-def revision() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git unavailable)"
-    return f"{commit}{' + uncommitted changes in src/' if dirty else ''}"
-
-
 def runs_seconds(result: dict[str, Any]) -> str:
     return " / ".join(f"{value:.2f}" for value in result["all_seconds"]) + " s"
 
@@ -992,7 +971,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_phase(args.phase, args.one_size, args.workdir, args.seed, log)
         print(json.dumps(result))
         return 0
-    args.revision = revision()
+    args.revision = source_revision()
     log = logger(args.quiet)
     started = time.perf_counter()
     own_workdir = args.workdir is None

@@ -432,7 +432,7 @@ class LegacySync:
                     legacy.add_to_cohort(course, previous, users)
 
             undo.append((f"take {len(added) + len(moved)} users out of cohort {legacy_id}", undo_cohort))
-            self._follow_moves(legacy, uow, course, moved, now)
+            self._follow_moves(legacy, uow, LegacyKind.COHORT, course, moved, now)
         elif link.kind is LegacyKind.TEAM:
             try:
                 added_team = legacy.add_to_team(legacy_id, user_ids)
@@ -479,7 +479,14 @@ class LegacySync:
                     legacy.set_track(course, users, mode)
 
             undo.append((f"put {len(previous)} users back on their previous tracks", undo_track))
-            self._follow_track_moves(legacy, uow, course, previous, legacy_id, now)
+            self._follow_moves(
+                legacy,
+                uow,
+                LegacyKind.TRACK,
+                course,
+                {user: mode for user, mode in previous.items() if mode != legacy_id},
+                now,
+            )
 
     def _remove_members(
         self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: list[tuple[str, Undo]]
@@ -583,40 +590,24 @@ class LegacySync:
         return result
 
     def _follow_moves(
-        self, legacy: LegacyGroups, uow: UnitOfWork, course_id: str, moved: Mapping[str, str], now: datetime
-    ) -> None:
-        """Users moved out of another cohort leave the user groups linked to that cohort."""
-        by_cohort: dict[str, list[str]] = {}
-        for user, previous in moved.items():
-            by_cohort.setdefault(previous, []).append(user)
-        for group in uow.groups.all():
-            link = link_of(group.criteria)
-            if link is None or link.kind is not LegacyKind.COHORT or link.course_id != course_id:
-                continue
-            users = by_cohort.get(link.legacy_id or "")
-            if users:
-                locked = uow.groups.get(group.group_id, for_update=True)
-                if locked is not None and not locked.frozen:
-                    self._pull(legacy, uow, locked, link, now, "legacy-move", only_users=users)
-
-    def _follow_track_moves(
         self,
         legacy: LegacyGroups,
         uow: UnitOfWork,
+        kind: LegacyKind,
         course_id: str,
-        previous: Mapping[str, str],
-        mode: str,
+        moved: Mapping[str, str],
         now: datetime,
     ) -> None:
-        by_mode: dict[str, list[str]] = {}
-        for user, old in previous.items():
-            if old != mode:
-                by_mode.setdefault(old, []).append(user)
+        """Users moved out of another cohort or track of the course (user to the legacy id they left)
+        leave the user groups linked to it."""
+        by_origin: dict[str, list[str]] = {}
+        for user, origin in moved.items():
+            by_origin.setdefault(origin, []).append(user)
         for group in uow.groups.all():
             link = link_of(group.criteria)
-            if link is None or link.kind is not LegacyKind.TRACK or link.course_id != course_id:
+            if link is None or link.kind is not kind or link.course_id != course_id:
                 continue
-            users = by_mode.get(link.legacy_id or "")
+            users = by_origin.get(link.legacy_id or "")
             if users:
                 locked = uow.groups.get(group.group_id, for_update=True)
                 if locked is not None and not locked.frozen:
