@@ -49,8 +49,15 @@ class SomethingHappened(Event):
         return self.subject
 
 
-def failed(job: str = "job", outcome: Outcome = Outcome.FAILED, code: str = "bad") -> NewFailedEvent:
-    return NewFailedEvent(job, outcome, code, f"reason {code}", '{"x": 1}', "file:1")
+def failed(
+    job: str = "job",
+    outcome: Outcome = Outcome.FAILED,
+    code: str = "bad",
+    *,
+    payload: str = '{"x": 1}',
+    source: str = "file:1",
+) -> NewFailedEvent:
+    return NewFailedEvent(job, outcome, code, f"reason {code}", payload, source)
 
 
 class SqlStoreContract:
@@ -95,7 +102,7 @@ class SqlStoreContract:
         with SqlUnitOfWork(engine) as uow:
             assert uow.failed_events.last_id() == 0
             first = uow.failed_events.add(failed("a"), T0)
-            uow.failed_events.add(failed("a"), T0)
+            uow.failed_events.add(failed("a", payload='{"x": 2}'), T0)
             uow.failed_events.add(failed("b", Outcome.SKIPPED), T0)
             last = uow.failed_events.add(failed("c"), T0)
             uow.failed_events.record_attempt(first, at=T0, resolved=True, code="ok", reason="")
@@ -136,7 +143,7 @@ class SqlStoreContract:
             ids = [
                 uow.failed_events.add(failed("a"), T0),
                 uow.failed_events.add(failed("b", Outcome.SKIPPED, "meh"), T0),
-                uow.failed_events.add(failed("a", code="worse"), T0),
+                uow.failed_events.add(failed("a", code="worse", payload='{"x": 2}', source="file:2"), T0),
             ]
             uow.commit()
         with SqlUnitOfWork(engine) as uow:
@@ -149,8 +156,8 @@ class SqlStoreContract:
         assert (event.job, event.code, event.payload, event.source, event.attempts) == (
             "a",
             "worse",
-            '{"x": 1}',
-            "file:1",
+            '{"x": 2}',
+            "file:2",
             1,
         )
         assert event.created_at == T0
@@ -158,7 +165,7 @@ class SqlStoreContract:
     def test_a_replay_is_recorded(self, engine: sa.Engine) -> None:
         with SqlUnitOfWork(engine) as uow:
             first = uow.failed_events.add(failed(), T0)
-            second = uow.failed_events.add(failed(), T0)
+            second = uow.failed_events.add(failed(payload='{"x": 2}'), T0)
             uow.failed_events.record_attempt(
                 first, at=T0 + timedelta(hours=1), resolved=False, code="still", reason="again"
             )
@@ -171,6 +178,70 @@ class SqlStoreContract:
             everything = uow.failed_events.list(include_resolved=True)
         assert [(e.id, e.code, e.reason, e.attempts) for e in open_] == [(first, "still", "again", 2)]
         assert [e.resolved_at for e in everything] == [None, T0 + timedelta(hours=1)]
+
+    def test_an_event_kept_again_while_open_is_one_entry_with_its_attempts(self, engine: sa.Engine) -> None:
+        later = T0 + timedelta(hours=1)
+        with SqlUnitOfWork(engine) as uow:
+            first = uow.failed_events.add(failed("a"), T0)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            again = uow.failed_events.add(failed("a", code="worse", source="file:7"), later)
+            uow.commit()
+        assert again == first
+        with SqlUnitOfWork(engine) as uow:
+            [entry] = uow.failed_events.list(include_resolved=True)
+            assert uow.failed_events.count_open() == {"a": 1}
+            assert uow.failed_events.last_id() == first
+        assert (entry.id, entry.attempts, entry.code, entry.reason, entry.source) == (
+            first,
+            2,
+            "worse",
+            "reason worse",
+            "file:7",
+        )
+        assert (entry.created_at, entry.last_attempt_at, entry.resolved_at) == (T0, later, None)
+
+    def test_the_same_payload_of_another_job_is_another_entry(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            a = uow.failed_events.add(failed("a"), T0)
+            b = uow.failed_events.add(failed("b"), T0)
+            uow.commit()
+        assert a != b
+        with SqlUnitOfWork(engine) as uow:
+            assert [(e.id, e.job, e.attempts) for e in uow.failed_events.list()] == [(a, "a", 1), (b, "b", 1)]
+            assert uow.failed_events.count_open() == {"a": 1, "b": 1}
+
+    def test_a_resolved_entry_does_not_absorb_the_same_event_failing_again(self, engine: sa.Engine) -> None:
+        later = T0 + timedelta(hours=1)
+        with SqlUnitOfWork(engine) as uow:
+            first = uow.failed_events.add(failed("a"), T0)
+            uow.failed_events.record_attempt(first, at=T0, resolved=True, code="ok", reason="")
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            reopened = uow.failed_events.add(failed("a"), later)
+            assert uow.failed_events.add(failed("a"), later) == reopened
+            uow.commit()
+        assert reopened > first
+        with SqlUnitOfWork(engine) as uow:
+            assert [(e.id, e.attempts) for e in uow.failed_events.list()] == [(reopened, 2)]
+            everything = uow.failed_events.list(include_resolved=True)
+            assert uow.failed_events.count_open() == {"a": 1}
+        assert [(e.id, e.attempts, e.resolved_at) for e in everything] == [
+            (first, 2, T0),
+            (reopened, 2, None),
+        ]
+
+    def test_a_skipped_event_kept_again_is_one_entry(self, engine: sa.Engine) -> None:
+        both = (Outcome.FAILED, Outcome.SKIPPED)
+        with SqlUnitOfWork(engine) as uow:
+            first = uow.failed_events.add(failed("a", Outcome.SKIPPED, "meh"), T0)
+            assert uow.failed_events.add(failed("a", Outcome.SKIPPED, "meh"), T0) == first
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert [(e.id, e.outcome, e.attempts) for e in uow.failed_events.list(outcomes=both)] == [
+                (first, Outcome.SKIPPED, 2)
+            ]
+            assert uow.failed_events.count_open() == {}
 
     def test_counters_accumulate(self, engine: sa.Engine) -> None:
         with SqlUnitOfWork(engine) as uow:

@@ -87,6 +87,24 @@ def test_ingest_goes_on_past_bad_lines_and_keeps_them(cli: Cli) -> None:
     assert counters["relation-cache-updater"]["failed"] == 2
 
 
+def test_ingesting_a_file_again_counts_attempts_instead_of_copying_its_bad_lines(cli: Cli) -> None:
+    events = str(EXAMPLES / "post-publish-events.jsonl")
+    assert cli("content", "put", str(EXAMPLES / "democourse.json")).returncode == 0
+    assert cli("ingest", events).returncode == 1
+    again = cli("ingest", events, "--json")
+    assert again.returncode == 1, "the bad lines are still bad"
+    assert len(json.loads(again.stdout)["rejected"]) == 4
+    kept = [json.loads(line) for line in cli("failed", "list", "--json", "--skipped").stdout.splitlines()]
+    assert sorted((k["source"], k["attempts"]) for k in kept) == [
+        ("post-publish-events.jsonl:2", 2),
+        ("post-publish-events.jsonl:3", 2),
+        ("post-publish-events.jsonl:4", 2),
+        ("post-publish-events.jsonl:5", 2),
+    ]
+    counters = json.loads(cli("counters", "--json").stdout)
+    assert counters["relation-cache-updater"]["failed"] == 4
+
+
 def test_replay_resolves_an_event_once_its_content_exists(cli: Cli, tmp_path: Path) -> None:
     event = json.dumps(
         {

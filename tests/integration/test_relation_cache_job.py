@@ -92,6 +92,23 @@ def test_ingest_processes_good_events_and_keeps_every_bad_one(app: App) -> None:
     assert stored["relation-cache-updater"] == job
 
 
+def test_an_input_ingested_twice_keeps_each_bad_event_once(app: App) -> None:
+    content.put_hierarchy(COURSE, app.uow_factory())
+    lines = [post_publish_event("course"), post_publish_event("missing-course")]
+    first = ingest(lines, "events.jsonl", app.router, app.uow_factory)
+    second = ingest(lines, "events.jsonl", app.router, app.uow_factory)
+    # Each report lists what its run saw; the store keeps the event once and counts the attempts.
+    assert [(r.source, r.code) for r in first.rejected] == [("events.jsonl:2", "hierarchy-not-found")]
+    assert second.rejected == first.rejected
+    with app.uow_factory() as uow:
+        [kept] = uow.failed_events.list(include_resolved=True)
+        open_by_job = uow.failed_events.count_open()
+        counters = uow.counters.all()["relation-cache-updater"]
+    assert (kept.source, kept.code, kept.attempts) == ("events.jsonl:2", "hierarchy-not-found", 2)
+    assert open_by_job == {"relation-cache-updater": 1}
+    assert (counters["total"], counters["success"], counters["failed"]) == (4, 2, 2)
+
+
 def test_small_chunks_give_the_same_result(app: App) -> None:
     content.put_hierarchy(COURSE, app.uow_factory())
     lines = [post_publish_event("course"), "oops", post_publish_event("nope")] * 3

@@ -95,8 +95,17 @@ class FailedEvent:
 
 
 class FailedEventStore(abc.ABC):
+    """Events the jobs did not process. An event is identified by its job and its payload text: there
+    is at most one open (unresolved) entry per job and payload, whatever its outcome."""
+
     @abc.abstractmethod
-    def add(self, event: NewFailedEvent, at: datetime) -> int: ...
+    def add(self, event: NewFailedEvent, at: datetime) -> int:
+        """Keep ``event`` and return the id of its open entry.
+
+        The first time, a new entry with one attempt. While an entry of the same job and payload is
+        open, that entry instead: one more attempt, and the outcome, code, reason, source and
+        ``last_attempt_at`` of this time (its id and ``created_at`` stay). A resolved entry absorbs
+        nothing: the same payload kept after its resolution opens a new entry."""
 
     @abc.abstractmethod
     def get(self, event_id: int) -> FailedEvent | None: ...
@@ -123,7 +132,8 @@ class FailedEventStore(abc.ABC):
 
     @abc.abstractmethod
     def last_id(self) -> int:
-        """The highest id kept so far (0 when none): what comes later has a higher id."""
+        """The highest id kept so far (0 when none): a new entry has a higher id (an event kept again
+        while its entry is open keeps that entry's id)."""
 
 
 class CounterStore(abc.ABC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,12 @@ def aware(value: datetime) -> datetime:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def payload_digest(payload: str) -> str:
+    """What identifies a kept event within its job: the hex SHA-256 of its text (migration 0009 has a
+    frozen copy)."""
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def upsert(connection: sa.Connection, table: sa.Table) -> Any:
@@ -125,23 +132,33 @@ class SqlFailedEventStore(FailedEventStore):
         self.connection = connection
 
     def add(self, event: NewFailedEvent, at: datetime) -> int:
-        return int(
-            self.connection.execute(
-                failed_events.insert()
-                .values(
-                    job=event.job,
-                    outcome=event.outcome.value,
-                    code=event.code,
-                    reason=event.reason,
-                    payload=event.payload,
-                    source=event.source,
-                    attempts=1,
-                    created_at=at,
-                    last_attempt_at=at,
-                )
-                .returning(failed_events.c.id)
-            ).scalar_one()
+        statement = upsert(self.connection, failed_events).values(
+            job=event.job,
+            outcome=event.outcome.value,
+            code=event.code,
+            reason=event.reason,
+            payload=event.payload,
+            payload_digest=payload_digest(event.payload),
+            source=event.source,
+            attempts=1,
+            created_at=at,
+            last_attempt_at=at,
         )
+        # The conflict target is the partial unique index ix_failed_events_open_payload: only an open
+        # entry absorbs the event again.
+        statement = statement.on_conflict_do_update(
+            index_elements=[failed_events.c.job, failed_events.c.payload_digest],
+            index_where=failed_events.c.resolved_at.is_(None),
+            set_={
+                "attempts": failed_events.c.attempts + 1,
+                "last_attempt_at": statement.excluded.last_attempt_at,
+                "outcome": statement.excluded.outcome,
+                "code": statement.excluded.code,
+                "reason": statement.excluded.reason,
+                "source": statement.excluded.source,
+            },
+        ).returning(failed_events.c.id)
+        return int(self.connection.execute(statement).scalar_one())
 
     @staticmethod
     def _from_row(row: sa.Row[Any]) -> FailedEvent:

@@ -39,6 +39,8 @@ failed_events = sa.Table(
     sa.Column("code", sa.String(64), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
+    # Hex SHA-256 of the payload's UTF-8 text: what identifies a kept event within its job.
+    sa.Column("payload_digest", sa.String(64), nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -46,6 +48,16 @@ failed_events = sa.Table(
     sa.Column("resolved_at", Timestamp, nullable=True),
     sa.Index("ix_failed_events_open", "outcome", "resolved_at", "id"),
     sa.Index("ix_failed_events_job", "job", "id"),
+    # One open entry per bad event of a job: keeping it again counts an attempt on that entry. A
+    # resolved entry is out of the index, so the same payload failing after it opens a new one.
+    sa.Index(
+        "ix_failed_events_open_payload",
+        "job",
+        "payload_digest",
+        unique=True,
+        sqlite_where=sa.text("resolved_at IS NULL"),
+        postgresql_where=sa.text("resolved_at IS NULL"),
+    ),
 )
 
 job_counters = sa.Table(
