@@ -17,9 +17,11 @@ Scenario (deterministic, from ``--seed``):
 Measured per backend (setup, generation and the resets between the runs are not measured):
 
 1. *end to end*: ``ingest(open(file), ...)`` then ``app.relay()`` (it publishes the AUDIT ledger's entries),
-   for each ``--chunks`` size, from the same initial state; then checks: no rejected event, no pending
-   outbox row or ledger entry, every ``completionpercentage`` within 0..100, no duplicate ledger key, the ledger equals the
-   AUDIT events the job counted and those an offline replay of the stream predicts;
+   for each ``--chunks`` size, then at the largest size with each ``--workers`` count (``ingest
+   --workers``: processes sharing the file by enrolment), each from the same initial state; then checks:
+   no rejected event, no pending outbox row or ledger entry, every ``completionpercentage`` within
+   0..100, no duplicate ledger key, the ledger equals the AUDIT events the job counted and those an
+   offline replay of the stream predicts;
 2. *raw store limit*: the rows the job writes (one ``user_enrolments`` UPDATE per touched enrolment per
    chunk, one ``user_activity_agg`` upsert per metric, the new ``audit_ledger`` rows and the certificate
    requests' ``outbox`` rows) and the relay's reads and writes (the page of new ledger entries and the
@@ -102,6 +104,7 @@ from courseinfra.domain.progress import (
     aggregate,
     percentage,
 )
+from courseinfra.entrypoints.workers import ingest_in_workers
 from courseinfra.services import content, enrolments
 from courseinfra.services.course_metrics import AUDIT_EVENTS, ENROLMENTS_UPDATED
 from courseinfra.services.course_metrics import JOB_NAME as AGGREGATOR
@@ -116,6 +119,7 @@ DEFAULT_COURSES = 50
 DEFAULT_NAIVE_EVENTS = 20_000
 DEFAULT_PROFILE_EVENTS = 100_000
 DEFAULT_CHUNKS = (1000, 5000)
+DEFAULT_WORKERS = (2,)
 DEFAULT_SEED = 20240611
 DEFAULT_DATABASE_URL = "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -694,6 +698,12 @@ class EndToEnd:
     enrolments_updated: int
     rejected: int
     check: StoreCheck
+    workers: int = 1
+
+    @property
+    def label(self) -> str:
+        """``chunk C`` and, with several processes, how many."""
+        return f"chunk {self.chunk}" + (f", {self.workers} workers" if self.workers > 1 else "")
 
     @property
     def seconds(self) -> float:
@@ -720,26 +730,42 @@ def progress_logger(log: Callable[[str], None], label: str, every: int = 100_000
 
 
 def run_end_to_end(
-    app: App, scenario: Scenario, chunk: int, log: Callable[[str], None], limit: int | None = None
+    app: App,
+    scenario: Scenario,
+    chunk: int,
+    log: Callable[[str], None],
+    limit: int | None = None,
+    workers: int = 1,
 ) -> EndToEnd:
-    """``ingest`` the events file with ``chunk`` then ``app.relay()``, timed; then check the stores."""
+    """``ingest`` the events file with ``chunk`` (in ``workers`` processes, as ``courseinfra ingest
+    --workers``) then ``app.relay()``, timed; then check the stores."""
     events = scenario.events if limit is None else min(limit, scenario.events)
     gc.collect()
+    on_progress = progress_logger(log, f"{app.engine.dialect.name} ingest chunk {chunk}, {workers} workers")
     started = time.perf_counter()
-    report: IngestReport = ingest(
-        read_events(scenario.events_path, limit),
-        "bench",
-        app.router,
-        app.uow_factory,
-        chunk_size=chunk,
-        on_progress=progress_logger(log, f"{app.engine.dialect.name} ingest chunk {chunk}"),
-    )
+    report: IngestReport
+    if workers > 1:
+        if limit is not None:
+            raise ValueError("the workers read the whole file")
+        report = ingest_in_workers(
+            app.settings, scenario.events_path, "bench", workers, chunk_size=chunk, on_progress=on_progress
+        )
+    else:
+        report = ingest(
+            read_events(scenario.events_path, limit),
+            "bench",
+            app.router,
+            app.uow_factory,
+            chunk_size=chunk,
+            on_progress=on_progress,
+        )
     ingested = time.perf_counter()
     relayed = app.relay()
     relay_seconds = time.perf_counter() - ingested
     counts = report.counters.job(AGGREGATOR).counts
     return EndToEnd(
         chunk=chunk,
+        workers=workers,
         events=events,
         ingest_seconds=ingested - started,
         relay_seconds=relay_seconds,
@@ -1335,20 +1361,20 @@ def measure_backend(
     result.setup_seconds = time.perf_counter() - started
     log(f"{backend.name}: setup done in {result.setup_seconds:.1f} s")
     try:
-        for chunk in [] if args.profile_only else args.chunks:
-            run = run_end_to_end(app, scenario, chunk, log)
+        for chunk, workers in [] if args.profile_only else end_to_end_runs(args):
+            run = run_end_to_end(app, scenario, chunk, log, workers=workers)
             result.end_to_end.append(run)
             log(
-                f"{backend.name}: end to end, chunk {chunk}: {run.rate:,.0f} events/s "
+                f"{backend.name}: end to end, {run.label}: {run.rate:,.0f} events/s "
                 f"(ingest {run.ingest_seconds:.1f} s, relay {run.relay_seconds:.1f} s, "
                 f"{run.check.ledger_rows:,} AUDIT)"
             )
-            result.problems += [f"end to end chunk {chunk}: {p}" for p in run.check.problems()]
+            result.problems += [f"end to end {run.label}: {p}" for p in run.check.problems()]
             if run.rejected:
-                result.problems.append(f"end to end chunk {chunk}: {run.rejected} events rejected")
+                result.problems.append(f"end to end {run.label}: {run.rejected} events rejected")
             if run.audit_counted != run.check.ledger_rows:
                 result.problems.append(
-                    f"end to end chunk {chunk}: job counted {run.audit_counted} AUDIT events, "
+                    f"end to end {run.label}: job counted {run.audit_counted} AUDIT events, "
                     f"ledger holds {run.check.ledger_rows}"
                 )
             reset_progress(app)
@@ -1363,7 +1389,7 @@ def measure_backend(
             for run in result.end_to_end:
                 if run.check.ledger_rows != len(replay.ledger):
                     result.problems.append(
-                        f"end to end chunk {run.chunk}: {run.check.ledger_rows} AUDIT events, the offline "
+                        f"end to end {run.label}: {run.check.ledger_rows} AUDIT events, the offline "
                         f"replay predicts {len(replay.ledger)}"
                     )
                 if (run.check.completed_enrolments, run.check.progress_sum) != (
@@ -1371,12 +1397,15 @@ def measure_backend(
                     replay.progress_sum,
                 ):
                     result.problems.append(
-                        f"end to end chunk {run.chunk}: {run.check.completed_enrolments} completed, progress "
+                        f"end to end {run.label}: {run.check.completed_enrolments} completed, progress "
                         f"sum {run.check.progress_sum}; replay: {replay.completed}, {replay.progress_sum}"
                     )
-                if run.chunk == RAW_CHUNK and run.enrolments_updated != replay.enrolment_updates:
+                if (run.chunk, run.workers) == (
+                    RAW_CHUNK,
+                    1,
+                ) and run.enrolments_updated != replay.enrolment_updates:
                     result.problems.append(
-                        f"end to end chunk {run.chunk}: {run.enrolments_updated} enrolment updates, "
+                        f"end to end {run.label}: {run.enrolments_updated} enrolment updates, "
                         f"replay: {replay.enrolment_updates}"
                     )
             reset_progress(app)
@@ -1434,12 +1463,22 @@ def backend_label(name: str) -> str:
     return {"embedded": "embedded (SQLite + SQLite cache)", "postgres": "PostgreSQL + Redis"}.get(name, name)
 
 
-def main_table(results: Sequence[BackendResult], chunks: Sequence[int], markdown: bool) -> str:
+def end_to_end_runs(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """(chunk, workers) of each end-to-end run: every chunk size in one process, then the largest with
+    each ``--workers`` count above 1."""
+    runs = [(chunk, 1) for chunk in args.chunks]
+    return runs + [(max(args.chunks), workers) for workers in args.workers if workers > 1]
+
+
+def main_table(results: Sequence[BackendResult], runs: Sequence[tuple[int, int]], markdown: bool) -> str:
     """The table the brief asks for."""
     headers = [
         "backend",
         "events",
-        *(f"end-to-end events/s (chunk {chunk})" for chunk in chunks),
+        *(
+            f"end-to-end events/s (chunk {chunk}" + (f", {workers} workers)" if workers > 1 else ")")
+            for chunk, workers in runs
+        ),
         "raw store limit (events/s equivalent)",
         "naive events/s",
         "speed-up vs naive",
@@ -1448,7 +1487,7 @@ def main_table(results: Sequence[BackendResult], chunks: Sequence[int], markdown
     ]
     rows = []
     for result in results:
-        by_chunk = {run.chunk: run for run in result.end_to_end}
+        by_run = {(run.chunk, run.workers): run for run in result.end_to_end}
         events = result.end_to_end[0].events if result.end_to_end else 0
         naive = result.naive
         best = result.best_rate()
@@ -1457,7 +1496,7 @@ def main_table(results: Sequence[BackendResult], chunks: Sequence[int], markdown
             [
                 backend_label(result.name),
                 f"{events:,}",
-                *(rate(by_chunk[chunk].rate) if chunk in by_chunk else NOT_RUN for chunk in chunks),
+                *(rate(by_run[key].rate) if key in by_run else NOT_RUN for key in runs),
                 NOT_RUN
                 if result.raw is None
                 else f"{rate(result.raw.events_per_second)} ({rate(result.raw.rows_per_second)} rows/s)",
@@ -1490,7 +1529,7 @@ def breakdown_table(results: Sequence[BackendResult], markdown: bool) -> str:
             rows.append(
                 [
                     label,
-                    f"end to end, chunk {run.chunk}",
+                    f"end to end, {run.label}",
                     f"{run.events:,}",
                     f"{run.ingest_seconds:.1f}",
                     f"{run.relay_seconds:.1f}",
@@ -1583,9 +1622,11 @@ def report(
         f"({scenario.contents_reported:,} content updates, "
         f"{scenario.events_path.stat().st_size / 1e6:.0f} MB of JSON lines)\n"
         "- end to end = ingest(open(file), chunk_size=C) + app.relay(), from the same initial state each "
-        "time; raw limit and naive from that state too; setup, generation and resets are not measured"
+        "time (with W workers: W processes, as `courseinfra ingest --workers W`, each taking the events of "
+        "its share of the enrolments); raw limit and naive from that state too; setup, generation and "
+        "resets are not measured"
     )
-    out += ["", main_table(results, args.chunks, markdown), ""]
+    out += ["", main_table(results, end_to_end_runs(args), markdown), ""]
     out += ["Breakdown (the job and the relay apart):", "", breakdown_table(results, markdown), ""]
     for result in results:
         raw = result.raw
@@ -1610,7 +1651,7 @@ def report(
         for run in result.end_to_end:
             c = run.check
             out.append(
-                f"- {label}, chunk {run.chunk}: {c.ledger_rows:,} ledger rows (job counted "
+                f"- {label}, {run.label}: {c.ledger_rows:,} ledger rows (job counted "
                 f"{run.audit_counted:,}; offline replay predicts "
                 f"{predicted}), "
                 f"{c.duplicate_ledger_keys} duplicate keys, completionpercentage {c.min_percentage}..{c.max_percentage} "
@@ -1699,6 +1740,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--courses", type=_count, default=DEFAULT_COURSES)
     parser.add_argument("--backends", type=_names, default=list(BACKENDS), help="embedded,postgres")
     parser.add_argument("--chunks", type=_chunks, default=list(DEFAULT_CHUNKS), help="default 1000,5000")
+    parser.add_argument(
+        "--workers",
+        type=_chunks,
+        default=list(DEFAULT_WORKERS),
+        help="worker processes of the extra runs at the largest chunk (ingest --workers), default 2",
+    )
     parser.add_argument(
         "--naive-events",
         type=_count,

@@ -6,6 +6,7 @@ Reading never raises on bad input: it returns a :class:`Rejection` whose ``code`
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -122,3 +123,18 @@ def read_enrolment_update(event: Mapping[str, Any]) -> EnrolmentUpdateRequest | 
         updates.append(ContentUpdate(content_id, status))
     key = EnrolmentKey(str(ids["userId"]), str(ids["courseId"]), str(ids["batchId"]))
     return EnrolmentUpdateRequest(key, tuple(updates))
+
+
+def partition_of(event: Mapping[str, Any], partitions: int) -> int:
+    """The partition (``0 .. partitions - 1``) an event belongs to: every event of one enrolment
+    (``edata.userId``, ``courseId``, ``batchId``, trimmed) is in the same one, whatever the process
+    computing it, so that one worker per partition applies an enrolment's events in their order. An event
+    without a complete enrolment key is in partition 0."""
+    edata = event.get("edata")
+    if partitions <= 1 or not isinstance(edata, Mapping):
+        return 0
+    ids = [value for name in ("userId", "courseId", "batchId") if (value := _text_field(edata, name))]
+    if len(ids) < 3:
+        return 0
+    # crc32, not hash(): str hashes differ from one process to another.
+    return zlib.crc32("\x1f".join(ids).encode()) % partitions

@@ -54,6 +54,7 @@ from courseinfra.entrypoints.serialize import (
     report_selection_json,
     user_json,
 )
+from courseinfra.entrypoints.workers import ingest_in_workers
 from courseinfra.services import content, enrolments, groups, users
 from courseinfra.services.ingest import IngestReport, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
@@ -205,12 +206,25 @@ def content_get(identifier: str) -> None:
 def ingest_command(
     path: Annotated[str, typer.Argument(help="A file of JSON lines, or - for stdin.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's counters as JSON.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes, each taking the events of its share of the enrolments (a file only).",
+        ),
+    ] = 1,
 ) -> None:
     """Process JSON lines of events, each routed to its job and finished before this returns.
 
     Events that are not processed are kept (``courseinfra failed list``); the exit code is 1 if any
-    failed, 0 otherwise (skipped events are not failures).
+    failed, 0 otherwise (skipped events are not failures). With ``--workers N``, N processes share the
+    file by enrolment: an enrolment's events are applied in file order, those of different enrolments
+    in any order.
     """
+    if workers > 1 and path == "-":
+        raise Failure("--workers needs a file: the workers each read it (stdin can be read once)")
     try:
         stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     except OSError as error:
@@ -218,14 +232,24 @@ def ingest_command(
     source = "stdin" if path == "-" else Path(path).name
     with stream, application() as app, _progress(not as_json) as progress:
         task = progress.add_task(f"ingest {source}", total=None)
-        report = run_ingest(
-            stream,
-            source,
-            app.router,
-            app.uow_factory,
-            chunk_size=app.settings.ingest_chunk_size,
-            on_progress=lambda n: progress.advance(task, n),
-        )
+        if workers > 1:
+            report = ingest_in_workers(
+                app.settings,
+                Path(path),
+                source,
+                workers,
+                chunk_size=app.settings.ingest_chunk_size,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        else:
+            report = run_ingest(
+                stream,
+                source,
+                app.router,
+                app.uow_factory,
+                chunk_size=app.settings.ingest_chunk_size,
+                on_progress=lambda n: progress.advance(task, n),
+            )
         app.relay()
     _report(report, as_json)
 

@@ -160,7 +160,7 @@ def keep_rejected(
             uow.failed_events.add(
                 NewFailedEvent(result.job, result.outcome, result.code, result.reason, payload, source), at
             )
-        for job, job_counters in counters.items():
+        for job, job_counters in sorted(counters.items()):  # in one order: see CounterStore.add
             uow.counters.add(job, job_counters.counts)
         uow.commit()
 
@@ -194,7 +194,7 @@ def replay_failed(
             uow.failed_events.record_attempt(
                 outcome.event_id, at=at, resolved=outcome.resolved, code=outcome.code, reason=outcome.reason
             )
-        for job, job_counters in counters.items():
+        for job, job_counters in sorted(counters.items()):  # in one order: see CounterStore.add
             uow.counters.add(job, job_counters.counts)
         uow.commit()
     return outcomes

@@ -140,7 +140,9 @@ class CounterStore(abc.ABC):
     """Cumulative counters per job, added to in the same transaction as the work they count."""
 
     @abc.abstractmethod
-    def add(self, job: str, counts: Mapping[str, int]) -> None: ...
+    def add(self, job: str, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` to the job's counters, in counter-name order (so that writers adding jobs in
+        name order too never wait for each other in a cycle)."""
 
     @abc.abstractmethod
     def all(self) -> dict[str, dict[str, int]]: ...

@@ -232,7 +232,9 @@ class SqlCounterStore(CounterStore):
         self.connection = connection
 
     def add(self, job: str, counts: Mapping[str, int]) -> None:
-        rows = [{"job": job, "counter": name, "value": value} for name, value in counts.items()]
+        # In name order: concurrent writers (ingest workers) then lock the rows in one order, never
+        # each waiting for the other.
+        rows = [{"job": job, "counter": name, "value": value} for name, value in sorted(counts.items())]
         if not rows:
             return
         statement = upsert(self.connection, job_counters)
