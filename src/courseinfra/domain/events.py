@@ -29,9 +29,19 @@ class Event:
     def payload(self) -> dict[str, Any]:
         """The event's fields as JSON-ready values. A shallow copy: ``dataclasses.asdict`` would deep-copy
         every nested document (an AUDIT event's telemetry), which cost more than the rest of the job."""
-        data = {item.name: getattr(self, item.name) for item in fields(self)}
+        data = {name: getattr(self, name) for name in _field_names(type(self))}
         data["occurred_at"] = self.occurred_at.isoformat()
         return data
+
+
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _field_names(event_type: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(event_type)
+    if names is None:
+        names = _FIELD_NAMES[event_type] = tuple(item.name for item in fields(event_type))
+    return names
 
 
 @dataclass(frozen=True, kw_only=True)
