@@ -447,7 +447,7 @@ class SqlAuditLedger(AuditLedger):
             action,
             channel,
             emitted_at,
-        ) in self.connection.execute(query).tuples().all():
+        ) in self.connection.execute(query).all():
             stamp = stamps.get(emitted_at)
             if stamp is None:
                 stamp = stamps[emitted_at] = aware(emitted_at)
