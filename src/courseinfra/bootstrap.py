@@ -21,6 +21,7 @@ from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
+from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
 from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, CriterionType
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
 from courseinfra.domain.legacy import LEGACY_TYPES
@@ -30,7 +31,14 @@ from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
 from courseinfra.services.ingest import Router
 from courseinfra.services.legacy_sync import DeletePolicy, LegacySync
 from courseinfra.services.messagebus import post_publish_handler, relay_audit_ledger, relay_outbox
-from courseinfra.services.ports import EventBus, LegacyGroups, RelationCache, ReportArchive, UnitOfWork
+from courseinfra.services.ports import (
+    EventBus,
+    EventStream,
+    LegacyGroups,
+    RelationCache,
+    ReportArchive,
+    UnitOfWork,
+)
 from courseinfra.services.relation_cache import RelationCacheJob
 from courseinfra.services.reports import ReportOptions
 from courseinfra.settings import Settings, SettingsError, load_settings
@@ -50,6 +58,7 @@ class App:
     registry: CriteriaRegistry = field(repr=False)
     legacy: LegacyGroups = field(repr=False)
     sync: LegacySync = field(repr=False)
+    stream: EventStream | None = field(default=None, repr=False)
 
     @property
     def report_options(self) -> ReportOptions:
@@ -63,12 +72,16 @@ class App:
         return self.reports if folder is None else LocalReportArchive(folder)
 
     def relay(self) -> int:
-        """Deliver committed outbox events and AUDIT ledger entries to their handlers; return how many
-        were delivered."""
-        return relay_outbox(self.uow_factory, self.bus) + relay_audit_ledger(self.uow_factory, self.bus)
+        """Deliver committed outbox events and AUDIT ledger entries to their handlers and the event
+        stream; return how many were delivered."""
+        return relay_outbox(self.uow_factory, self.bus, stream=self.stream) + relay_audit_ledger(
+            self.uow_factory, self.bus, stream=self.stream
+        )
 
     def close(self) -> None:
         self.cache.close()
+        if self.stream is not None:
+            self.stream.close()
         self.engine.dispose()
 
 
@@ -81,6 +94,19 @@ def build_legacy(settings: Settings, engine: sa.Engine) -> LegacyGroups:
             )
         return OpenEdxLegacyGroups(settings.openedx_url, settings.openedx_token)
     return LocalLegacyGroups(engine)
+
+
+def build_stream(settings: Settings) -> EventStream | None:
+    """The event stream the settings name, or None (``COURSEINFRA_EVENT_STREAM=off``)."""
+    if settings.event_stream == "redis":
+        if not settings.redis_url:
+            raise SettingsError("COURSEINFRA_EVENT_STREAM=redis needs COURSEINFRA_REDIS_URL")
+        return RedisEventStream.from_url(
+            settings.redis_url, settings.event_stream_max_length, f"{settings.redis_namespace}:events"
+        )
+    if settings.event_stream == "embedded":
+        return SqliteEventStream(settings.embedded_stream_path, settings.event_stream_max_length)
+    return None
 
 
 def build_cache(settings: Settings) -> RelationCache:
@@ -156,4 +182,5 @@ def bootstrap(
         registry,
         legacy,
         sync,
+        build_stream(settings),
     )

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
         None, description="Base URL of the Open edX LMS (legacy_backend openedx)."
     )
     openedx_token: str | None = Field(None, description="OAuth2 bearer token of a staff service user.")
+    event_stream: Literal["off", "embedded", "redis"] = Field(
+        "off",
+        description="Where relayed events leave the process for downstream consumers: nowhere, a SQLite "
+        "file under COURSEINFRA_HOME, or Redis streams (COURSEINFRA_REDIS_URL), one per event type.",
+    )
+    event_stream_max_length: int = Field(
+        1_000_000, ge=1, description="Entries kept per event stream; older ones are trimmed."
+    )
     legacy_delete_policy: Literal["restrict", "detach", "archive"] = Field(
         "restrict",
         description="Deleting a user group linked to a cohort or a track (which cannot be deleted): refuse, "
@@ -104,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def embedded_cache_path(self) -> Path:
         return self.home / "cache.sqlite3"
+
+    @property
+    def embedded_stream_path(self) -> Path:
+        return self.home / "events.sqlite3"
 
     @property
     def reports_path(self) -> Path:

@@ -68,11 +68,13 @@ from courseinfra.entrypoints.serialize import (
     report_run_json,
     report_selection_json,
     row_error_json,
+    stream_entry_json,
     user_json,
 )
 from courseinfra.services import content, enrolments, groups, reports, users
 from courseinfra.services.ingest import ingest, replay_failed
 from courseinfra.services.ports import CourseBatch, RefreshResult
+from courseinfra.services.streams import read_stream
 from courseinfra.settings import load_settings
 
 HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
@@ -80,6 +82,8 @@ HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
 #: HTTP status of each domain error code; a code not listed is a client error (422).
 STATUS_BY_CODE: dict[str, int] = {
     "invalid-hierarchy": 422,
+    "no-event-stream": 404,
+    "invalid-stream-position": 400,
     "invalid-event": 422,
     "invalid-body": 422,
     "identifier-mismatch": 409,
@@ -757,6 +761,33 @@ def list_audit_events(
         app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
     )
     return [{"id": e.id, "emitted_at": e.emitted_at, "event": e.telemetry} for e in entries]
+
+
+class StreamEntryOut(BaseModel):
+    position: str = Field(
+        description="The entry's position: pass the last one as ``after`` for the next page."
+    )
+    id: int = Field(description="The message id (outbox id; AUDIT ledger id): consumers drop repeats by it.")
+    key: str = Field(description="The event's key (its partition key).")
+    payload: dict[str, Any] = Field(description="The event's fields (see its contract).")
+
+
+@routes.get(
+    "/v1/streams/{event_type}",
+    tags=["events"],
+    response_model=list[StreamEntryOut],
+    responses={**INVALID, **NOT_FOUND},
+)
+def read_event_stream(
+    app: AppDep,
+    event_type: str,
+    after: Annotated[str | None, Query(description="Only entries after this position (paging).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Relayed events of one type (``courseinfra.learning.audit.emitted.v1``, ...), oldest first, from
+    the event stream the settings name (404 when there is none)."""
+    entries = read_stream(app.stream, event_type, after=after, limit=limit)
+    return [stream_entry_json(entry) for entry in entries]
 
 
 class ReportRunIn(BaseModel):

@@ -52,6 +52,7 @@ from courseinfra.entrypoints.serialize import (
     refresh_json,
     report_run_json,
     report_selection_json,
+    stream_entry_json,
     user_json,
 )
 from courseinfra.entrypoints.workers import ingest_in_workers
@@ -66,6 +67,7 @@ from courseinfra.services.reports import (
     get_run,
     list_runs,
 )
+from courseinfra.services.streams import read_stream
 from courseinfra.settings import SettingsError, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Course infrastructure jobs.")
@@ -77,6 +79,7 @@ batches_cli = typer.Typer(no_args_is_help=True, help="Course batches: create, li
 enrolments_cli = typer.Typer(no_args_is_help=True, help="Enrolments and their progress.")
 activity_cli = typer.Typer(no_args_is_help=True, help="Course and unit metrics of an enrolment.")
 audit_cli = typer.Typer(no_args_is_help=True, help="The AUDIT events emitted for enrolments.")
+events_cli = typer.Typer(no_args_is_help=True, help="The event streams relayed events leave by.")
 users_cli = typer.Typer(no_args_is_help=True, help="The user directory: import, read, logins, profiles.")
 reports_cli = typer.Typer(no_args_is_help=True, help="Course progress reports, for TPD batches only.")
 groups_cli = typer.Typer(
@@ -90,6 +93,7 @@ cli.add_typer(batches_cli, name="batches")
 cli.add_typer(enrolments_cli, name="enrolments")
 cli.add_typer(activity_cli, name="activity")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(events_cli, name="events")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(reports_cli, name="reports")
 cli.add_typer(groups_cli, name="groups")
@@ -656,6 +660,24 @@ def audit_list(
     emit_lines(entry.telemetry for entry in entries)
     if len(entries) == limit:
         err.print(f"more may follow: --after {entries[-1].id}", highlight=False)
+
+
+@events_cli.command("read")
+def events_read(
+    event_type: Annotated[
+        str,
+        typer.Argument(metavar="TYPE", help="The event type, e.g. courseinfra.learning.audit.emitted.v1."),
+    ],
+    after: Annotated[str | None, typer.Option("--after", help="Only entries after this position.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """Relayed events of one type from the event stream, oldest first, as JSON lines (position, id, key,
+    payload). When the page is full, standard error tells the ``--after`` of the next one."""
+    with application() as app:
+        entries = read_stream(app.stream, event_type, after=after, limit=limit)
+    emit_lines(stream_entry_json(entry) for entry in entries)
+    if len(entries) == limit:
+        err.print(f"more may follow: --after {entries[-1].position}", highlight=False)
 
 
 UserIdArg = Annotated[str, typer.Argument(metavar="ID", help="The user id.")]

@@ -22,6 +22,7 @@ from courseinfra.services.ports import (
     MembershipChange,
     RefreshResult,
     ReportRun,
+    StreamEntry,
 )
 from courseinfra.services.users import ImportReport
 
@@ -100,6 +101,11 @@ def failed_event_json(event: FailedEvent) -> dict[str, Any]:
         "resolved_at": _iso(event.resolved_at),
         "payload": event.payload,
     }
+
+
+def stream_entry_json(entry: StreamEntry) -> dict[str, Any]:
+    message = entry.message
+    return {"position": entry.position, "id": message.id, "key": message.key, "payload": message.payload}
 
 
 def user_json(user: User) -> dict[str, Any]:

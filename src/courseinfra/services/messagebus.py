@@ -10,21 +10,24 @@ import orjson
 from courseinfra.domain.events import AuditEventEmitted, ContentPublished
 from courseinfra.services.ingest import Router, RunCounters, keep_rejected
 from courseinfra.services.jobs import IncomingEvent
-from courseinfra.services.ports import EventBus, OutboxMessage, UnitOfWork
+from courseinfra.services.ports import EventBus, EventStream, OutboxMessage, UnitOfWork
 
 
 def relay_outbox(
     uow_factory: Callable[[], UnitOfWork],
     bus: EventBus,
     *,
+    stream: EventStream | None = None,
     batch: int = 1000,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Publish every pending outbox message once, oldest first; return how many were relayed.
 
-    A page of messages is published, then marked relayed in one transaction. A message whose handler
-    raises stays pending with its error and is tried again by the next relay: delivery is at least once
-    (a crash between publishing and marking delivers the page again), so handlers are idempotent.
+    A page of messages is published, appended to ``stream`` (where there is one), then marked relayed in
+    one transaction. A message whose handler raises stays pending with its error and is tried again by
+    the next relay: delivery is at least once (a crash between publishing and marking delivers the page
+    again), so handlers are idempotent. When the stream refuses the page, none of it is marked: the
+    relay stops with the error on each message, and the next relay starts again from there.
     """
     relayed = 0
     last_id = 0
@@ -43,12 +46,19 @@ def relay_outbox(
                 errors.append((message.id, f"{type(error).__name__}: {error}"))
             else:
                 done.append(message.id)
+        delivered = set(done)
+        stream_error = _append(stream, [message for message in pending if message.id in delivered])
+        if stream_error is not None:
+            errors += [(message_id, stream_error) for message_id in done]
+            done = []
         with uow_factory() as uow:
             uow.outbox.mark_relayed(done, clock())
             for message_id, error_text in errors:
                 uow.outbox.mark_attempt_failed(message_id, error_text)
             uow.commit()
         relayed += len(done)
+        if stream_error is not None:
+            return relayed
 
 
 AUDIT_RELAY = "audit"
@@ -58,16 +68,18 @@ def relay_audit_ledger(
     uow_factory: Callable[[], UnitOfWork],
     bus: EventBus,
     *,
+    stream: EventStream | None = None,
     batch: int = 1000,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Publish the AUDIT ledger's entries after the relay cursor, in ledger order, as
     :class:`AuditEventEmitted` messages (the message id is the ledger id); return how many.
 
-    A page is published, then the cursor moves past it in one transaction: delivery is at least once
-    (a crash in between delivers the page again, with the same ``mid``s). A message whose handler raises
-    stops the relay there, keeping the order: the cursor stays before it with the error, and the next
-    relay starts again from that message.
+    A page is published, appended to ``stream`` (where there is one), then the cursor moves past it in
+    one transaction: delivery is at least once (a crash in between delivers the page again, with the
+    same ``mid``s). A message whose handler raises stops the relay there, keeping the order: the cursor
+    stays before it with the error, and the next relay starts again from that message. When the stream
+    refuses the page, the cursor stays where it was, with the error.
     """
     relayed = 0
     while True:
@@ -77,6 +89,7 @@ def relay_audit_ledger(
         if not entries:
             return relayed
         failure: str | None = None
+        published: list[OutboxMessage] = []
         for entry in entries:
             message = OutboxMessage(
                 entry.id,
@@ -94,8 +107,13 @@ def relay_audit_ledger(
             except Exception as error:
                 failure = f"ledger entry {entry.id}: {type(error).__name__}: {error}"
                 break
-            position = entry.id
-            relayed += 1
+            published.append(message)
+        stream_error = _append(stream, published)
+        if stream_error is not None:
+            failure = stream_error
+        elif published:
+            position = published[-1].id
+            relayed += len(published)
         with uow_factory() as uow:
             if position != start:
                 uow.cursors.advance(AUDIT_RELAY, position, clock())
@@ -124,3 +142,14 @@ def post_publish_handler(
         keep_rejected(kept, counters, uow_factory, datetime.now(UTC))
 
     return handle
+
+
+def _append(stream: EventStream | None, messages: list[OutboxMessage]) -> str | None:
+    """Append ``messages`` to ``stream``; return the error, if it refused them."""
+    if stream is None or not messages:
+        return None
+    try:
+        stream.append(messages)
+    except Exception as error:
+        return f"event stream: {type(error).__name__}: {error}"
+    return None

@@ -765,6 +765,37 @@ class EventBus(abc.ABC):
     def publish(self, message: OutboxMessage) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of an event stream: its position (opaque, increasing within the stream) and the
+    message."""
+
+    position: str
+    message: OutboxMessage
+
+
+class EventStream(abc.ABC):
+    """Where relayed events leave the process for downstream consumers (certificate issuing, the
+    telemetry pipeline, ...): one stream per event type, in relay order.
+
+    ``append`` is all or nothing. A relay appends a page of messages before it moves its cursor or marks
+    them relayed, so delivery is at least once: after a crash in between, the page is appended again
+    with the same message ids (the outbox id, or the AUDIT ledger id with the telemetry's ``mid``), by
+    which consumers drop repeats. Each stream keeps its newest ``max_length`` entries.
+    """
+
+    @abc.abstractmethod
+    def append(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+    @abc.abstractmethod
+    def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
+        """Entries of one stream, oldest first, after the position ``after`` (from the first kept entry
+        when None)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
 @dataclass
 class JobCounters:
     """Counts of one run of a job; added to the cumulative :class:`CounterStore`."""

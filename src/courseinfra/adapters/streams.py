@@ -1,0 +1,147 @@
+"""Event streams: where relayed events leave the process (ADR 0015).
+
+On Redis, one stream per event type (``XADD`` with an exact ``MAXLEN``), read by downstream services with
+``XREAD``/``XREADGROUP``, the way Sunbird's jobs hand AUDIT telemetry and certificate requests to Kafka
+topics. Embedded, a SQLite file beside the store with the same contract, so that a machine without
+servers can still hand events to another process (``courseinfra events read``).
+
+An entry holds the message id (``id``), its key (``key``) and the JSON payload (``payload``).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import orjson
+import redis
+
+from courseinfra.services.ports import EventStream, OutboxMessage, StreamEntry
+
+REDIS_STREAM_ID = re.compile(r"\d+(-\d+)?")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_entries (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_type TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stream_entries_by_type ON stream_entries (event_type, position);
+"""
+
+
+def _entry(position: str, event_type: str, message_id: int, key: str, payload: str | bytes) -> StreamEntry:
+    return StreamEntry(
+        position, OutboxMessage(message_id, event_type, key, orjson.loads(payload), attempts=0)
+    )
+
+
+class SqliteEventStream(EventStream):
+    """Streams in a SQLite file (WAL), shared by every process of the machine."""
+
+    def __init__(self, path: Path | str, max_length: int) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.max_length = max_length
+        self._connection = sqlite3.connect(
+            str(path), timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, messages: Sequence[OutboxMessage]) -> None:
+        if not messages:
+            return
+        rows = [(m.event_type, m.id, m.key, orjson.dumps(m.payload).decode()) for m in messages]
+        with self._lock:
+            db = self._connection
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO stream_entries (event_type, message_id, key, payload) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                for event_type in sorted({m.event_type for m in messages}):
+                    db.execute(
+                        "DELETE FROM stream_entries WHERE event_type = ? AND position <= ("
+                        "SELECT position FROM stream_entries WHERE event_type = ? "
+                        "ORDER BY position DESC LIMIT 1 OFFSET ?)",
+                        (event_type, event_type, self.max_length),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
+        if after and not after.isdigit():
+            raise ValueError("a position of the embedded stream is a whole number")
+        start = int(after) if after else 0
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT position, message_id, key, payload FROM stream_entries "
+                "WHERE event_type = ? AND position > ? ORDER BY position LIMIT ?",
+                (event_type, start, limit),
+            ).fetchall()
+        return [_entry(str(position), event_type, mid, key, payload) for position, mid, key, payload in rows]
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class RedisEventStream(EventStream):
+    """Redis streams ``<prefix>:<event type>``; a page is appended in one MULTI/EXEC."""
+
+    def __init__(self, client: redis.Redis, max_length: int, prefix: str = "courseinfra:events") -> None:
+        self.client = client
+        self.max_length = max_length
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, max_length: int, prefix: str = "courseinfra:events") -> RedisEventStream:
+        return cls(redis.Redis.from_url(url, socket_connect_timeout=5), max_length, prefix)
+
+    def stream_key(self, event_type: str) -> str:
+        """The Redis key of an event type's stream (what a consumer reads with XREADGROUP)."""
+        return f"{self.prefix}:{event_type}"
+
+    def append(self, messages: Sequence[OutboxMessage]) -> None:
+        if not messages:
+            return
+        pipeline = self.client.pipeline(transaction=True)
+        for message in messages:
+            pipeline.xadd(
+                self.stream_key(message.event_type),
+                {"id": message.id, "key": message.key, "payload": orjson.dumps(message.payload)},
+                maxlen=self.max_length,
+                approximate=False,
+            )
+        pipeline.execute()
+
+    def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
+        if after and not REDIS_STREAM_ID.fullmatch(after):
+            raise ValueError("a Redis stream position is <milliseconds>-<sequence>")
+        # The client is built without decode_responses: ids and fields come back as bytes.
+        found = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            self.client.xrange(self.stream_key(event_type), min=f"({after}" if after else "-", count=limit),
+        )
+        return [
+            _entry(_text(position), event_type, int(fields[b"id"]), _text(fields[b"key"]), fields[b"payload"])
+            for position, fields in found
+        ]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
