@@ -61,6 +61,16 @@ def postgres_engine() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+#: The key by which the suite knows a Redis database as its own: it flushes no other.
+REDIS_OWNER_KEY = "courseinfra-test:owner"
+
+
+def clear_redis(client: redis.Redis) -> None:
+    """Empty the suite's Redis database, keeping the mark that it is the suite's."""
+    client.flushdb()
+    client.set(REDIS_OWNER_KEY, "courseinfra test suite")
+
+
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -68,7 +78,14 @@ def redis_client() -> Iterator[redis.Redis]:
         client.ping()
     except redis.ConnectionError as error:
         pytest.fail(f"Redis is not reachable at {REDIS_URL}: {error}; run scripts/ensure-services.sh")
+    if client.dbsize() and client.get(REDIS_OWNER_KEY) is None:
+        pytest.fail(
+            f"Redis database {REDIS_URL} holds keys this suite did not write: set COURSEINFRA_TEST_REDIS_URL "
+            "to an empty database (the suite empties the one it uses)"
+        )
+    clear_redis(client)
     yield client
+    client.flushdb()  # its own: marked at the start
     client.close()
 
 
@@ -93,10 +110,10 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     engine: sa.Engine = request.getfixturevalue("postgres_engine")
     client: redis.Redis = request.getfixturevalue("redis_client")
     truncate_all(engine)
-    client.flushdb()
+    clear_redis(client)
     yield load_settings(home=tmp_path, database_url=PG_URL, redis_url=REDIS_URL)
     truncate_all(engine)
-    client.flushdb()
+    clear_redis(client)
 
 
 @pytest.fixture

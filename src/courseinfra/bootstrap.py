@@ -17,6 +17,7 @@ from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
+from courseinfra.adapters.locks import FileLocks, PostgresLocks
 from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.engine import create_engine, migrate
@@ -35,6 +36,7 @@ from courseinfra.services.ports import (
     EventBus,
     EventStream,
     LegacyGroups,
+    Locks,
     RelationCache,
     ReportArchive,
     UnitOfWork,
@@ -58,6 +60,8 @@ class App:
     registry: CriteriaRegistry = field(repr=False)
     legacy: LegacyGroups = field(repr=False)
     sync: LegacySync = field(repr=False)
+    views: CourseViews = field(repr=False)
+    locks: Locks = field(repr=False)
     stream: EventStream | None = field(default=None, repr=False)
 
     @property
@@ -74,11 +78,12 @@ class App:
     def relay(self) -> int:
         """Deliver committed outbox events and AUDIT ledger entries to their handlers and the event
         stream; return how many were delivered."""
-        return relay_outbox(self.uow_factory, self.bus, stream=self.stream) + relay_audit_ledger(
-            self.uow_factory, self.bus, stream=self.stream
-        )
+        return relay_outbox(
+            self.uow_factory, self.bus, locks=self.locks, stream=self.stream
+        ) + relay_audit_ledger(self.uow_factory, self.bus, locks=self.locks, stream=self.stream)
 
     def close(self) -> None:
+        self.locks.close()
         self.cache.close()
         if self.stream is not None:
             self.stream.close()
@@ -107,6 +112,17 @@ def build_stream(settings: Settings) -> EventStream | None:
     if settings.event_stream == "embedded":
         return SqliteEventStream(settings.embedded_stream_path, settings.event_stream_max_length)
     return None
+
+
+def build_locks(settings: Settings, engine: sa.Engine) -> Locks:
+    """Advisory locks of PostgreSQL, or file locks beside the SQLite database (in the home for one in
+    memory)."""
+    if engine.dialect.name == "postgresql":
+        return PostgresLocks(engine)
+    database = engine.url.database
+    if database and database != ":memory:":
+        return FileLocks(Path(f"{database}.locks"))
+    return FileLocks(settings.home / "locks")
 
 
 def build_cache(settings: Settings) -> RelationCache:
@@ -146,7 +162,7 @@ def bootstrap(
 ) -> App:
     """Build the application. ``cache`` and ``bus`` replace the ones the settings name (for tests)."""
     settings = settings or load_settings()
-    engine = create_engine(settings.sql_url)
+    engine = create_engine(settings.sql_url, busy_timeout=settings.sqlite_busy_timeout)
     if settings.auto_migrate:
         migrate(engine)
     cache = cache or build_cache(settings)
@@ -182,5 +198,7 @@ def bootstrap(
         registry,
         legacy,
         sync,
+        views,
+        build_locks(settings, engine),
         build_stream(settings),
     )

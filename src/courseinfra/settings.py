@@ -39,6 +39,18 @@ class Settings(BaseSettings):
         False,
         description="Enrol a learner whose progress arrives before the enrolment, when the batch exists.",
     )
+    sqlite_busy_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a SQLite writer waits for the write lock before its unit of work is retried.",
+    )
+    ingest_max_line_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="The longest line ingest reads as an event; a longer one is kept, cut short, as a failure.",
+    )
     ingest_chunk_size: int = Field(1000, ge=1, le=100_000, description="Events read and processed at a time.")
     reports_dir: Path | None = Field(
         None, description="Folder of course reports; unset: COURSEINFRA_HOME/reports."

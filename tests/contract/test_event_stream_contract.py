@@ -11,6 +11,7 @@ import redis
 
 from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
 from courseinfra.services.ports import EventStream, OutboxMessage, StreamEntry
+from tests.conftest import clear_redis
 
 AUDIT = "courseinfra.learning.audit.emitted.v1"
 CERTIFICATE = "courseinfra.learning.certificate.requested.v1"
@@ -100,12 +101,12 @@ class TestSqliteEventStream(EventStreamContract):
 class TestRedisEventStream(EventStreamContract):
     @pytest.fixture
     def stream(self, redis_client: redis.Redis) -> Iterator[EventStream]:
-        redis_client.flushdb()
+        clear_redis(redis_client)
         url = self.url(redis_client)
         stream = RedisEventStream.from_url(url, MAX_LENGTH)
         yield stream
         stream.close()
-        redis_client.flushdb()
+        clear_redis(redis_client)
 
     @pytest.fixture
     def reopen(self, redis_client: redis.Redis) -> Callable[[], EventStream]:

@@ -14,6 +14,7 @@ from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText
 from courseinfra.services.ports import RelationCache, ReplaceResult
+from tests.conftest import clear_redis
 
 
 class RelationCacheContract:
@@ -143,10 +144,10 @@ class TestSqliteRelationCache(RelationCacheContract):
 class TestRedisRelationCache(RelationCacheContract):
     @pytest.fixture
     def cache(self, redis_client: redis.Redis) -> Iterator[RelationCache]:
-        redis_client.flushdb()
+        clear_redis(redis_client)
         cache = RedisRelationCache(redis_client)
         yield cache
-        redis_client.flushdb()
+        clear_redis(redis_client)
 
     def test_values_are_native_redis_types(self, cache: RelationCache, redis_client: redis.Redis) -> None:
         cache.replace_owned(

@@ -355,7 +355,7 @@ class SqlStoreContract:
             writer.start()
             # The second writer is still waiting: nothing of it is visible before the first commit.
             assert not committed.wait(0.5)
-            with SqlUnitOfWork(engine) as reader:
+            with SqlUnitOfWork(engine, read_only=True) as reader:
                 assert reader.audits.list() == []
             uow.commit()
         writer.join(10)

@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
-
-COURSEINFRA = [sys.executable, "-m", "courseinfra"]
-
-
-class Cli:
-    def __init__(self, settings: Settings) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("COURSEINFRA_")}
-        self.env["COURSEINFRA_HOME"] = str(settings.home)
-        if settings.database_url:
-            self.env["COURSEINFRA_DATABASE_URL"] = settings.database_url
-        if settings.redis_url:
-            self.env["COURSEINFRA_REDIS_URL"] = settings.redis_url
-
-    def __call__(
-        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*COURSEINFRA, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**self.env, **(env or {})},
-            timeout=120,
-            check=False,
-        )
+from tests.helpers import Cli
 
 
 @pytest.fixture
@@ -147,3 +120,17 @@ def test_an_invalid_hierarchy_is_refused_with_its_code(cli: Cli, tmp_path: Path)
     run = cli("content", "publish", str(resource))
     assert run.returncode == 1
     assert "invalid-hierarchy" in run.stderr
+
+
+def test_ingest_progress_off_a_terminal_is_a_line_with_the_total_the_rate_and_the_time_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from courseinfra.entrypoints import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "PROGRESS_LINE_EVERY", 0.0)
+    with cli_module._ingest_progress("ingest events.jsonl", 1000, True) as advance:
+        advance(250)
+    printed = capsys.readouterr().err
+    assert "ingest events.jsonl: 250 lines of 1,000 (25%), " in printed
+    assert " lines/s, about " in printed
+    assert printed.rstrip().endswith(" left")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -9,16 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from courseinfra.adapters.sql.tables import user_activity_agg
 from courseinfra.bootstrap import App, bootstrap
-from courseinfra.domain.events import AuditEventEmitted, CertificateRequested
+from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, ProgressUpdated
+from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentStatus
-from courseinfra.services import content, enrolments
-from courseinfra.services.ingest import ingest
+from courseinfra.entrypoints.api import create_app
+from courseinfra.services import content, course_metrics, enrolments
+from courseinfra.services.ingest import BadLine, ingest, read_lines
 from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_ledger
 from courseinfra.services.ports import CourseBatch, OutboxMessage
 from courseinfra.settings import Settings
-from tests.helpers import collection, leaf
+from tests.helpers import Cli, collection, leaf
 
 COURSE = collection(
     "course",
@@ -193,7 +199,7 @@ def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_re
     ids = [entry.id for entry in enrolments.audit_events(app.uow_factory())]
     assert len(ids) == 5
     broken["id"] = ids[2]
-    assert relay_audit_ledger(app.uow_factory, app.bus) == 2
+    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks) == 2
     assert delivered == ids[:2]
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
@@ -202,8 +208,8 @@ def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_re
     assert f"ledger entry {ids[2]}" in cursor.last_error
     assert "sink down" in cursor.last_error
     broken["id"] = 0
-    assert relay_audit_ledger(app.uow_factory, app.bus) == 3
-    assert relay_audit_ledger(app.uow_factory, app.bus) == 0
+    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks) == 3
+    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks) == 0
     assert delivered == ids
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
@@ -357,3 +363,211 @@ def test_events_for_a_course_published_without_leaves_are_replayed_when_leaves_a
     assert rejected.code == "course-has-no-leaves"
     republish(app, COURSE)
     assert dict(enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status) == {"r1": 2}
+
+
+# --- input the aggregator does not expect, and input it has seen ---
+
+
+def test_lines_are_read_as_utf8_and_a_bad_or_long_line_comes_as_a_bad_line() -> None:
+    long_line = b'{"pad": "' + b"x" * 5000 + b'"}\n'
+    data = b'{"a": 1}\r\n' + b'{"b": "\xff\xfe"}\n' + long_line + b'{"c": 3}'
+    lines = list(read_lines(io.BytesIO(data), max_bytes=2048))
+    assert lines[0] == '{"a": 1}\r\n'
+    assert isinstance(lines[1], BadLine)
+    assert lines[1].code == "invalid-utf8"
+    assert lines[1].text == '{"b": "\\xff\\xfe"}'
+    assert "byte 7 (0xff)" in lines[1].reason
+    assert isinstance(lines[2], BadLine)
+    assert lines[2].code == "line-too-long"
+    assert len(lines[2].text) == 2048  # the limit, at most 4096 bytes
+    assert "a line of 5012 bytes, over the limit of 2048" in lines[2].reason
+    assert lines[3] == '{"c": 3}'
+    assert len(lines) == 4
+
+
+def test_a_file_with_a_line_that_is_not_utf8_and_one_too_long_is_processed_and_both_are_kept(
+    settings: Settings, app: App
+) -> None:
+    setup_course(app)
+    path = settings.home / "events.jsonl"
+    with path.open("wb") as out:
+        out.write(progress_event("u1", ("r1", 2)).encode() + b"\n")
+        out.write(b'{"eid": "BE_JOB_REQUEST", "edata": {"userId": "\xe9"}}\n')
+        out.write(b'{"pad": "' + b"y" * 3000 + b'"}\n')
+        out.write(progress_event("u1", ("r2", 2)).encode() + b"\n")
+    done = Cli(settings)("ingest", str(path), env={"COURSEINFRA_INGEST_MAX_LINE_BYTES": "2048"})
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "events.jsonl:2: invalid-utf8" in done.stderr
+    assert "events.jsonl:3: line-too-long" in done.stderr
+    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    assert dict(state.content_status) == {"r1": 2, "r2": 2}
+    with app.uow_factory() as uow:
+        kept = {event.source: event for event in uow.failed_events.list()}
+    assert kept["events.jsonl:2"].code == "invalid-utf8"
+    assert kept["events.jsonl:2"].payload == '{"eid": "BE_JOB_REQUEST", "edata": {"userId": "\\xe9"}}'
+    assert kept["events.jsonl:3"].code == "line-too-long"
+    assert kept["events.jsonl:3"].payload.startswith('{"pad": "yyy')
+
+
+def test_the_api_keeps_a_line_that_is_not_utf8_and_processes_the_others(settings: Settings, app: App) -> None:
+    setup_course(app)
+    body = (
+        progress_event("u1", ("r1", 2)).encode() + b"\n\xc3\x28\n" + progress_event("u1", ("r3", 1)).encode()
+    )
+    with TestClient(create_app(app)) as client:
+        answer = client.post("/v1/events", content=body, headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 200, answer.text
+    assert [r["code"] for r in answer.json()["rejected"]] == ["invalid-utf8"]
+    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    assert dict(state.content_status) == {"r1": 2, "r3": 1}
+
+
+def test_a_content_that_is_not_a_leaf_of_the_course_is_skipped_and_applied_once_it_is_one(app: App) -> None:
+    setup_course(app)
+    report = run(
+        app,
+        progress_event("u1", ("r1", 2), ("elsewhere", 2)),
+        progress_event("u1", ("unit1", 2)),
+        progress_event("u1", ("r2", 1)),
+    )
+    assert [(r.source, r.outcome, r.code) for r in report.rejected] == [
+        ("events:1", "skipped", "content-not-in-course"),
+        ("events:2", "skipped", "content-not-in-course"),
+    ]
+    assert "elsewhere" in report.rejected[0].reason
+    assert "1 other content update(s) applied" in report.rejected[0].reason
+    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    assert dict(state.content_status) == {"r1": 2, "r2": 1}
+
+    grown = collection(
+        "course",
+        collection("unit1", leaf("r1"), leaf("r2"), leaf("elsewhere")),
+        collection("unit2", leaf("r3"), leaf("r4", optional=True)),
+        visibility="Default",
+        channel="ch1",
+    )
+    content.put_hierarchy(grown, app.uow_factory())
+    content.publish("course", app.uow_factory())
+    app.relay()
+    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    assert dict(state.content_status) == {"r1": 2, "r2": 1, "elsewhere": 2}  # replayed on republication
+    with app.uow_factory() as uow:
+        assert [e.code for e in uow.failed_events.list(outcomes=(Outcome.FAILED, Outcome.SKIPPED))] == [
+            "content-not-in-course"
+        ]
+
+
+def test_ingesting_a_processed_file_again_writes_nothing_and_tells_nobody(app: App) -> None:
+    setup_course(app)
+    updates: list[OutboxMessage] = []
+    app.bus.subscribe(ProgressUpdated.event_type, updates.append)
+    lines = [
+        progress_event("u1", ("r1", 1)),
+        progress_event("u1", ("r1", 2), ("r3", 1)),
+        progress_event("u1", ("r2", 2)),
+    ]
+    run(app, *lines)
+    assert len(updates) == 1
+    ledger = enrolments.audit_events(app.uow_factory(), limit=100)
+    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+
+    def metric_rows() -> list[tuple[str, str, str]]:
+        with app.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    user_activity_agg.c.activity_id,
+                    user_activity_agg.c.agg,
+                    user_activity_agg.c.agg_last_updated,
+                )
+            ).all()
+        return sorted(
+            (row[0], json.dumps(row[1], sort_keys=True), json.dumps(row[2], sort_keys=True)) for row in rows
+        )
+
+    metrics = metric_rows()
+    assert {row[0] for row in metrics} == {"course", "unit1", "unit2"}
+    run(app, *lines)
+    assert len(updates) == 1
+    assert enrolments.audit_events(app.uow_factory(), limit=100) == ledger
+    assert enrolments.get_enrolment(KEY, app.uow_factory()).state == state
+    assert metric_rows() == metrics  # not even their times were rewritten
+
+    run(app, progress_event("u1", ("r1", 1)))  # a lower status than the one kept: only the last read moves
+    assert len(updates) == 1
+    after = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    assert (after.last_read_content_id, after.last_read_content_status) == ("r1", 2)
+    assert dict(after.content_status) == dict(state.content_status)
+    assert metric_rows() == metrics
+
+
+# --- recomputation on demand ---
+
+
+def test_recompute_restores_progress_and_metrics_and_emits_only_what_was_never_emitted(
+    settings: Settings, app: App
+) -> None:
+    setup_course(app)
+    enrolments.enrol("u2", "b1", app.uow_factory())
+    run(
+        app,
+        progress_event("u1", ("r1", 2), ("r2", 2), ("r3", 2)),
+        progress_event("u2", ("r1", 2), ("r3", 1)),
+    )
+    expected = {
+        user: (
+            enrolments.get_enrolment(EnrolmentKey(user, "course", "b1"), app.uow_factory()).state.progress,
+            enrolments.activity(EnrolmentKey(user, "course", "b1"), app.uow_factory()),
+        )
+        for user in ("u1", "u2")
+    }
+    ledger = {e.record for e in enrolments.audit_events(app.uow_factory(), limit=100)}
+    assert any(r.object_type.value == "Course" and r.action.value == "complete" for r in ledger)
+
+    def damage() -> None:
+        """Progress and metrics lost, and the course completion never emitted (as after a restore)."""
+        with app.engine.begin() as connection:
+            connection.execute(sa.text("UPDATE user_enrolments SET progress = 0, completionpercentage = 0"))
+            connection.execute(user_activity_agg.delete())
+            connection.execute(
+                sa.text("DELETE FROM audit_ledger WHERE object_type = 'Course' AND action = 'complete'")
+            )
+
+    def restored() -> bool:
+        return all(
+            (
+                enrolments.get_enrolment(
+                    EnrolmentKey(user, "course", "b1"), app.uow_factory()
+                ).state.progress,
+                enrolments.activity(EnrolmentKey(user, "course", "b1"), app.uow_factory()),
+            )
+            == expected[user]
+            for user in ("u1", "u2")
+        )
+
+    damage()
+    done = course_metrics.recompute_enrolments(app.views, app.uow_factory, course_id="course")
+    assert (done.enrolments, done.audit_events) == (2, 1)
+    assert restored()
+    assert {e.record for e in enrolments.audit_events(app.uow_factory(), limit=100)} == ledger
+    again = course_metrics.recompute_enrolments(app.views, app.uow_factory, batch_id="b1")
+    assert (again.enrolments, again.audit_events) == (2, 0)  # nothing is emitted twice
+
+    damage()
+    cli = Cli(settings)
+    one = cli("enrolments", "recompute", "--batch", "b1", "--user", "u1")
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout) == {"enrolments": 1, "audit_events": 1}
+    with TestClient(create_app(app)) as client:
+        answer = client.post("/v1/enrolments/recompute", json={"batch_id": "b1"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"enrolments": 2, "audit_events": 0}
+        assert client.post("/v1/enrolments/recompute", json={"user_id": "u1"}).status_code == 422
+        missing = client.post("/v1/enrolments/recompute", json={"batch_id": "nope"})
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "batch-not-found"
+    assert restored()
+    assert cli("enrolments", "recompute", "--user", "u1").returncode == 2
+    stranger = cli("enrolments", "recompute", "--batch", "b1", "--user", "nobody")
+    assert stranger.returncode == 1
+    assert "Traceback" not in stranger.stderr

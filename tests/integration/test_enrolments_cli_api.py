@@ -16,7 +16,7 @@ from courseinfra.bootstrap import App
 from courseinfra.entrypoints.api import create_app
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
-from tests.integration.test_cli import Cli
+from tests.helpers import Cli
 
 COURSE = "democourse"
 FIRST = [("resource1", 2), ("resource2", 1)]

@@ -17,8 +17,7 @@ from courseinfra.services.ingest import ingest
 from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_ledger, relay_outbox
 from courseinfra.services.ports import CourseBatch, EventStream, OutboxMessage, StreamEntry
 from courseinfra.settings import Settings
-from tests.helpers import collection, leaf
-from tests.integration.test_cli import Cli
+from tests.helpers import Cli, collection, leaf
 
 COURSE = collection(
     "course", collection("unit1", leaf("r1"), leaf("r2")), visibility="Default", channel="ch1"
@@ -126,14 +125,14 @@ def test_a_refused_audit_page_keeps_the_cursor_with_the_error(streaming_app: App
     assert app.stream is not None
     real = app.stream
     ingest([completion("u1")], "events", app.router, app.uow_factory)
-    relay_outbox(app.uow_factory, app.bus, stream=real)
-    assert relay_audit_ledger(app.uow_factory, app.bus, stream=RefusesOnce(real)) == 0
+    relay_outbox(app.uow_factory, app.bus, locks=app.locks, stream=real)
+    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks, stream=RefusesOnce(real)) == 0
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
     assert cursor.position == 0
     assert cursor.last_error is not None
     assert "event stream: ConnectionError: stream unavailable" in cursor.last_error
-    assert relay_audit_ledger(app.uow_factory, app.bus, stream=real) == 8
+    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks, stream=real) == 8
     assert len(everything(real, AuditEventEmitted.event_type)) == 8
 
 
@@ -143,16 +142,15 @@ def test_operators_read_a_stream_from_the_cli_and_the_api(
     app = streaming_app
     ingest([completion("u1")], "events", app.router, app.uow_factory)
     app.relay()
-    cli = Cli(stream_settings)
-    env = {"COURSEINFRA_EVENT_STREAM": stream_settings.event_stream}
-    first = cli("events", "read", AuditEventEmitted.event_type, "--limit", "4", env=env)
+    cli = Cli(stream_settings)  # with the settings' stream
+    first = cli("events", "read", AuditEventEmitted.event_type, "--limit", "4")
     assert first.returncode == 0, first.stderr
     lines = [json.loads(line) for line in first.stdout.splitlines()]
     assert len(lines) == 4
     assert "more may follow: --after" in first.stderr
-    rest = cli("events", "read", AuditEventEmitted.event_type, "--after", lines[-1]["position"], env=env)
+    rest = cli("events", "read", AuditEventEmitted.event_type, "--after", lines[-1]["position"])
     assert len(rest.stdout.splitlines()) == 4
-    off = cli("events", "read", AuditEventEmitted.event_type)
+    off = cli("events", "read", AuditEventEmitted.event_type, env={"COURSEINFRA_EVENT_STREAM": "off"})
     assert off.returncode == 1
     assert "no-event-stream" in off.stderr
 

@@ -22,8 +22,7 @@ from courseinfra.services import content, enrolments
 from courseinfra.services.ports import CourseBatch
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
-from tests.helpers import load_json
-from tests.integration.test_cli import COURSEINFRA, Cli
+from tests.helpers import COURSEINFRA, Cli, load_json
 from tests.integration.test_enrolments_cli_api import error_code, fails, ok, run_json, run_lines
 
 COURSE = "democourse"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,41 +13,15 @@ import orjson
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.events import AuditEventEmitted
 from courseinfra.domain.job_requests import partition_of
-from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.entrypoints.workers import ingest_in_workers, only_partition
-from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import IngestReport, ingest
-from courseinfra.services.ports import CourseBatch, OutboxMessage
+from courseinfra.services.ports import OutboxMessage
 from courseinfra.settings import Settings, load_settings
-from tests.helpers import collection, leaf
-from tests.integration.test_cli import Cli
+from tests.helpers import Cli
+from tests.workload import LEAVES, learners, prepare, progress_event, states_metrics_ledger
 
-UNITS = {f"unit{u}": [f"r{u}{n}" for n in range(4)] for u in range(3)}
-COURSE = collection(
-    "course",
-    *(collection(unit, *(leaf(r) for r in leaves)) for unit, leaves in UNITS.items()),
-    visibility="Default",
-    channel="ch1",
-)
-LEAVES = [r for leaves in UNITS.values() for r in leaves]
-LEARNERS = [f"learner-{n:02d}" for n in range(12)]
+LEARNERS = learners(12)
 EVENT_COUNTERS = {"total", "success", "failed", "skipped", "audit-events", "certificate-requests"}
-
-
-def progress_event(user: str, contents: list[tuple[str, int]], mid: str) -> str:
-    return json.dumps(
-        {
-            "eid": "BE_JOB_REQUEST",
-            "mid": mid,
-            "edata": {
-                "action": "batch-enrolment-update",
-                "userId": user,
-                "courseId": "course",
-                "batchId": "b1",
-                "contents": [{"contentId": c, "status": s} for c, s in contents],
-            },
-        }
-    )
 
 
 def event_lines() -> list[str]:
@@ -73,36 +46,8 @@ def events_file(folder: Path) -> Path:
     return path
 
 
-def prepare(app: App) -> None:
-    content.put_hierarchy(COURSE, app.uow_factory())
-    content.publish("course", app.uow_factory())
-    app.relay()
-    enrolments.create_batch(CourseBatch("b1", "course", "Batch 1", datetime.now(UTC)), app.uow_factory())
-    for user in LEARNERS:
-        enrolments.enrol(user, "b1", app.uow_factory())
-
-
 def outcome(app: App, report: IngestReport) -> dict[str, Any]:
     """What a run leaves, without its timestamps."""
-    states = {}
-    metrics = {}
-    for user in LEARNERS:
-        key = EnrolmentKey(user, "course", "b1")
-        state = enrolments.get_enrolment(key, app.uow_factory()).state
-        states[user] = (
-            dict(state.content_status),
-            state.progress,
-            state.completion_percentage,
-            state.status,
-            state.completed_on is not None,
-        )
-        metrics[user] = {
-            (m.activity_type, m.activity_id): m.agg for m in enrolments.activity(key, app.uow_factory())
-        }
-    ledger = sorted(
-        (e.record.enrolment.user_id, e.record.object_type.value, e.record.object_id, e.record.action.value)
-        for e in enrolments.audit_events(app.uow_factory(), limit=10_000)
-    )
     with app.uow_factory() as uow:
         failed = sorted((e.source, e.code) for e in uow.failed_events.list(limit=100))
         # Reads, writes and cache hits depend on how events fall into micro-batches: left out.
@@ -111,9 +56,7 @@ def outcome(app: App, report: IngestReport) -> dict[str, Any]:
             for job, counts in uow.counters.all().items()
         }
     return {
-        "states": states,
-        "metrics": metrics,
-        "ledger": ledger,
+        **states_metrics_ledger(app, LEARNERS),
         "failed": failed,
         "counters": counters,
         "rejected": [(r.source, r.code) for r in report.rejected],
@@ -149,7 +92,7 @@ def test_three_workers_leave_what_one_process_leaves(settings: Settings, tmp_pat
     path = events_file(tmp_path)
     sequential = bootstrap(load_settings(home=tmp_path / "sequential"))
     try:
-        prepare(sequential)
+        prepare(sequential, LEARNERS)
         with path.open(encoding="utf-8") as lines:
             report = ingest(lines, "events.jsonl", sequential.router, sequential.uow_factory, chunk_size=16)
         sequential.relay()
@@ -159,7 +102,7 @@ def test_three_workers_leave_what_one_process_leaves(settings: Settings, tmp_pat
 
     app = bootstrap(settings)
     try:
-        prepare(app)
+        prepare(app, LEARNERS)
         audits: list[OutboxMessage] = []
         app.bus.subscribe(AuditEventEmitted.event_type, audits.append)
         advanced: list[int] = []
@@ -187,7 +130,7 @@ def test_three_workers_leave_what_one_process_leaves(settings: Settings, tmp_pat
 def test_the_cli_ingests_a_file_with_workers_and_refuses_stdin(settings: Settings, tmp_path: Path) -> None:
     app = bootstrap(settings)
     try:
-        prepare(app)
+        prepare(app, LEARNERS)
     finally:
         app.close()
     cli = Cli(settings)

@@ -40,8 +40,7 @@ from courseinfra.services.ports import CourseBatch, LegacyGroups, MembershipChan
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.fakes.openedx import TOKEN, FakeOpenEdx, openedx, openedx_server  # noqa: F401 - fixtures
-from tests.helpers import load_json
-from tests.integration.test_cli import Cli
+from tests.helpers import Cli, load_json
 from tests.integration.test_enrolments_cli_api import error_code, ok
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -27,8 +27,7 @@ from courseinfra.services.reports import (
     start_run,
 )
 from courseinfra.settings import Settings
-from tests.helpers import collection, leaf
-from tests.integration.test_cli import Cli
+from tests.helpers import Cli, collection, leaf
 from tests.integration.test_course_metrics import progress_event
 
 AS_OF = date(2026, 11, 25)

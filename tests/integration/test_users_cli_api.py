@@ -14,7 +14,7 @@ from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
 from courseinfra.entrypoints.api import create_app
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
-from tests.integration.test_cli import Cli
+from tests.helpers import Cli
 from tests.integration.test_enrolments_cli_api import error_code, fails, ok, run_json, run_lines
 
 BAD_CSV = (

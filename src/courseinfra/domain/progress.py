@@ -159,10 +159,15 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
+    """``state`` with ``changed`` (whether anything but its time differs from the state it came from),
+    the unit metrics to write and the AUDIT candidates."""
+
     state: EnrolmentState
     metrics: tuple[UnitMetrics, ...]
     audits: tuple[AuditRecord, ...]
     course_completed_now: bool
+    changed: bool = True
+    progress_changed: bool = True
 
 
 def percentage(done: int, total: int) -> int:
@@ -266,20 +271,35 @@ def aggregate(
         )
     )
     context = f"cb:{key.batch_id}"
-    metrics = [
-        UnitMetrics(
-            "Course",
-            course.course_id,
-            key.user_id,
-            context,
-            done,
-            len(required),
-            new_state.completion_percentage,
+    # With only_new, a metric is written where it changed or where its collection is touched for the
+    # first time: a repeated or stale event writes no row.
+    completed_before = {content for content, status in state.content_status.items() if status == COMPLETED}
+    metrics = []
+    if (
+        not only_new
+        or not state.content_status
+        or (done, percent) != (state.progress, state.completion_percentage)
+    ):
+        metrics.append(
+            UnitMetrics(
+                "Course",
+                course.course_id,
+                key.user_id,
+                context,
+                done,
+                len(required),
+                new_state.completion_percentage,
+            )
         )
-    ]
     for unit in touched_units:
         unit_required = course.required(unit)
         unit_done = len(unit_required & completed)
+        if (
+            only_new
+            and unit_done == len(unit_required & completed_before)
+            and not course.leaf_nodes.get(unit, frozenset()).isdisjoint(state.content_status)
+        ):
+            continue
         metrics.append(
             UnitMetrics(
                 "CourseUnit",
@@ -299,8 +319,22 @@ def aggregate(
             _conditions(key, state.content_status, was_complete, touched_contents, touched_units, course)
         )
         audits = [record for record in audits if record not in before]
+    untimed = replace(new_state, last_updated=state.last_updated)
+    progress_changed = (
+        replace(
+            untimed,
+            last_read_content_id=state.last_read_content_id,
+            last_read_content_status=state.last_read_content_status,
+        )
+        != state
+    )
     return Aggregation(
-        new_state, tuple(metrics), tuple(audits), status is EnrolmentStatus.COMPLETED and not was_complete
+        new_state,
+        tuple(metrics),
+        tuple(audits),
+        status is EnrolmentStatus.COMPLETED and not was_complete,
+        changed=progress_changed or untimed != state,
+        progress_changed=progress_changed,
     )
 
 

@@ -12,6 +12,7 @@ at shutdown. ``create_app(app)`` serves an application built by the caller, who 
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -38,7 +39,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,8 +72,8 @@ from courseinfra.entrypoints.serialize import (
     stream_entry_json,
     user_json,
 )
-from courseinfra.services import content, enrolments, groups, reports, users
-from courseinfra.services.ingest import ingest, replay_failed
+from courseinfra.services import content, course_metrics, enrolments, groups, reports, users
+from courseinfra.services.ingest import BadLine, ingest, read_lines, replay_failed
 from courseinfra.services.ports import CourseBatch, RefreshResult
 from courseinfra.services.streams import read_stream
 from courseinfra.settings import load_settings
@@ -508,15 +509,16 @@ def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(
     The answer is 200 even when events were not processed: they are kept (``/v1/failed-events``) and
     listed in ``rejected``.
     """
-    lines = event_lines(body, request.headers.get("content-type", ""))
+    lines = event_lines(body, request.headers.get("content-type", ""), app.settings.ingest_max_line_bytes)
     report = ingest(lines, "api", app.router, app.uow_factory, chunk_size=app.settings.ingest_chunk_size)
     app.relay()
     return report.as_json()
 
 
-def event_lines(body: bytes, content_type: str) -> list[str]:
+def event_lines(body: bytes, content_type: str, max_line_bytes: int) -> list[str | BadLine]:
     """The body as JSON lines: a JSON array (``application/json``) gives one line per element; any other
-    body is UTF-8 text split on line feeds only, as a file is read (a JSON string may hold U+2028)."""
+    body is split on line feeds only, as a file is read (a JSON string may hold U+2028), and a line that
+    is not UTF-8 or is too long is kept as a failure, as ingest keeps it."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "application/json" or media_type.endswith("+json"):
         try:
@@ -528,11 +530,7 @@ def event_lines(body: bytes, content_type: str) -> list[str]:
         if not isinstance(parsed, list):
             raise InvalidBody(f"a JSON body is an array of events or one event, not {type(parsed).__name__}")
         return [orjson.dumps(item).decode() for item in parsed]
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidBody(f"the body is not UTF-8: {error}") from None
-    return text.split("\n")
+    return list(read_lines(io.BytesIO(body), max_bytes=max_line_bytes))
 
 
 @routes.get(
@@ -746,6 +744,49 @@ def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> di
     key = EnrolmentKey(user_id, course_id, batch_id)
     enrolments.get_enrolment(key, app.uow_factory())
     return activity_json(enrolments.activity(key, app.uow_factory()))
+
+
+class RecomputeIn(BaseModel):
+    """Which enrolments to recompute: every batch of a course, one batch, or one learner of a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    course_id: Annotated[str | None, Field(min_length=1)] = None
+    batch_id: Annotated[str | None, Field(min_length=1)] = None
+    user_id: Annotated[str | None, Field(min_length=1)] = None
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> RecomputeIn:
+        if (self.course_id is None) == (self.batch_id is None):
+            raise ValueError("give exactly one of course_id and batch_id")
+        if self.user_id is not None and self.batch_id is None:
+            raise ValueError("user_id needs batch_id")
+        return self
+
+
+class RecomputedOut(BaseModel):
+    enrolments: int = Field(description="Enrolments whose progress and metrics were re-derived.")
+    audit_events: int = Field(description="AUDIT events emitted that had not been emitted before.")
+
+
+@routes.post(
+    "/v1/enrolments/recompute",
+    tags=["enrolments"],
+    response_model=RecomputedOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def recompute_enrolments(app: AppDep, selection: RecomputeIn) -> RecomputedOut:
+    """Re-derive progress and metrics from the stored statuses and the course's current relation
+    cache (after a cache rebuild or a fix of the rules); emit only AUDIT events not emitted before."""
+    done = course_metrics.recompute_enrolments(
+        app.views,
+        app.uow_factory,
+        course_id=selection.course_id,
+        batch_id=selection.batch_id,
+        user_id=selection.user_id,
+    )
+    app.relay()
+    return RecomputedOut(enrolments=done.enrolments, audit_events=done.audit_events)
 
 
 @routes.get("/v1/audit-events", tags=["audit"], response_model=list[AuditEntryOut], responses=INVALID)

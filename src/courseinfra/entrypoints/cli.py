@@ -7,7 +7,8 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
@@ -23,11 +24,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import entries_by_kind, to_json_value
@@ -56,8 +62,8 @@ from courseinfra.entrypoints.serialize import (
     user_json,
 )
 from courseinfra.entrypoints.workers import ingest_in_workers
-from courseinfra.services import content, enrolments, groups, users
-from courseinfra.services.ingest import IngestReport, replay_failed
+from courseinfra.services import content, course_metrics, enrolments, groups, users
+from courseinfra.services.ingest import IngestReport, read_lines, replay_failed
 from courseinfra.services.ingest import ingest as run_ingest
 from courseinfra.services.ports import CourseBatch, RefreshResult, ReportRun
 from courseinfra.services.relation_cache import published_roots, rebuild_requests
@@ -230,12 +236,12 @@ def ingest_command(
     if workers > 1 and path == "-":
         raise Failure("--workers needs a file: the workers each read it (stdin can be read once)")
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as error:
         raise Failure(f"cannot read {path}: {error.strerror}") from None
     source = "stdin" if path == "-" else Path(path).name
-    with stream, application() as app, _progress(not as_json) as progress:
-        task = progress.add_task(f"ingest {source}", total=None)
+    total = None if path == "-" else _count_lines(Path(path))
+    with stream, application() as app, _ingest_progress(f"ingest {source}", total, not as_json) as advance:
         if workers > 1:
             report = ingest_in_workers(
                 app.settings,
@@ -243,19 +249,75 @@ def ingest_command(
                 source,
                 workers,
                 chunk_size=app.settings.ingest_chunk_size,
-                on_progress=lambda n: progress.advance(task, n),
+                on_progress=advance,
             )
         else:
             report = run_ingest(
-                stream,
+                read_lines(stream, max_bytes=app.settings.ingest_max_line_bytes),
                 source,
                 app.router,
                 app.uow_factory,
                 chunk_size=app.settings.ingest_chunk_size,
-                on_progress=lambda n: progress.advance(task, n),
+                on_progress=advance,
             )
         app.relay()
     _report(report, as_json)
+
+
+def _count_lines(path: Path) -> int:
+    """The lines of a file, counted by reading it in blocks (a second for about a gigabyte)."""
+    lines = 0
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} lines/s")
+
+
+#: Seconds between two progress lines when standard error is not a terminal.
+PROGRESS_LINE_EVERY = 5.0
+
+
+@contextmanager
+def _ingest_progress(label: str, total: int | None, bar: bool) -> Iterator[Callable[[int], None]]:
+    """A function to call with each count of lines done. On a terminal (and ``bar``): a bar with the
+    total, the rate and the time left; elsewhere (a log), one line every few seconds on stderr."""
+    if bar and err.is_terminal:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        extra = (TaskProgressColumn(), _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, *extra, console=err, transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            yield lambda lines: progress.advance(task, lines)
+        return
+    started = last = time.monotonic()
+    done = 0
+
+    def advance(lines: int) -> None:
+        nonlocal done, last
+        done += lines
+        now = time.monotonic()
+        if now - last < PROGRESS_LINE_EVERY:
+            return
+        last = now
+        rate = done / (now - started)
+        of_total = "" if total is None else f" of {total:,} ({100 * done // max(total, 1)}%)"
+        left = "" if total is None or rate == 0 else f", about {_duration(max(total - done, 0) / rate)} left"
+        err.print(
+            f"{label}: {done:,} lines{of_total}, {rate:,.0f} lines/s{left}", highlight=False, soft_wrap=True
+        )
+
+    yield advance
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _report(report: IngestReport, as_json: bool) -> None:
@@ -607,6 +669,26 @@ def enrolments_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
     with application() as app:
         enrolment = enrolments.get_enrolment(EnrolmentKey(user, course, batch), app.uow_factory())
     emit(enrolment_json(enrolment))
+
+
+@enrolments_cli.command("recompute")
+def enrolments_recompute(
+    course: Annotated[str | None, typer.Option("--course", help="Every batch of this course.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Every participant of this batch.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="With --batch: this learner only.")] = None,
+) -> None:
+    """Re-derive progress and metrics from the stored statuses and the course's current relation cache
+    (after a cache rebuild or a fix of the rules); emit only the AUDIT events not emitted before."""
+    if (course is None) == (batch is None):
+        raise Failure("give exactly one of --course and --batch", exit_code=2)
+    if user is not None and batch is None:
+        raise Failure("--user needs --batch", exit_code=2)
+    with application() as app:
+        done = course_metrics.recompute_enrolments(
+            app.views, app.uow_factory, course_id=course, batch_id=batch, user_id=user
+        )
+        app.relay()
+    emit({"enrolments": done.enrolments, "audit_events": done.audit_events})
 
 
 @enrolments_cli.command("list")

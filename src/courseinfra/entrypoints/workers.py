@@ -20,18 +20,23 @@ import orjson
 
 from courseinfra.bootstrap import bootstrap
 from courseinfra.domain.job_requests import partition_of
-from courseinfra.services.ingest import IngestReport, Rejected, ingest
+from courseinfra.services.ingest import BadLine, IngestReport, Rejected, ingest, read_lines
 from courseinfra.settings import Settings
 
 # The count of lines done, shared with the parent; set in each worker by the pool's initializer.
 _lines_done: list[Synchronized[int]] = []
 
 
-def only_partition(lines: Iterable[str], partition: int, partitions: int) -> Iterator[str]:
+def only_partition(
+    lines: Iterable[str | BadLine], partition: int, partitions: int
+) -> Iterator[str | BadLine]:
     """The lines of ``partition``; every other line is replaced by an empty one (ingest skips it), so
-    that line numbers stay those of the input. A line that is not a JSON object is in partition 0:
-    exactly one worker keeps it."""
+    that line numbers stay those of the input. A line that is not a JSON object (or not text) is in
+    partition 0: exactly one worker keeps it."""
     for text in lines:
+        if isinstance(text, BadLine):
+            yield text if partition == 0 else ""
+            continue
         try:
             event = orjson.loads(text) if text.strip() else None
         except orjson.JSONDecodeError:
@@ -98,9 +103,11 @@ def _ingest_partition(
 ) -> IngestReport:
     app = bootstrap(settings)
     try:
-        with open(path, encoding="utf-8") as lines:
+        with open(path, "rb") as stream:
             return ingest(
-                only_partition(lines, partition, partitions),
+                only_partition(
+                    read_lines(stream, max_bytes=settings.ingest_max_line_bytes), partition, partitions
+                ),
                 source,
                 app.router,
                 app.uow_factory,

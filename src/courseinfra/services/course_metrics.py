@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ from courseinfra.domain.cache_layout import (
     optional_nodes_key,
     path_of,
 )
-from courseinfra.domain.errors import InvalidHierarchy
+from courseinfra.domain.errors import DomainError, InvalidHierarchy
 from courseinfra.domain.events import CertificateRequested, EnrolmentChanged, Event, ProgressUpdated
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
 from courseinfra.domain.job_requests import (
@@ -48,10 +49,12 @@ from courseinfra.domain.progress import (
     EnrolmentState,
     recompute,
 )
+from courseinfra.services.enrolments import BatchNotFound, EnrolmentNotFound
 from courseinfra.services.ingest import Router, RunCounters, keep_rejected, replay_failed
 from courseinfra.services.jobs import EventResult, IncomingEvent, count_result
 from courseinfra.services.ports import (
     ContentSummary,
+    CourseBatch,
     Enrolment,
     FailedEvent,
     JobCounters,
@@ -59,6 +62,7 @@ from courseinfra.services.ports import (
     RelationCache,
     UnitOfWork,
 )
+from courseinfra.services.transactions import retrying
 
 JOB_NAME = "course-metrics-aggregator"
 AUDIT_EVENTS = "audit-events"
@@ -143,6 +147,15 @@ class CourseViews:
             )
         return views, missing
 
+    def current(self, course: str, counters: JobCounters) -> CourseView | Rejection:
+        """The whole course as the relation cache has it now: every leaf with its ancestors and every
+        unit above them (computed from the stored hierarchy, and refilled, where the cache lacks it)."""
+        head = self.cache.get(leaf_nodes_key(course, course, self.layout))
+        if head is None:
+            return self._from_store(course, counters)
+        views, missing = self.load({course: set(members_of(head))}, counters)
+        return views.get(course) or missing[course]
+
     def full(self, course: str, counters: JobCounters) -> CourseView | Rejection:
         """The whole course (every unit), computed from the stored hierarchy."""
         return self._from_store(course, counters, refill=False)
@@ -205,9 +218,19 @@ class CourseMetricsJob:
         views, unpublished = self.views.load(wanted, counters)
 
         now = self.clock()
-        with self.uow_factory() as uow:
-            emitted = self._apply(uow, by_enrolment, views, unpublished, results, now, counters)
-            uow.commit(now)
+
+        def apply() -> tuple[list[EventResult | None], JobCounters, int]:
+            # A run that lost to a concurrent writer was rolled back whole: it starts again from the
+            # results and counters it was given.
+            applied_results, applied = list(results), JobCounters()
+            with self.uow_factory() as uow:
+                emitted = self._apply(uow, by_enrolment, views, unpublished, applied_results, now, applied)
+                uow.commit(now)
+            return applied_results, applied, emitted
+
+        results, applied, emitted = retrying(apply)
+        for name, value in applied:
+            counters.inc(name, value)
         counters.inc(AUDIT_EVENTS, emitted)
         final = [result for result in results if result is not None]
         for result in final:
@@ -225,7 +248,7 @@ class CourseMetricsJob:
         counters: JobCounters,
     ) -> int:
         """Read the batch's enrolments, plan it (pure), write the plan; return the AUDIT events emitted."""
-        enrolments = uow.enrolments.get_many(list(by_enrolment))
+        enrolments = uow.enrolments.get_many(list(by_enrolment), for_update=True)
         counters.inc(DB_READS)
         states = {key: enrolment.state for key, enrolment in enrolments.items()}
         enrol_problems: dict[EnrolmentKey, Rejection] = {}
@@ -240,10 +263,12 @@ class CourseMetricsJob:
         plan = plan_batch(requests, states, views, unpublished, now)
         for key, pairs in by_enrolment.items():
             rejection = enrol_problems.get(key) or plan.rejected.get(key)
-            for position, _ in pairs:
+            skipped = plan.partly_skipped.get(key, {})
+            for index, (position, _) in enumerate(pairs):
+                outcome = rejection or skipped.get(index)
                 results[position] = (
-                    EventResult.rejected(self.name, rejection)
-                    if rejection
+                    EventResult.rejected(self.name, outcome)
+                    if outcome
                     else EventResult(self.name, Outcome.PROCESSED)
                 )
         return write_aggregations(uow, plan.applied, now, counters)
@@ -264,17 +289,19 @@ class CourseMetricsJob:
         enrolment = Enrolment(
             EnrolmentState(key=key, last_updated=now), active=True, enrolled_date=now, added_by="auto-enrol"
         )
-        if uow.enrolments.add(enrolment):
-            uow.record(
-                EnrolmentChanged(
-                    user_id=key.user_id,
-                    course_id=key.course_id,
-                    batch_id=key.batch_id,
-                    active=True,
-                    mode=enrolment.mode,
-                    occurred_at=now,
-                )
+        if not uow.enrolments.add(enrolment):
+            # Another writer enrolled the learner since the read: take its row, locked, as it is.
+            return uow.enrolments.get_many([key], for_update=True)[key], None
+        uow.record(
+            EnrolmentChanged(
+                user_id=key.user_id,
+                course_id=key.course_id,
+                batch_id=key.batch_id,
+                active=True,
+                mode=enrolment.mode,
+                occurred_at=now,
             )
+        )
         return enrolment, None
 
 
@@ -284,27 +311,29 @@ def write_aggregations(
     now: datetime,
     counters: JobCounters,
 ) -> int:
-    """Write aggregated enrolments (with their course's channel) in ``uow``: states, metrics, the AUDIT
-    records the ledger takes as new (the ledger is their outbox), the certificate requests of the
-    course completions among them and one :class:`ProgressUpdated` event. Return how many AUDIT records
-    were new."""
+    """Write aggregated enrolments (with their course's channel) in ``uow``: the states that changed,
+    the metrics, the AUDIT records the ledger takes as new (the ledger is their outbox), the certificate
+    requests of the course completions among them and one :class:`ProgressUpdated` event for the
+    enrolments whose progress changed (a repeated event changes none). Return how many AUDIT records were new."""
     states = [aggregation.state for aggregation, _ in aggregations]
+    changed = [aggregation.state for aggregation, _ in aggregations if aggregation.changed]
+    progressed = [aggregation.state for aggregation, _ in aggregations if aggregation.progress_changed]
     metrics = [metric for aggregation, _ in aggregations for metric in aggregation.metrics]
     candidates = [(record, channel) for aggregation, channel in aggregations for record in aggregation.audits]
-    uow.enrolments.save_progress(states)
+    uow.enrolments.save_progress(changed)
     uow.activity.upsert(metrics, now)
     emitted = uow.audits.add_new(candidates, now)
     uow.record(*_certificate_requests(emitted, states, now, counters))
-    if states:
+    if progressed:
         uow.record(
             ProgressUpdated(
-                batch_ids=sorted({state.key.batch_id for state in states}),
-                user_ids=sorted({state.key.user_id for state in states}),
+                batch_ids=sorted({state.key.batch_id for state in progressed}),
+                user_ids=sorted({state.key.user_id for state in progressed}),
                 occurred_at=now,
             )
         )
-    counters.inc(DB_WRITES, 3 if states else 0)
-    counters.inc(ENROLMENTS_UPDATED, len(states))
+    counters.inc(DB_WRITES, bool(changed) + bool(metrics) + bool(candidates))
+    counters.inc(ENROLMENTS_UPDATED, len(changed))
     return len(emitted)
 
 
@@ -345,44 +374,159 @@ def recompute_course(
     view = views.full(course_id, counters)
     if isinstance(view, Rejection):
         return 0
-    recomputed = 0
-    after_batch = ""
+    return sum(
+        _recompute_batch(uow_factory, batch.batch_id, view, counters, page=page, clock=clock)
+        for batch in _batches_of(course_id, uow_factory, page)
+    )
+
+
+def _recompute_page(
+    uow_factory: Callable[[], UnitOfWork],
+    batch_id: str,
+    after_user: str,
+    page: int,
+    view: CourseView,
+    now: datetime,
+    counters: JobCounters,
+) -> tuple[list[Enrolment], list[Enrolment]]:
+    """Recompute one page of a batch's enrolments (locked) in one transaction; return the page and
+    its started enrolments. Counters are added only when it commits."""
+    applied = JobCounters()
+    with uow_factory() as uow:
+        enrolled = uow.enrolments.list_for_batch(batch_id, after_user=after_user, limit=page, for_update=True)
+        started = [e for e in enrolled if e.state.content_status]
+        aggregations = [(recompute(e.state, view, now), view.channel) for e in started]
+        applied.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, applied))
+        uow.commit(now)
+    for name, value in applied:
+        counters.inc(name, value)
+    return enrolled, started
+
+
+class CourseNotRecomputable(DomainError):
+    """A recomputation was asked of a course that has no published hierarchy with leaves."""
+
+    code = "course-not-published"
+
+
+@dataclass(frozen=True, slots=True)
+class Recomputed:
+    """What an on-demand recomputation did: enrolments re-derived and AUDIT events emitted by it."""
+
+    enrolments: int
+    audit_events: int
+
+
+def recompute_enrolments(
+    views: CourseViews,
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    course_id: str | None = None,
+    batch_id: str | None = None,
+    user_id: str | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Recomputed:
+    """Re-derive progress and metrics of one enrolment (``user_id`` and ``batch_id``), of a batch, or of
+    every batch of a course, from the stored statuses and the course as the relation cache has it now;
+    emit only the AUDIT events not emitted before. A page of a batch at a time, each in one transaction
+    under the enrolments' locks, so that it runs beside the aggregator."""
+    if (course_id is None) == (batch_id is None) or (user_id is not None and batch_id is None):
+        raise ValueError("give a course, a batch, or a batch and a user")
+    counters = JobCounters()
+    if batch_id is not None:
+        with uow_factory() as uow:
+            batch = uow.batches.get(batch_id)
+        if batch is None:
+            raise BatchNotFound(f"batch {batch_id} does not exist")
+        course_id, batches = batch.course_id, [batch_id]
+    else:
+        assert course_id is not None
+        batches = [b.batch_id for b in _batches_of(course_id, uow_factory)]
+    view = views.current(course_id, counters)
+    if isinstance(view, Rejection):
+        raise CourseNotRecomputable(view.reason, code=view.code)
+    if user_id is not None:
+        key = EnrolmentKey(user_id, course_id, batches[0])
+        done = retrying(partial(_recompute_one, uow_factory, key, view, clock(), counters))
+        if not done:
+            raise EnrolmentNotFound(f"{user_id} is not enrolled in batch {batches[0]}")
+        return Recomputed(1, counters.counts.get(AUDIT_EVENTS, 0))
+    recomputed = sum(_recompute_batch(uow_factory, batch, view, counters, clock=clock) for batch in batches)
+    return Recomputed(recomputed, counters.counts.get(AUDIT_EVENTS, 0))
+
+
+def _batches_of(course_id: str, uow_factory: Callable[[], UnitOfWork], page: int = 1000) -> list[CourseBatch]:
+    found: list[CourseBatch] = []
+    after = ""
     while True:
         with uow_factory() as uow:
-            batches = uow.batches.list(course_id=course_id, after=after_batch, limit=page)
-        for batch in batches:
-            after_user = ""
-            while True:
-                now = clock()
-                with uow_factory() as uow:
-                    enrolled = uow.enrolments.list_for_batch(
-                        batch.batch_id, after_user=after_user, limit=page
-                    )
-                    started = [e for e in enrolled if e.state.content_status]
-                    aggregations = [(recompute(e.state, view, now), view.channel) for e in started]
-                    counters.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, counters))
-                    uow.commit(now)
-                recomputed += len(started)
-                if len(enrolled) < page:
-                    break
-                after_user = enrolled[-1].key.user_id
+            batches = uow.batches.list(course_id=course_id, after=after, limit=page)
+        found += batches
         if len(batches) < page:
+            return found
+        after = batches[-1].batch_id
+
+
+def _recompute_batch(
+    uow_factory: Callable[[], UnitOfWork],
+    batch_id: str,
+    view: CourseView,
+    counters: JobCounters,
+    *,
+    page: int = 1000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    recomputed = 0
+    after_user = ""
+    while True:
+        enrolled, started = retrying(
+            partial(_recompute_page, uow_factory, batch_id, after_user, page, view, clock(), counters)
+        )
+        recomputed += len(started)
+        if len(enrolled) < page:
             return recomputed
-        after_batch = batches[-1].batch_id
+        after_user = enrolled[-1].key.user_id
+
+
+def _recompute_one(
+    uow_factory: Callable[[], UnitOfWork],
+    key: EnrolmentKey,
+    view: CourseView,
+    now: datetime,
+    counters: JobCounters,
+) -> bool:
+    applied = JobCounters()
+    with uow_factory() as uow:
+        enrolment = uow.enrolments.get_many([key], for_update=True).get(key)
+        if enrolment is None:
+            return False
+        if not enrolment.state.content_status:
+            return True  # nothing consumed: nothing to derive
+        aggregations = [(recompute(enrolment.state, view, now), view.channel)]
+        applied.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, applied))
+        uow.commit(now)
+    for name, value in applied:
+        counters.inc(name, value)
+    return True
 
 
 #: Failure codes that a new publication of the course can cure.
-WAITING_FOR_PUBLICATION = frozenset({"course-not-published", "course-has-no-leaves", "invalid-hierarchy"})
+WAITING_FOR_PUBLICATION = frozenset(
+    {"course-not-published", "course-has-no-leaves", "invalid-hierarchy", "content-not-in-course"}
+)
 
 
 def unpublished_course_failures(course_id: str, uow_factory: Callable[[], UnitOfWork]) -> list[FailedEvent]:
     """The kept events of this job that failed because ``course_id`` was not published yet, or was
-    published without leaves or with an invalid hierarchy."""
+    published without leaves or with an invalid hierarchy, and those skipped for contents that were not
+    its leaves."""
     found: list[FailedEvent] = []
     after = 0
     while True:
         with uow_factory() as uow:
-            page = uow.failed_events.list(job=JOB_NAME, after_id=after, limit=1000)
+            page = uow.failed_events.list(
+                job=JOB_NAME, outcomes=(Outcome.FAILED, Outcome.SKIPPED), after_id=after, limit=1000
+            )
         for event in page:
             if event.code in WAITING_FOR_PUBLICATION and _course_of(event.payload) == course_id:
                 found.append(event)

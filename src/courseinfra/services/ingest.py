@@ -6,19 +6,63 @@ in the failed-events store with their reason and their text verbatim, and the re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import BinaryIO
 
 import orjson
 
 from courseinfra.domain.job_requests import Outcome, event_action
 from courseinfra.services.jobs import EventResult, IncomingEvent, Job, count_result
 from courseinfra.services.ports import FailedEvent, JobCounters, NewFailedEvent, UnitOfWork
+from courseinfra.services.transactions import retrying
 
 INGEST_JOB = "ingest"
 DEFAULT_CHUNK = 1000
+#: The longest line read as an event, in bytes (COURSEINFRA_INGEST_MAX_LINE_BYTES).
+MAX_LINE_BYTES = 1 << 20
+#: How much of a line over the limit is kept, as evidence (at most the limit).
+KEPT_OF_A_LONG_LINE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that cannot be read as text: ``text`` is what is kept of it (with its bytes that are not
+    UTF-8 escaped, or cut short), ``code`` and ``reason`` say why."""
+
+    text: str
+    code: str
+    reason: str
+
+
+def read_lines(stream: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[str | BadLine]:
+    """The lines of a binary stream (split on line feeds only), each decoded from UTF-8; a line that is
+    not UTF-8, or longer than ``max_bytes``, comes as a :class:`BadLine` and the stream goes on. A long
+    line is never held whole in memory: its first bytes are kept, the rest is read and dropped."""
+    while raw := stream.readline(max_bytes + 1):
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            size, head = len(raw), raw[: min(KEPT_OF_A_LONG_LINE, max_bytes)]
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(1 << 16)
+                size += len(raw)
+            yield BadLine(
+                head.decode("utf-8", "backslashreplace"),
+                "line-too-long",
+                f"a line of {size} bytes, over the limit of {max_bytes} "
+                f"(COURSEINFRA_INGEST_MAX_LINE_BYTES); its first {len(head)} bytes are kept",
+            )
+            continue
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield BadLine(
+                raw.decode("utf-8", "backslashreplace").rstrip("\r\n"),
+                "invalid-utf8",
+                f"not UTF-8: byte {error.start} ({raw[error.start]:#04x}) {error.reason}; "
+                "kept with its bytes escaped",
+            )
 
 
 @dataclass
@@ -107,7 +151,7 @@ class Router:
 
 
 def ingest(
-    lines: Iterable[str],
+    lines: Iterable[str | BadLine],
     source: str,
     router: Router,
     uow_factory: Callable[[], UnitOfWork],
@@ -116,21 +160,33 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestReport:
-    """Process JSON lines (blank lines ignored) in chunks; every chunk is finished, its rejections kept
-    and its counters added before the next is read."""
+    """Process JSON lines (blank lines ignored; a :class:`BadLine` of :func:`read_lines` is kept as a
+    failure) in chunks; every chunk is finished, its rejections kept and its counters added before the
+    next is read."""
     report = IngestReport()
-    numbered = ((number, text) for number, text in enumerate(lines, start=1) if text.strip())
+    numbered = (
+        (number, line)
+        for number, line in enumerate(lines, start=1)
+        if isinstance(line, BadLine) or line.strip()
+    )
     while chunk := list(islice(numbered, chunk_size)):
         counters = RunCounters()
         events: list[IncomingEvent] = []
         numbers: list[int] = []
         rejected: list[tuple[int, str, str, EventResult]] = []
-        for number, text in chunk:
+        for number, line in chunk:
             line_source = f"{source}:{number}"
-            parsed = parse_line(text.rstrip("\r\n"), line_source)
+            if isinstance(line, BadLine):
+                text = line.text
+                parsed: IncomingEvent | EventResult = EventResult(
+                    INGEST_JOB, Outcome.FAILED, line.code, f"{line_source}: {line.reason}"
+                )
+            else:
+                text = line.rstrip("\r\n")
+                parsed = parse_line(text, line_source)
             if isinstance(parsed, EventResult):
                 count_result(counters.job(INGEST_JOB), parsed)
-                rejected.append((number, text.rstrip("\r\n"), line_source, parsed))
+                rejected.append((number, text, line_source, parsed))
             else:
                 events.append(parsed)
                 numbers.append(number)
@@ -155,14 +211,23 @@ def keep_rejected(
     at: datetime,
 ) -> None:
     """Store rejected events (payload, source, result) and add ``counters``, in one transaction."""
-    with uow_factory() as uow:
-        for payload, source, result in kept:
-            uow.failed_events.add(
-                NewFailedEvent(result.job, result.outcome, result.code, result.reason, payload, source), at
-            )
-        for job, job_counters in sorted(counters.items()):  # in one order: see CounterStore.add
-            uow.counters.add(job, job_counters.counts)
-        uow.commit()
+
+    def store() -> None:
+        with uow_factory() as uow:
+            for payload, source, result in kept:
+                uow.failed_events.add(
+                    NewFailedEvent(result.job, result.outcome, result.code, result.reason, payload, source),
+                    at,
+                )
+            add_counters(uow, counters)
+            uow.commit()
+
+    retrying(store)
+
+
+def add_counters(uow: UnitOfWork, counters: RunCounters) -> None:
+    for job, job_counters in sorted(counters.items()):  # in one order: see CounterStore.add
+        uow.counters.add(job, job_counters.counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +254,19 @@ def replay_failed(
         resolved = result.outcome is Outcome.PROCESSED
         outcomes.append(ReplayResult(kept.id, resolved, result.code, result.reason))
     at = clock()
-    with uow_factory() as uow:
-        for outcome in outcomes:
-            uow.failed_events.record_attempt(
-                outcome.event_id, at=at, resolved=outcome.resolved, code=outcome.code, reason=outcome.reason
-            )
-        for job, job_counters in sorted(counters.items()):  # in one order: see CounterStore.add
-            uow.counters.add(job, job_counters.counts)
-        uow.commit()
+
+    def record() -> None:
+        with uow_factory() as uow:
+            for outcome in outcomes:
+                uow.failed_events.record_attempt(
+                    outcome.event_id,
+                    at=at,
+                    resolved=outcome.resolved,
+                    code=outcome.code,
+                    reason=outcome.reason,
+                )
+            add_counters(uow, counters)
+            uow.commit()
+
+    retrying(record)
     return outcomes

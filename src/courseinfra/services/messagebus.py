@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import orjson
 
 from courseinfra.domain.events import AuditEventEmitted, ContentPublished
 from courseinfra.services.ingest import Router, RunCounters, keep_rejected
 from courseinfra.services.jobs import IncomingEvent
-from courseinfra.services.ports import EventBus, EventStream, OutboxMessage, UnitOfWork
+from courseinfra.services.ports import EventBus, EventStream, Locks, OutboxMessage, UnitOfWork
+from courseinfra.services.transactions import retrying
+
+#: The relays' names: of their locks, and of the AUDIT relay's cursor.
+OUTBOX_RELAY = "outbox"
+AUDIT_RELAY = "audit"
 
 
 def relay_outbox(
     uow_factory: Callable[[], UnitOfWork],
     bus: EventBus,
     *,
+    locks: Locks,
     stream: EventStream | None = None,
     batch: int = 1000,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -27,47 +34,54 @@ def relay_outbox(
     one transaction. A message whose handler raises stays pending with its error and is tried again by
     the next relay: delivery is at least once (a crash between publishing and marking delivers the page
     again), so handlers are idempotent. When the stream refuses the page, none of it is marked: the
-    relay stops with the error on each message, and the next relay starts again from there.
+    relay stops with the error on each message, and the next relay starts again from there. One relay
+    runs at a time across processes (``locks``): another waits, then relays what is left, so that two
+    processes never deliver the same page.
     """
-    relayed = 0
-    last_id = 0
-    while True:
-        with uow_factory() as uow:
-            pending = uow.outbox.pending(batch, after_id=last_id)
-        if not pending:
-            return relayed
-        last_id = pending[-1].id
-        done: list[int] = []
-        errors: list[tuple[int, str]] = []
-        for message in pending:
-            try:
-                bus.publish(message)
-            except Exception as error:
-                errors.append((message.id, f"{type(error).__name__}: {error}"))
-            else:
-                done.append(message.id)
-        delivered = set(done)
-        stream_error = _append(stream, [message for message in pending if message.id in delivered])
-        if stream_error is not None:
-            errors += [(message_id, stream_error) for message_id in done]
-            done = []
-        with uow_factory() as uow:
-            uow.outbox.mark_relayed(done, clock())
-            for message_id, error_text in errors:
-                uow.outbox.mark_attempt_failed(message_id, error_text)
-            uow.commit()
-        relayed += len(done)
-        if stream_error is not None:
-            return relayed
+    with locks.hold(OUTBOX_RELAY):
+        relayed = 0
+        last_id = 0
+        while True:
+            with uow_factory() as uow:
+                pending = uow.outbox.pending(batch, after_id=last_id)
+            if not pending:
+                return relayed
+            last_id = pending[-1].id
+            done: list[int] = []
+            errors: list[tuple[int, str]] = []
+            for message in pending:
+                try:
+                    bus.publish(message)
+                except Exception as error:
+                    errors.append((message.id, f"{type(error).__name__}: {error}"))
+                else:
+                    done.append(message.id)
+            delivered = set(done)
+            stream_error = _append(stream, [message for message in pending if message.id in delivered])
+            if stream_error is not None:
+                errors += [(message_id, stream_error) for message_id in done]
+                done = []
+            retrying(partial(_mark_outbox, uow_factory, done, errors, clock()))
+            relayed += len(done)
+            if stream_error is not None:
+                return relayed
 
 
-AUDIT_RELAY = "audit"
+def _mark_outbox(
+    uow_factory: Callable[[], UnitOfWork], done: list[int], errors: list[tuple[int, str]], at: datetime
+) -> None:
+    with uow_factory() as uow:
+        uow.outbox.mark_relayed(done, at)
+        for message_id, error_text in errors:
+            uow.outbox.mark_attempt_failed(message_id, error_text)
+        uow.commit()
 
 
 def relay_audit_ledger(
     uow_factory: Callable[[], UnitOfWork],
     bus: EventBus,
     *,
+    locks: Locks,
     stream: EventStream | None = None,
     batch: int = 1000,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -79,49 +93,58 @@ def relay_audit_ledger(
     one transaction: delivery is at least once (a crash in between delivers the page again, with the
     same ``mid``s). A message whose handler raises stops the relay there, keeping the order: the cursor
     stays before it with the error, and the next relay starts again from that message. When the stream
-    refuses the page, the cursor stays where it was, with the error.
+    refuses the page, the cursor stays where it was, with the error. One relay at a time across
+    processes, as in :func:`relay_outbox`.
     """
-    relayed = 0
-    while True:
-        with uow_factory() as uow:
-            start = position = uow.cursors.get(AUDIT_RELAY).position
-            entries = uow.audits.list(after_id=start, limit=batch)
-        if not entries:
-            return relayed
-        failure: str | None = None
-        published: list[OutboxMessage] = []
-        for entry in entries:
-            message = OutboxMessage(
-                entry.id,
-                AuditEventEmitted.event_type,
-                entry.record.enrolment.user_id,
-                AuditEventEmitted(
-                    user_id=entry.record.enrolment.user_id,
-                    telemetry=entry.telemetry,
-                    occurred_at=entry.emitted_at,
-                ).payload(),
-                attempts=0,
-            )
-            try:
-                bus.publish(message)
-            except Exception as error:
-                failure = f"ledger entry {entry.id}: {type(error).__name__}: {error}"
-                break
-            published.append(message)
-        stream_error = _append(stream, published)
-        if stream_error is not None:
-            failure = stream_error
-        elif published:
-            position = published[-1].id
-            relayed += len(published)
-        with uow_factory() as uow:
-            if position != start:
-                uow.cursors.advance(AUDIT_RELAY, position, clock())
+    with locks.hold(AUDIT_RELAY):
+        relayed = 0
+        while True:
+            with uow_factory() as uow:
+                start = position = uow.cursors.get(AUDIT_RELAY).position
+                entries = uow.audits.list(after_id=start, limit=batch)
+            if not entries:
+                return relayed
+            failure: str | None = None
+            published: list[OutboxMessage] = []
+            for entry in entries:
+                message = OutboxMessage(
+                    entry.id,
+                    AuditEventEmitted.event_type,
+                    entry.record.enrolment.user_id,
+                    AuditEventEmitted(
+                        user_id=entry.record.enrolment.user_id,
+                        telemetry=entry.telemetry,
+                        occurred_at=entry.emitted_at,
+                    ).payload(),
+                    attempts=0,
+                )
+                try:
+                    bus.publish(message)
+                except Exception as error:
+                    failure = f"ledger entry {entry.id}: {type(error).__name__}: {error}"
+                    break
+                published.append(message)
+            stream_error = _append(stream, published)
+            if stream_error is not None:
+                failure = stream_error
+            elif published:
+                position = published[-1].id
+                relayed += len(published)
+            moved = position if position != start else None
+            retrying(partial(_move_audit_cursor, uow_factory, moved, failure, clock()))
             if failure is not None:
-                uow.cursors.record_failure(AUDIT_RELAY, failure, clock())
-            uow.commit()
+                return relayed
+
+
+def _move_audit_cursor(
+    uow_factory: Callable[[], UnitOfWork], position: int | None, failure: str | None, at: datetime
+) -> None:
+    with uow_factory() as uow:
+        if position is not None:
+            uow.cursors.advance(AUDIT_RELAY, position, at)
         if failure is not None:
-            return relayed
+            uow.cursors.record_failure(AUDIT_RELAY, failure, at)
+        uow.commit()
 
 
 def post_publish_handler(

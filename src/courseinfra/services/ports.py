@@ -236,8 +236,12 @@ class EnrolmentStore(abc.ABC):
         """Set ``active`` (and the mode, when given); return False if there is no such enrolment."""
 
     @abc.abstractmethod
-    def get_many(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment]:
-        """The enrolments that exist among ``keys``, in one read."""
+    def get_many(
+        self, keys: Sequence[EnrolmentKey], *, for_update: bool = False
+    ) -> dict[EnrolmentKey, Enrolment]:
+        """The enrolments that exist among ``keys``, in one read. ``for_update``: the caller will write
+        them back; no other unit of work changes them until this one ends (their rows are locked in key
+        order, so that two writers of overlapping keys never deadlock)."""
 
     @abc.abstractmethod
     def save_progress(self, states: Sequence[EnrolmentState]) -> None:
@@ -248,8 +252,9 @@ class EnrolmentStore(abc.ABC):
 
     @abc.abstractmethod
     def list_for_batch(
-        self, batch_id: str, *, after_user: str = "", limit: int = 1000
-    ) -> list[Enrolment]: ...
+        self, batch_id: str, *, after_user: str = "", limit: int = 1000, for_update: bool = False
+    ) -> list[Enrolment]:
+        """A page of a batch's enrolments in user order; ``for_update`` as in :meth:`get_many`."""
 
 
 class ActivityStore(abc.ABC):
@@ -669,9 +674,27 @@ class AlreadyExists(Exception):
     """A unique key is taken."""
 
 
+class Contention(Exception):
+    """A unit of work lost to a concurrent writer (a deadlock, a serialization failure, the write lock
+    not granted in time) and was rolled back: nothing it did is kept, and running it again is safe."""
+
+
+class Locks(abc.ABC):
+    """Named locks across every process on one database: at most one holder of a name at a time, a
+    waiting caller blocks until it is free, and a holder that dies (even killed) releases it. Re-entrant
+    within a thread."""
+
+    @abc.abstractmethod
+    def hold(self, name: str) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None:  # noqa: B027 - a no-op unless the locks hold a connection
+        """Release connections."""
+
+
 class UnitOfWork(abc.ABC):
     """One transaction over the stores. Events recorded with :meth:`record` are written to the outbox by
-    :meth:`commit`, in the same transaction; leaving the block without committing rolls back."""
+    :meth:`commit`, in the same transaction; leaving the block without committing rolls back. A block
+    that lost to a concurrent writer leaves with :class:`Contention` (see :func:`courseinfra.services.transactions.retrying`)."""
 
     hierarchies: HierarchyStore
     failed_events: FailedEventStore

@@ -13,30 +13,49 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: How long a SQLite writer waits for the write lock before its unit of work fails as contention.
+SQLITE_BUSY_TIMEOUT_S = 30
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine for ``url``. A SQLite file's folder is created; SQLite runs in WAL mode so that readers
-    never wait for the writer, with a busy timeout so that two writers queue instead of failing."""
+def create_engine(url: str, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT_S) -> sa.Engine:
+    """An engine for ``url``.
+
+    On SQLite (the file's folder is created) a unit of work is one real transaction: pysqlite's own
+    transaction handling is turned off, because it starts a transaction only at the first write, so
+    reads before it ran outside any transaction and two processes could both read a row, then each
+    write it, one update lost. Every transaction starts with ``BEGIN IMMEDIATE``: it takes the
+    database's write lock at once, so writers take turns and a waiting writer queues up to the busy
+    timeout; a connection given the execution option ``sqlite_begin="DEFERRED"`` begins a read-only
+    transaction (a consistent snapshot that never waits for the writer, in WAL mode).
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads, connect_args={"timeout": 30}
+            parsed,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={"timeout": busy_timeout},
         )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # BEGIN is ours (see _begin)
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: sa.Connection) -> None:
+            mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(

@@ -194,9 +194,14 @@ class SqlEnrolmentStore(EnrolmentStore):
         )
         return result.rowcount == 1
 
-    def get_many(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment]:
+    def get_many(
+        self, keys: Sequence[EnrolmentKey], *, for_update: bool = False
+    ) -> dict[EnrolmentKey, Enrolment]:
         found: dict[EnrolmentKey, Enrolment] = {}
-        unique = list(dict.fromkeys(keys))
+        unique = sorted(set(keys))
+        # SQLite needs no row locks: a unit of work that writes holds the database's write lock from
+        # its start. PostgreSQL locks the rows in key order (the ORDER BY is below the lock), the
+        # order every writer of many enrolments uses.
         if self.connection.dialect.name == "postgresql" and unique:
             # One statement of three arrays joined to the table, whatever the number of keys: a tuple
             # IN list would be a new statement at every size for the driver.
@@ -219,6 +224,8 @@ class SqlEnrolmentStore(EnrolmentStore):
                     e.batchid == wanted.c.batchid,
                 ),
             )
+            if for_update:
+                query = query.order_by(e.userid, e.courseid, e.batchid).with_for_update(of=user_enrolments)
             for row in self.connection.execute(query):
                 enrolment = _enrolment(row)
                 found[enrolment.key] = enrolment
@@ -285,13 +292,17 @@ class SqlEnrolmentStore(EnrolmentStore):
         )
         return [_enrolment(row) for row in self.connection.execute(query)]
 
-    def list_for_batch(self, batch_id: str, *, after_user: str = "", limit: int = 1000) -> list[Enrolment]:
+    def list_for_batch(
+        self, batch_id: str, *, after_user: str = "", limit: int = 1000, for_update: bool = False
+    ) -> list[Enrolment]:
         query = (
             sa.select(user_enrolments)
             .where(user_enrolments.c.batchid == batch_id, user_enrolments.c.userid > after_user)
-            .order_by(user_enrolments.c.userid)
+            .order_by(user_enrolments.c.userid, user_enrolments.c.courseid)
             .limit(limit)
         )
+        if for_update and self.connection.dialect.name == "postgresql":
+            query = query.with_for_update(of=user_enrolments)
         return [_enrolment(row) for row in self.connection.execute(query)]
 
 

@@ -25,26 +25,57 @@ from courseinfra.adapters.sql.store import (
 from courseinfra.adapters.sql.sync_log import SqlSyncLog
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
-from courseinfra.services.ports import UnitOfWork
+from courseinfra.services.ports import Contention, UnitOfWork
+
+#: PostgreSQL's codes for a transaction that lost to another: serialization failure, deadlock, a lock
+#: not available.
+CONTENTION_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def is_contention(error: BaseException) -> bool:
+    """Whether ``error`` says that a concurrent writer won (the transaction can be run again)."""
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    original = error.orig
+    if getattr(original, "sqlstate", None) in CONTENTION_SQLSTATES:
+        return True
+    # SQLite: the write lock was not granted within the busy timeout, or a snapshot went stale.
+    message = str(original).lower()
+    return isinstance(error, sa.exc.OperationalError) and (
+        "database is locked" in message or "database table is locked" in message
+    )
 
 
 class SqlUnitOfWork(UnitOfWork):
-    """A transaction on one connection of ``engine``, opened on entry and closed on exit."""
+    """A transaction on one connection of ``engine``, opened on entry and closed on exit. On SQLite it
+    holds the write lock from its start (``read_only``: a snapshot that takes no lock; see
+    :func:`~courseinfra.adapters.sql.engine.create_engine`)."""
 
     def __init__(
         self,
         engine: sa.Engine,
         registry: CriteriaRegistry | None = None,
         compiler: CriteriaCompiler | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
+        self.read_only = read_only
         self.engine = engine
         self.registry = registry or CriteriaRegistry()
         self.compiler = compiler or CriteriaCompiler()
 
     def __enter__(self) -> Self:
         self.connection = self.engine.connect()
-        self.transaction = self.connection.begin()
+        if self.read_only:
+            self.connection.execution_options(sqlite_begin="DEFERRED")
+        try:
+            self.connection.begin()
+        except sa.exc.DBAPIError as error:
+            self.connection.close()
+            if is_contention(error):
+                raise Contention(f"{type(error.orig).__name__}: {error.orig}") from error
+            raise
         self.hierarchies = SqlHierarchyStore(self.connection)
         self.failed_events = SqlFailedEventStore(self.connection)
         self.counters = SqlCounterStore(self.connection)
@@ -63,16 +94,18 @@ class SqlUnitOfWork(UnitOfWork):
         self.sync_log = SqlSyncLog(self.connection)
         return super().__enter__()
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
-            super().__exit__(*exc_info)
+            super().__exit__(exc_type, exc, tb)
         finally:
             self.connection.close()
+        if exc is not None and is_contention(exc):
+            raise Contention(f"{type(exc.orig).__name__}: {exc.orig}") from exc  # type: ignore[attr-defined]
 
     def _commit(self) -> None:
-        self.transaction.commit()
-        self.transaction = self.connection.begin()
+        # The next statement, if any, begins the next transaction (autobegin): the write lock is not
+        # held between a commit and the end of the block.
+        self.connection.commit()
 
     def rollback(self) -> None:
-        if self.transaction.is_active:
-            self.transaction.rollback()
+        self.connection.rollback()
