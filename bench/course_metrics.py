@@ -479,7 +479,7 @@ def reset_progress(app: App) -> None:
         with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE user_enrolments")
     else:
-        with app.engine.connect() as connection:
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     gc.collect()
 

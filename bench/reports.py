@@ -292,7 +292,7 @@ def seed(home: Path, learners: int, seed_value: int, log: LogFn) -> dict[str, An
                 connection.execute(user_activity_agg.insert(), activity_rows)
             if (offset // SEED_CHUNK) % 10 == 9:
                 log(f"seeded {counts.enrolments:,} learners")
-        with app.engine.connect() as connection:
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         database = Path(app.engine.url.database or "")
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.locks import FileLocks, PostgresLocks
 from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
-from courseinfra.adapters.sql.engine import create_engine, migrate
+from courseinfra.adapters.sql.engine import SqliteTuning, create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
 from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, CriterionType
@@ -78,8 +79,10 @@ class App:
     def relay(self) -> int:
         """Deliver committed outbox events and AUDIT ledger entries to their handlers and the event
         stream; return how many were delivered."""
+        days = self.settings.outbox_retention_days
+        retention = timedelta(days=days) if days else None
         return relay_outbox(
-            self.uow_factory, self.bus, locks=self.locks, stream=self.stream
+            self.uow_factory, self.bus, locks=self.locks, stream=self.stream, retention=retention
         ) + relay_audit_ledger(self.uow_factory, self.bus, locks=self.locks, stream=self.stream)
 
     def close(self) -> None:
@@ -112,6 +115,16 @@ def build_stream(settings: Settings) -> EventStream | None:
     if settings.event_stream == "embedded":
         return SqliteEventStream(settings.embedded_stream_path, settings.event_stream_max_length)
     return None
+
+
+def sqlite_tuning(settings: Settings) -> SqliteTuning:
+    return SqliteTuning(
+        busy_timeout=settings.sqlite_busy_timeout,
+        cache_mb=settings.sqlite_cache_mb,
+        mmap_mb=settings.sqlite_mmap_mb,
+        wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
+        synchronous=settings.sqlite_synchronous,
+    )
 
 
 def build_locks(settings: Settings, engine: sa.Engine) -> Locks:
@@ -162,7 +175,7 @@ def bootstrap(
 ) -> App:
     """Build the application. ``cache`` and ``bus`` replace the ones the settings name (for tests)."""
     settings = settings or load_settings()
-    engine = create_engine(settings.sql_url, busy_timeout=settings.sqlite_busy_timeout)
+    engine = create_engine(settings.sql_url, sqlite=sqlite_tuning(settings))
     if settings.auto_migrate:
         migrate(engine)
     cache = cache or build_cache(settings)

@@ -45,6 +45,20 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds a SQLite writer waits for the write lock before its unit of work is retried.",
     )
+    sqlite_cache_mb: int = Field(256, ge=1, le=65536, description="SQLite page cache per connection, in MiB.")
+    sqlite_mmap_mb: int = Field(
+        1024, ge=0, le=1 << 20, description="SQLite memory map per connection, in MiB."
+    )
+    sqlite_wal_autocheckpoint: int = Field(
+        10_000, ge=0, le=10_000_000, description="WAL pages written before SQLite checkpoints (0: never)."
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="How often SQLite syncs the file (NORMAL in WAL mode: only a power loss can lose a commit).",
+    )
+    outbox_retention_days: float = Field(
+        7.0, ge=0, le=36500, description="Days relayed outbox messages are kept (0: kept forever)."
+    )
     ingest_max_line_bytes: int = Field(
         1 << 20,
         ge=1024,

@@ -138,6 +138,24 @@ class SqlStoreContract:
             still = uow.outbox.pending()
         assert [(m.key, m.attempts) for m in still] == [("a", 1)]
 
+    def test_relayed_messages_older_than_a_date_are_pruned_a_page_at_a_time(self, engine: sa.Engine) -> None:
+        with SqlUnitOfWork(engine) as uow:
+            uow.record(*(SomethingHappened(subject=s, occurred_at=T0) for s in "abcd"))
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            a, b, c, _ = uow.outbox.pending()
+            uow.outbox.mark_relayed([a.id, b.id], T0)
+            uow.outbox.mark_relayed([c.id], T0 + timedelta(days=10))
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.outbox.prune_relayed(T0 + timedelta(days=1), limit=1) == 1
+            assert uow.outbox.prune_relayed(T0 + timedelta(days=1)) == 1
+            assert uow.outbox.prune_relayed(T0 + timedelta(days=1)) == 0  # c is too recent, d pending
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert [m.key for m in uow.outbox.pending()] == ["d"]
+            assert uow.outbox.prune_relayed(T0 + timedelta(days=11)) == 1
+
     def test_failed_events_list_filter_and_page(self, engine: sa.Engine) -> None:
         with SqlUnitOfWork(engine) as uow:
             ids = [

@@ -3,10 +3,12 @@ again), on both databases; ``retrying`` runs it again."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine
+from courseinfra.adapters.sql.engine import SqliteTuning, create_engine
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.bootstrap import App
 from courseinfra.domain.progress import EnrolmentKey
@@ -20,7 +22,7 @@ KEY = EnrolmentKey("learner-000", "course", "b1")
 def test_a_writer_that_cannot_get_its_lock_in_time_leaves_with_contention(app: App) -> None:
     prepare(app, [KEY.user_id])
     if app.engine.dialect.name == "sqlite":
-        impatient = create_engine(str(app.engine.url), busy_timeout=0.1)
+        impatient = create_engine(str(app.engine.url), sqlite=SqliteTuning(busy_timeout=0.1))
     else:
         impatient = app.engine
 
@@ -66,3 +68,23 @@ def test_retrying_runs_the_work_again_until_it_wins_or_gives_up() -> None:
     with pytest.raises(Contention):
         retrying(always_loses, attempts=4, sleep=waits.append)
     assert len(waits) == 3
+
+
+def test_sqlite_connections_are_set_up_as_the_settings_say(tmp_path: Path) -> None:
+    tuning = SqliteTuning(cache_mb=7, mmap_mb=3, wal_autocheckpoint=123, synchronous="FULL")
+    engine = create_engine(f"sqlite:///{tmp_path / 'tuned.sqlite3'}", sqlite=tuning)
+    try:
+        with engine.connect() as connection:
+            read = {
+                pragma: connection.exec_driver_sql(f"PRAGMA {pragma}").scalar()
+                for pragma in ("journal_mode", "synchronous", "cache_size", "mmap_size", "wal_autocheckpoint")
+            }
+    finally:
+        engine.dispose()
+    assert read == {
+        "journal_mode": "wal",
+        "synchronous": 2,  # FULL
+        "cache_size": -7 * 1024,
+        "mmap_size": 3 * 1024 * 1024,
+        "wal_autocheckpoint": 123,
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import orjson
@@ -26,9 +26,11 @@ def relay_outbox(
     locks: Locks,
     stream: EventStream | None = None,
     batch: int = 1000,
+    retention: timedelta | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Publish every pending outbox message once, oldest first; return how many were relayed.
+    """Publish every pending outbox message once, oldest first; return how many were relayed. Messages
+    relayed longer ago than ``retention`` are deleted afterwards (None: kept forever).
 
     A page of messages is published, appended to ``stream`` (where there is one), then marked relayed in
     one transaction. A message whose handler raises stays pending with its error and is tried again by
@@ -45,6 +47,8 @@ def relay_outbox(
             with uow_factory() as uow:
                 pending = uow.outbox.pending(batch, after_id=last_id)
             if not pending:
+                if retention is not None:
+                    prune_outbox(uow_factory, clock() - retention)
                 return relayed
             last_id = pending[-1].id
             done: list[int] = []
@@ -65,6 +69,18 @@ def relay_outbox(
             relayed += len(done)
             if stream_error is not None:
                 return relayed
+
+
+def prune_outbox(uow_factory: Callable[[], UnitOfWork], before: datetime, page: int = 10_000) -> int:
+    """Delete the messages relayed before ``before``, a bounded page per transaction; return how many."""
+    pruned = 0
+    while True:
+        with uow_factory() as uow:
+            deleted = uow.outbox.prune_relayed(before, page)
+            uow.commit()
+        pruned += deleted
+        if deleted < page:
+            return pruned
 
 
 def _mark_outbox(

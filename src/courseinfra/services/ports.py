@@ -173,6 +173,11 @@ class Outbox(abc.ABC):
     @abc.abstractmethod
     def mark_attempt_failed(self, message_id: int, error: str) -> None: ...
 
+    @abc.abstractmethod
+    def prune_relayed(self, before: datetime, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` messages relayed before ``before`` (never a pending one); return how
+        many."""
+
 
 @dataclass(frozen=True, slots=True)
 class CourseBatch:

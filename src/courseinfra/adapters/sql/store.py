@@ -288,6 +288,15 @@ class SqlOutbox(Outbox):
             .values(relayed_at=at, attempts=outbox.c.attempts + 1, last_error=None)
         )
 
+    def prune_relayed(self, before: datetime, limit: int = 10_000) -> int:
+        oldest = (
+            sa.select(outbox.c.id)
+            .where(outbox.c.relayed_at.is_not(None), outbox.c.relayed_at < before)
+            .order_by(outbox.c.relayed_at)
+            .limit(limit)
+        )
+        return int(self.connection.execute(outbox.delete().where(outbox.c.id.in_(oldest))).rowcount)
+
     def mark_attempt_failed(self, message_id: int, error: str) -> None:
         self.connection.execute(
             outbox.update()
