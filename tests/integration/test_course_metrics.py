@@ -184,6 +184,28 @@ def test_a_crash_before_commit_changes_nothing_and_the_rerun_emits_once(
     assert len(enrolments.audit_events(app.uow_factory())) == 4
 
 
+def test_a_crash_after_the_batch_commits_keeps_its_failures_and_counters_with_its_state(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's rejected events and counters are in the transaction of its state: a crash right
+    after it (before ingest keeps what else it has) loses neither."""
+    setup_course(app)
+    from courseinfra.services import ingest as ingest_module
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(ingest_module, "keep_rejected", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(app, progress_event("u1", ("r1", 2)), progress_event("stranger", ("r1", 2)))
+    monkeypatch.undo()
+    assert dict(enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status) == {"r1": 2}
+    with app.uow_factory() as uow:
+        assert [(e.source, e.code) for e in uow.failed_events.list()] == [("events:2", "enrolment-not-found")]
+        counts = uow.counters.all()["course-metrics-aggregator"]
+    assert (counts["total"], counts["success"], counts["failed"], counts["audit-events"]) == (2, 1, 1, 4)
+
+
 def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_resumes(app: App) -> None:
     setup_course(app)
     delivered: list[int] = []

@@ -11,7 +11,7 @@ a duplicate, a replay or a crash before commit never emits one twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -50,7 +50,7 @@ from courseinfra.domain.progress import (
     recompute,
 )
 from courseinfra.services.enrolments import BatchNotFound, EnrolmentNotFound
-from courseinfra.services.ingest import Router, RunCounters, keep_rejected, replay_failed
+from courseinfra.services.ingest import Router, RunCounters, failed_event, keep_rejected, replay_failed
 from courseinfra.services.jobs import EventResult, IncomingEvent, count_result
 from courseinfra.services.ports import (
     ContentSummary,
@@ -219,22 +219,44 @@ class CourseMetricsJob:
 
         now = self.clock()
 
-        def apply() -> tuple[list[EventResult | None], JobCounters, int]:
+        def apply() -> tuple[list[EventResult], JobCounters]:
             # A run that lost to a concurrent writer was rolled back whole: it starts again from the
-            # results and counters it was given.
+            # results it was given. The batch's counters and its rejected events are stored in the
+            # transaction of its state, so that a crash never separates them.
             applied_results, applied = list(results), JobCounters()
             with self.uow_factory() as uow:
                 emitted = self._apply(uow, by_enrolment, views, unpublished, applied_results, now, applied)
+                applied.inc(AUDIT_EVENTS, emitted)
+                final = self._keep_rejected(uow, events, applied_results, now)
+                for result in final:
+                    count_result(applied, result)
+                uow.counters.add(self.name, applied.counts)
                 uow.commit(now)
-            return applied_results, applied, emitted
+            return final, applied
 
-        results, applied, emitted = retrying(apply)
+        final, applied = retrying(apply)
         for name, value in applied:
             counters.inc(name, value)
-        counters.inc(AUDIT_EVENTS, emitted)
-        final = [result for result in results if result is not None]
-        for result in final:
-            count_result(counters, result)
+        counters.stored = True
+        return final
+
+    def _keep_rejected(
+        self,
+        uow: UnitOfWork,
+        events: Sequence[IncomingEvent],
+        results: Sequence[EventResult | None],
+        now: datetime,
+    ) -> list[EventResult]:
+        """Store the rejected events of the batch (not those replayed: their entries are the replay's);
+        return every result, those stored marked ``kept``."""
+        final: list[EventResult] = []
+        for incoming, result in zip(events, results, strict=True):
+            assert result is not None
+            if result.outcome is Outcome.PROCESSED or incoming.replayed:
+                final.append(result)
+            else:
+                uow.failed_events.add(failed_event(incoming.payload, incoming.source, result), now)
+                final.append(replace(result, kept=True))
         return final
 
     def _apply(

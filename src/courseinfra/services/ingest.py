@@ -7,7 +7,7 @@ in the failed-events store with their reason and their text verbatim, and the re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import BinaryIO
@@ -210,15 +210,14 @@ def keep_rejected(
     uow_factory: Callable[[], UnitOfWork],
     at: datetime,
 ) -> None:
-    """Store rejected events (payload, source, result) and add ``counters``, in one transaction."""
+    """Store rejected events (payload, source, result) and add ``counters``, in one transaction; those
+    a job stored itself, with its outcome, are left alone."""
 
     def store() -> None:
         with uow_factory() as uow:
             for payload, source, result in kept:
-                uow.failed_events.add(
-                    NewFailedEvent(result.job, result.outcome, result.code, result.reason, payload, source),
-                    at,
-                )
+                if not result.kept:
+                    uow.failed_events.add(failed_event(payload, source, result), at)
             add_counters(uow, counters)
             uow.commit()
 
@@ -226,8 +225,14 @@ def keep_rejected(
 
 
 def add_counters(uow: UnitOfWork, counters: RunCounters) -> None:
+    """Add the counters that their job did not store itself."""
     for job, job_counters in sorted(counters.items()):  # in one order: see CounterStore.add
-        uow.counters.add(job, job_counters.counts)
+        if not job_counters.stored:
+            uow.counters.add(job, job_counters.counts)
+
+
+def failed_event(payload: str, source: str, result: EventResult) -> NewFailedEvent:
+    return NewFailedEvent(result.job, result.outcome, result.code, result.reason, payload, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +255,10 @@ def replay_failed(
     outcomes: list[ReplayResult] = []
     for kept in events:
         parsed = parse_line(kept.payload, kept.source)
-        result = router.process([parsed], counters)[0] if isinstance(parsed, IncomingEvent) else parsed
+        if isinstance(parsed, IncomingEvent):
+            result = router.process([replace(parsed, replayed=True)], counters)[0]
+        else:
+            result = parsed
         resolved = result.outcome is Outcome.PROCESSED
         outcomes.append(ReplayResult(kept.id, resolved, result.code, result.reason))
     at = clock()

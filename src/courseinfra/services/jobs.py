@@ -18,19 +18,25 @@ FAILED = "failed"
 @dataclass(frozen=True, slots=True)
 class IncomingEvent:
     """An event as received: its text (kept verbatim for the failed-events store), its parsed object and
-    where it came from (``file.jsonl:12``, ``api``, ``outbox:7``)."""
+    where it came from (``file.jsonl:12``, ``api``, ``outbox:7``). ``replayed``: it is a kept event run
+    again, whose entry the replay updates (a job does not keep it a second time)."""
 
     payload: str
     event: Mapping[str, Any]
     source: str
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class EventResult:
+    """What a job did with one event. ``kept``: the job stored the event in the failed-events store
+    itself, in the transaction of its outcome (the caller keeps every other rejected one)."""
+
     job: str
     outcome: Outcome
     code: str = "ok"
     reason: str = ""
+    kept: bool = False
 
     @classmethod
     def rejected(cls, job: str, rejection: Rejection) -> EventResult:

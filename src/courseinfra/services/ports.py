@@ -829,6 +829,8 @@ class JobCounters:
     """Counts of one run of a job; added to the cumulative :class:`CounterStore`."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    #: The job added these counts to the store in its own transaction: the caller adds them no more.
+    stored: bool = False
 
     def inc(self, name: str, by: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + by
