@@ -3,6 +3,7 @@ again), on both databases; ``retrying`` runs it again."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,15 @@ def test_sqlite_connections_are_set_up_as_the_settings_say(tmp_path: Path) -> No
         "mmap_size": 3 * 1024 * 1024,
         "wal_autocheckpoint": 123,
     }
+
+
+def test_a_reading_unit_of_work_refuses_writes_and_leaves_its_connection_writable(app: App) -> None:
+    prepare(app, [KEY.user_id])
+    for _ in range(3):  # the pool hands the same connections on
+        with app.uow_factory().reading() as reader:
+            assert KEY in reader.enrolments.get_many([KEY])
+            with pytest.raises(sa.exc.DBAPIError):
+                reader.enrolments.set_active(KEY, False, datetime.now(UTC))
+        with app.uow_factory() as writer:
+            assert writer.enrolments.set_active(KEY, True, datetime.now(UTC))
+            writer.commit()

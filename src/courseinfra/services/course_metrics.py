@@ -125,7 +125,7 @@ class CourseViews:
         unit_values = self.cache.get_many([key for keys in unit_keys.values() for key in keys])
         summaries: dict[str, ContentSummary] = {}
         if cached:
-            with self.uow_factory() as uow:
+            with self.uow_factory().reading() as uow:
                 summaries = uow.hierarchies.summaries(cached)
                 counters.inc(DB_READS)
         for course in cached:
@@ -163,7 +163,7 @@ class CourseViews:
     def _from_store(
         self, course: str, counters: JobCounters, *, refill: bool = True
     ) -> CourseView | Rejection:
-        with self.uow_factory() as uow:
+        with self.uow_factory().reading() as uow:
             stored = uow.hierarchies.get(course)
             counters.inc(DB_READS)
         if stored is None or stored.published_at is None:

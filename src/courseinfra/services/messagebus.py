@@ -44,7 +44,7 @@ def relay_outbox(
         relayed = 0
         last_id = 0
         while True:
-            with uow_factory() as uow:
+            with uow_factory().reading() as uow:
                 pending = uow.outbox.pending(batch, after_id=last_id)
             if not pending:
                 if retention is not None:
@@ -115,7 +115,7 @@ def relay_audit_ledger(
     with locks.hold(AUDIT_RELAY):
         relayed = 0
         while True:
-            with uow_factory() as uow:
+            with uow_factory().reading() as uow:
                 start = position = uow.cursors.get(AUDIT_RELAY).position
                 entries = uow.audits.list(after_id=start, limit=batch)
             if not entries:

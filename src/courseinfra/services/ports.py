@@ -720,6 +720,13 @@ class UnitOfWork(abc.ABC):
 
     def __init__(self) -> None:
         self._recorded: list[Event] = []
+        self.read_only = False
+
+    def reading(self) -> Self:
+        """This unit of work only reads: it sees a consistent snapshot and never waits for writers (on
+        SQLite it takes no write lock). Call before entering it."""
+        self.read_only = True
+        return self
 
     def __enter__(self) -> Self:
         self._recorded = []

@@ -67,8 +67,13 @@ class SqlUnitOfWork(UnitOfWork):
 
     def __enter__(self) -> Self:
         self.connection = self.engine.connect()
+        sqlite = self.connection.dialect.name == "sqlite"
         if self.read_only:
-            self.connection.execution_options(sqlite_begin="DEFERRED")
+            # A write in a reading unit of work fails on both databases, instead of taking a lock.
+            if sqlite:
+                self.connection.execution_options(sqlite_begin="DEFERRED")
+            else:
+                self.connection.execution_options(postgresql_readonly=True)
         try:
             self.connection.begin()
         except sa.exc.DBAPIError as error:
@@ -76,6 +81,8 @@ class SqlUnitOfWork(UnitOfWork):
             if is_contention(error):
                 raise Contention(f"{type(error.orig).__name__}: {error.orig}") from error
             raise
+        if self.read_only and sqlite:
+            self.connection.exec_driver_sql("PRAGMA query_only = ON")
         self.hierarchies = SqlHierarchyStore(self.connection)
         self.failed_events = SqlFailedEventStore(self.connection)
         self.counters = SqlCounterStore(self.connection)
@@ -97,6 +104,8 @@ class SqlUnitOfWork(UnitOfWork):
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
             super().__exit__(exc_type, exc, tb)
+            if self.read_only and self.connection.dialect.name == "sqlite":
+                self.connection.exec_driver_sql("PRAGMA query_only = OFF")  # the pool hands it on
         finally:
             self.connection.close()
         if exc is not None and is_contention(exc):
