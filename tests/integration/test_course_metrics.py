@@ -204,6 +204,7 @@ def test_a_crash_after_the_batch_commits_keeps_its_failures_and_counters_with_it
         assert [(e.source, e.code) for e in uow.failed_events.list()] == [("events:2", "enrolment-not-found")]
         counts = uow.counters.all()["course-metrics-aggregator"]
     assert (counts["total"], counts["success"], counts["failed"], counts["audit-events"]) == (2, 1, 1, 4)
+    assert counts["cache-hits"] == 1  # the course's views, read before the batch's transaction
 
 
 def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_resumes(app: App) -> None:

@@ -215,7 +215,8 @@ class CourseMetricsJob:
             contents = wanted.setdefault(key.course_id, set())
             for _, request in requests:
                 contents.update(update.content_id for update in request.contents)
-        views, unpublished = self.views.load(wanted, counters)
+        loading = JobCounters()  # cache hits and reads: stored with the batch's other counters
+        views, unpublished = self.views.load(wanted, loading)
 
         now = self.clock()
 
@@ -223,7 +224,7 @@ class CourseMetricsJob:
             # A run that lost to a concurrent writer was rolled back whole: it starts again from the
             # results it was given. The batch's counters and its rejected events are stored in the
             # transaction of its state, so that a crash never separates them.
-            applied_results, applied = list(results), JobCounters()
+            applied_results, applied = list(results), JobCounters(dict(loading.counts))
             with self.uow_factory() as uow:
                 emitted = self._apply(uow, by_enrolment, views, unpublished, applied_results, now, applied)
                 applied.inc(AUDIT_EVENTS, emitted)
