@@ -414,16 +414,24 @@ def _recompute_page(
 ) -> tuple[list[Enrolment], list[Enrolment]]:
     """Recompute one page of a batch's enrolments (locked) in one transaction; return the page and
     its started enrolments. Counters are added only when it commits."""
-    applied = JobCounters()
     with uow_factory() as uow:
         enrolled = uow.enrolments.list_for_batch(batch_id, after_user=after_user, limit=page, for_update=True)
-        started = [e for e in enrolled if e.state.content_status]
-        aggregations = [(recompute(e.state, view, now), view.channel) for e in started]
-        applied.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, applied))
+        started, applied = _write_recomputed(uow, enrolled, view, now)
         uow.commit(now)
     for name, value in applied:
         counters.inc(name, value)
     return enrolled, started
+
+
+def _write_recomputed(
+    uow: UnitOfWork, enrolled: Sequence[Enrolment], view: CourseView, now: datetime
+) -> tuple[list[Enrolment], JobCounters]:
+    """Recompute and write the started ones among ``enrolled``; return them and the counts."""
+    applied = JobCounters()
+    started = [e for e in enrolled if e.state.content_status]
+    aggregations = [(recompute(e.state, view, now), view.channel) for e in started]
+    applied.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, applied))
+    return started, applied
 
 
 class CourseNotRecomputable(DomainError):
@@ -518,15 +526,11 @@ def _recompute_one(
     now: datetime,
     counters: JobCounters,
 ) -> bool:
-    applied = JobCounters()
     with uow_factory() as uow:
         enrolment = uow.enrolments.get_many([key], for_update=True).get(key)
         if enrolment is None:
             return False
-        if not enrolment.state.content_status:
-            return True  # nothing consumed: nothing to derive
-        aggregations = [(recompute(enrolment.state, view, now), view.channel)]
-        applied.inc(AUDIT_EVENTS, write_aggregations(uow, aggregations, now, applied))
+        _, applied = _write_recomputed(uow, [enrolment], view, now)  # nothing if not started
         uow.commit(now)
     for name, value in applied:
         counters.inc(name, value)
