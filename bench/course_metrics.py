@@ -70,8 +70,10 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from courseinfra.adapters.sql.audit import ENTRY_BITS
+from courseinfra.adapters.sql.enrolments import audit_marks
 from courseinfra.adapters.sql.tables import (
-    audit_ledger,
+    audit_pages,
     content_hierarchy,
     failed_events,
     job_counters,
@@ -133,6 +135,28 @@ AIM_EVENTS_PER_SECOND = {"embedded": 20_000, "postgres": 10_000}
 AIM_SPEEDUP = 10.0
 
 MIN_LEAVES, MAX_LEAVES = 20, 200
+
+# The AUDIT ledger of the former design (migration 0009: a row per AUDIT event under a six-column unique
+# key), created in the bench's own databases for the baselines that still write it: the raw limit of the
+# former rows, beside the new one, and the naive run of the former design.
+FORMER = sa.MetaData()
+audit_ledger = sa.Table(
+    "audit_ledger",
+    FORMER,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("userid", sa.String(255), nullable=False),
+    sa.Column("courseid", sa.String(255), nullable=False),
+    sa.Column("batchid", sa.String(255), nullable=False),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(255), nullable=True),
+    sa.Column("emitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("userid", "courseid", "batchid", "object_type", "object_id", "action"),
+    sqlite_autoincrement=True,
+)
 MIN_UNIT, MAX_UNIT = 5, 20
 MAX_UNITS_PER_MODULE = 3
 OPTIONAL_SHARE = 0.03
@@ -413,6 +437,7 @@ def setup_app(backend: Backend, scenario: Scenario) -> App:
     batch per course, and insert every enrolment in bulk."""
     backend.prepare()
     app = bootstrap(backend.settings)
+    FORMER.create_all(app.engine)
     for course in scenario.courses:
         content.put_hierarchy(course.hierarchy, app.uow_factory())
         content.publish(course.course_id, app.uow_factory(), at=EPOCH)
@@ -456,7 +481,7 @@ def reset_progress(app: App) -> None:
     database: an ANALYZE of an empty ``audit_ledger`` would plan sequential scans of a table that grows
     to millions of rows) and ``user_enrolments`` is VACUUM ANALYZEd. SQLite: a WAL checkpoint.
     """
-    emptied = (user_activity_agg, audit_ledger, outbox, failed_events, job_counters)
+    emptied = (user_activity_agg, audit_pages, audit_ledger, outbox, failed_events, job_counters)
     postgres = app.engine.dialect.name == "postgresql"
     with app.engine.begin() as connection:
         if postgres:
@@ -474,8 +499,10 @@ def reset_progress(app: App) -> None:
                 lastreadcontentid=None,
                 lastreadcontentstatus=None,
                 datetime=user_enrolments.c.enrolleddate,
+                auditmarks={},
             )
         )
+        connection.execute(relay_cursors.update().values(position=0))
     if postgres:
         with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE user_enrolments")
@@ -525,27 +552,53 @@ class StoreCheck:
         return found
 
 
+def audit_keys(connection: sa.Connection) -> Iterator[tuple[str, ...]]:
+    """The key of every AUDIT event kept: the log's entries, and the former design's ledger rows."""
+    after = 0
+    while True:
+        pages = connection.execute(
+            sa.select(audit_pages.c.id, audit_pages.c.courseid, audit_pages.c.entries)
+            .where(audit_pages.c.id > after)
+            .order_by(audit_pages.c.id)
+            .limit(100)
+        ).all()
+        for page in pages:
+            for user, batch, object_type, object_id, action in orjson.loads(page.entries):
+                yield (user, page.courseid, batch, object_type, object_id, action)
+        if len(pages) < 100:
+            break
+        after = pages[-1].id
+    a = audit_ledger.c
+    yield from connection.execute(
+        sa.select(a.userid, a.courseid, a.batchid, a.object_type, a.object_id, a.action)
+    ).tuples()
+
+
 def check_stores(engine: sa.Engine) -> StoreCheck:
-    """Count the ledger (and its duplicate keys), check every completionpercentage, count the rest."""
+    """Count the AUDIT events kept (and their duplicate keys), check every completionpercentage, count
+    the rest."""
     e = user_enrolments.c
-    key_columns = [audit_ledger.c[name] for name in ("userid", "courseid", "batchid", "object_type")] + [
-        audit_ledger.c.object_id,
-        audit_ledger.c.action,
-    ]
-    duplicates = sa.select(sa.func.count()).select_from(
-        sa.select(*key_columns).group_by(*key_columns).having(sa.func.count() > 1).subquery()
-    )
+    p = audit_pages.c
+    cursor = sa.select(relay_cursors.c.position).where(relay_cursors.c.name == "audit").scalar_subquery()
     with engine.connect() as connection:
 
         def scalar(query: Any) -> int:
             return int(connection.execute(query).scalar_one() or 0)
 
+        seen: set[int] = set()
+        kept = duplicates = 0
+        for key in audit_keys(connection):
+            kept += 1
+            digest = hash(key)
+            duplicates += digest in seen
+            seen.add(digest)
+        del seen
         low, high = connection.execute(
             sa.select(sa.func.min(e.completionpercentage), sa.func.max(e.completionpercentage))
         ).one()
         return StoreCheck(
-            ledger_rows=scalar(sa.select(sa.func.count()).select_from(audit_ledger)),
-            duplicate_ledger_keys=scalar(duplicates),
+            ledger_rows=kept,
+            duplicate_ledger_keys=duplicates,
             out_of_range_percentages=scalar(
                 sa.select(sa.func.count()).where(
                     sa.or_(e.completionpercentage < 0, e.completionpercentage > 100)
@@ -565,11 +618,8 @@ def check_stores(engine: sa.Engine) -> StoreCheck:
                 sa.select(sa.func.count()).select_from(outbox).where(outbox.c.relayed_at.is_(None))
             )
             + scalar(
-                sa.select(sa.func.count()).where(
-                    audit_ledger.c.id
-                    > sa.select(relay_cursors.c.position)
-                    .where(relay_cursors.c.name == "audit")
-                    .scalar_subquery()
+                sa.select(sa.func.coalesce(sa.func.sum(p.size), 0)).where(
+                    p.id * (1 << ENTRY_BITS) + p.size - 1 > sa.func.coalesce(cursor, 0)
                 )
             ),
             certificate_requests=scalar(
@@ -805,11 +855,18 @@ class RawLimit:
         return self.events / self.seconds
 
 
-class RawWriter:
-    """Plain SQL for the job's writes on one dialect, executed with the driver's executemany."""
+#: The AUDIT designs the raw limit writes: the job's (a page per chunk and course, marks in the
+#: enrolment row; ADR 0018) and the former one (a ledger row per AUDIT event under a unique key).
+PAGES, LEDGER = "pages", "ledger"
 
-    def __init__(self, dialect: str) -> None:
+
+class RawWriter:
+    """Plain SQL for the job's writes on one dialect, executed with the driver's executemany, with the
+    AUDIT events of ``design``."""
+
+    def __init__(self, dialect: str, design: str = PAGES) -> None:
         self.postgres = dialect == "postgresql"
+        self.design = design
         mark = "%s" if self.postgres else "?"
         jsonb = "::jsonb" if self.postgres else ""
         json = "::json" if self.postgres else ""
@@ -820,8 +877,9 @@ class RawWriter:
         self.update_enrolment = (
             f"UPDATE user_enrolments SET contentstatus = {mark}{jsonb}, status = {mark}, progress = {mark}, "
             f"completionpercentage = {mark}, completedon = {mark}, lastreadcontentid = {mark}, "
-            f"lastreadcontentstatus = {mark}, datetime = {mark} "
-            f"WHERE userid = {mark} AND courseid = {mark} AND batchid = {mark}"
+            f"lastreadcontentstatus = {mark}, datetime = {mark}"
+            + (f", auditmarks = {mark}{json} " if design == PAGES else " ")
+            + f"WHERE userid = {mark} AND courseid = {mark} AND batchid = {mark}"
         )
         self.upsert_metric = (
             "INSERT INTO user_activity_agg (activity_type, activity_id, user_id, context_id, agg, "
@@ -837,6 +895,14 @@ class RawWriter:
             "SELECT id, userid, courseid, batchid, object_type, object_id, action, channel, emitted_at "
             f"FROM audit_ledger WHERE id > (SELECT position FROM relay_cursors WHERE name = 'audit') "
             f"ORDER BY id LIMIT {mark}"
+        )
+        self.insert_page = (
+            f"INSERT INTO audit_pages (courseid, channel, emitted_at, size, entries) VALUES ({marks(5)})"
+        )
+        self.cursor = "SELECT position FROM relay_cursors WHERE name = 'audit'"
+        self.pages_after = (
+            f"SELECT id, courseid, channel, emitted_at, size, entries FROM audit_pages WHERE id >= {mark} "
+            "ORDER BY id"
         )
         self.move_cursor = (
             f"UPDATE relay_cursors SET position = {mark}, updated_at = {mark} WHERE name = 'audit'"
@@ -872,6 +938,7 @@ class RawWriter:
                     s.last_read_content_id,
                     s.last_read_content_status,
                     self.stamp(s.last_updated),
+                    *((orjson.dumps(audit_marks(s)).decode(),) if self.design == PAGES else ()),
                     s.key.user_id,
                     s.key.course_id,
                     s.key.batch_id,
@@ -889,12 +956,29 @@ class RawWriter:
                 )
                 for kind, activity, user, context, agg in writes.metrics
             ],
-            "ledger": [(*record.key, channel, at) for record, channel in writes.ledger],
+            "ledger": [(*record.key, channel, at) for record, channel in writes.ledger]
+            if self.design == LEDGER
+            else [],
+            "pages": self.pages(writes, at) if self.design == PAGES else [],
             "outbox": [
                 (event.event_type, event.key, orjson.dumps(event.payload()).decode(), at)
                 for event in writes.outbox
             ],
         }
+
+    @staticmethod
+    def pages(writes: ChunkWrites, at: Any) -> list[tuple[Any, ...]]:
+        """The chunk's AUDIT events as the log writes them: a page per course."""
+        by_course: dict[tuple[str, str | None], list[list[str]]] = {}
+        for record, channel in writes.ledger:
+            e = record.enrolment
+            by_course.setdefault((e.course_id, channel), []).append(
+                [e.user_id, e.batch_id, record.object_type.value, record.object_id, record.action.value]
+            )
+        return [
+            (course, channel, at, len(entries), orjson.dumps(entries))
+            for (course, channel), entries in by_course.items()
+        ]
 
     def write(
         self, engine: sa.Engine, parameters: Mapping[str, list[tuple[Any, ...]]], now: datetime
@@ -908,6 +992,7 @@ class RawWriter:
                 (self.update_enrolment, "enrolments"),
                 (self.upsert_metric, "metrics"),
                 (self.insert_ledger, "ledger"),
+                (self.insert_page, "pages"),
                 (self.insert_outbox, "outbox"),
             ):
                 if parameters[kind]:
@@ -927,15 +1012,24 @@ class RawWriter:
             with engine.begin() as connection:
                 rows = connection.exec_driver_sql(self.ledger_page, (audits,)).all()
                 connection.exec_driver_sql(self.move_cursor, (rows[-1][0], self.stamp(now)))
+        if parameters["pages"]:
+            with engine.begin() as connection:
+                position = connection.exec_driver_sql(self.cursor).scalar_one()
+                pages = connection.exec_driver_sql(self.pages_after, (position >> ENTRY_BITS,)).all()
+                last = (pages[-1][0] << ENTRY_BITS) + pages[-1][4] - 1
+                connection.exec_driver_sql(self.move_cursor, (last, self.stamp(now)))
         spent["relay"] = time.perf_counter() - committed
         return spent
 
 
-def run_raw_limit(app: App, scenario: Scenario, chunk: int, log: Callable[[str], None]) -> RawLimit:
-    """Write the rows the job writes for the whole stream, chunk by chunk, with no logic in between."""
-    writer = RawWriter(app.engine.dialect.name)
+def run_raw_limit(
+    app: App, scenario: Scenario, chunk: int, log: Callable[[str], None], design: str = PAGES
+) -> RawLimit:
+    """Write the rows the job writes for the whole stream (AUDIT events as ``design`` keeps them),
+    chunk by chunk, with no logic in between."""
+    writer = RawWriter(app.engine.dialect.name, design)
     replay = Replay(scenario.views)
-    by_kind = {"enrolments": 0, "metrics": 0, "ledger": 0, "outbox": 0, "relay": 0}
+    by_kind = {"enrolments": 0, "metrics": 0, "ledger": 0, "pages": 0, "outbox": 0, "relay": 0}
     seconds_by_kind = dict.fromkeys([*by_kind, "commit"], 0.0)
     events = 0
     gc.collect()
@@ -944,12 +1038,14 @@ def run_raw_limit(app: App, scenario: Scenario, chunk: int, log: Callable[[str],
         parameters = writer.parameters(writes, now)
         for kind, spent in writer.write(app.engine, parameters, now).items():
             seconds_by_kind[kind] += spent
-        for kind in ("enrolments", "metrics", "ledger", "outbox"):
+        for kind in ("enrolments", "metrics", "ledger", "pages", "outbox"):
             by_kind[kind] += len(parameters[kind])
-        by_kind["relay"] += len(parameters["outbox"]) + (1 if parameters["ledger"] else 0)
+        by_kind["relay"] += len(parameters["outbox"]) + (
+            1 if parameters["ledger"] or parameters["pages"] else 0
+        )
         events += writes.events
         if events % 200_000 < chunk:
-            log(f"{app.engine.dialect.name} raw limit: {events:,} events")
+            log(f"{app.engine.dialect.name} raw limit ({design}): {events:,} events")
     return RawLimit(
         events, sum(by_kind.values()), by_kind, sum(seconds_by_kind.values()), seconds_by_kind, replay
     )
@@ -1250,11 +1346,11 @@ PROFILED = (
     ("enrolments.py", "get_many", "        SqlEnrolmentStore.get_many (read)"),
     ("aggregator.py", "plan_batch", "        plan_batch (pure domain)"),
     ("progress.py", "aggregate", "          aggregate"),
-    ("progress.py", "_conditions", "            _conditions (AUDIT conditions, before and after)"),
+    ("progress.py", "_transitions", "            _transitions (AUDIT events: conditions against the state)"),
     ("course_metrics.py", "write_aggregations", "        write_aggregations"),
     ("enrolments.py", "save_progress", "          SqlEnrolmentStore.save_progress"),
     ("enrolments.py", "upsert", "          SqlActivityStore.upsert"),
-    ("enrolments.py", "add_new", "          SqlAuditLedger.add_new"),
+    ("audit.py", "append", "          SqlAuditLog.append"),
     ("ports.py", "commit", "      UnitOfWork.commit (outbox insert + COMMIT) [all]"),
     ("store.py", "add", "        Sql{Outbox,FailedEventStore,CounterStore}.add [all]"),
     ("events.py", "payload", "          Event.payload [all]"),
@@ -1262,8 +1358,8 @@ PROFILED = (
     ("messagebus.py", "relay_outbox", "relay_outbox (app.relay)"),
     ("store.py", "pending", "  SqlOutbox.pending"),
     ("store.py", "mark_relayed", "  SqlOutbox.mark_relayed"),
-    ("messagebus.py", "relay_audit_ledger", "relay_audit_ledger (app.relay)"),
-    ("enrolments.py", "list", "  SqlAuditLedger.list (a page after the cursor)"),
+    ("messagebus.py", "relay_audit_log", "relay_audit_log (app.relay)"),
+    ("audit.py", "read_after", "  SqlAuditLog.read_after (the entries after the cursor)"),
     ("progress.py", "telemetry", "  AuditRecord.telemetry"),
     ("store.py", "__exit__", "SqlUnitOfWork.__exit__ (rollback, close) [all]"),
     ("store.py", "__enter__", "SqlUnitOfWork.__enter__ (connect, begin) [all]"),
@@ -1338,6 +1434,7 @@ class BackendResult:
     name: str
     end_to_end: list[EndToEnd] = field(default_factory=list)
     raw: RawLimit | None = None
+    raw_former: RawLimit | None = None
     naive: Naive | None = None
     seed_naive: SeedNaiveRun | None = None
     profile: Profile | None = None
@@ -1410,6 +1507,12 @@ def measure_backend(
                         f"end to end {run.label}: {run.enrolments_updated} enrolment updates, "
                         f"replay: {replay.enrolment_updates}"
                     )
+            reset_progress(app)
+            result.raw_former = run_raw_limit(app, scenario, RAW_CHUNK, log, design=LEDGER)
+            log(
+                f"{backend.name}: raw limit of the former rows {result.raw_former.rows_per_second:,.0f} "
+                f"rows/s = {result.raw_former.events_per_second:,.0f} events/s"
+            )
             reset_progress(app)
         if args.naive_events and not args.profile_only:
             naive = run_naive(app, scenario, args.naive_events, log)
@@ -1501,6 +1604,8 @@ def main_table(results: Sequence[BackendResult], runs: Sequence[tuple[int, int]]
             for chunk, workers in runs
         ),
         "raw store limit (events/s equivalent)",
+        "job / raw limit",
+        "raw limit, former rows (events/s)",
         "naive events/s",
         "speed-up vs naive",
         "naive, seed's rows only, plain driver (events/s)",
@@ -1523,6 +1628,12 @@ def main_table(results: Sequence[BackendResult], runs: Sequence[tuple[int, int]]
                 NOT_RUN
                 if result.raw is None
                 else f"{rate(result.raw.events_per_second)} ({rate(result.raw.rows_per_second)} rows/s)",
+                NOT_RUN
+                if result.raw is None or not best
+                else f"{100 * best / result.raw.events_per_second:.0f}%",
+                NOT_RUN
+                if result.raw_former is None
+                else f"{rate(result.raw_former.events_per_second)} ({rate(result.raw_former.rows_per_second)} rows/s)",
                 NOT_RUN if naive is None else f"{rate(naive.rate)} ({naive.events:,} events)",
                 NOT_RUN if naive is None or not best else f"{best / naive.rate:.1f}x",
                 NOT_RUN if result.seed_naive is None else rate(result.seed_naive.rate),
@@ -1579,13 +1690,14 @@ def breakdown_table(results: Sequence[BackendResult], markdown: bool) -> str:
                     rate(naive.relayed / naive.relay_seconds if naive.relay_seconds else None),
                 ]
             )
-        if result.raw is not None:
-            raw = result.raw
-            kinds = ", ".join(f"{kind} {count:,}" for kind, count in raw.rows_by_kind.items())
+        for raw, design in ((result.raw, "AUDIT pages"), (result.raw_former, "former AUDIT ledger")):
+            if raw is None:
+                continue
+            kinds = ", ".join(f"{kind} {count:,}" for kind, count in raw.rows_by_kind.items() if count)
             rows.append(
                 [
                     label,
-                    f"raw store limit, chunk {RAW_CHUNK} ({kinds})",
+                    f"raw store limit, {design}, chunk {RAW_CHUNK} ({kinds})",
                     f"{raw.events:,}",
                     f"{raw.seconds:.1f}",
                     "(in)",
@@ -1653,8 +1765,7 @@ def report(
     )
     out += ["", main_table(results, end_to_end_runs(args), markdown), ""]
     out += ["Breakdown (the job and the relay apart):", "", breakdown_table(results, markdown), ""]
-    for result in results:
-        raw = result.raw
+    for result, raw in [(r, raw) for r in results for raw in (r.raw, r.raw_former)]:
         if raw is None:
             continue
         parts = ", ".join(
@@ -1666,7 +1777,8 @@ def report(
             )
             for kind, seconds in raw.seconds_by_kind.items()
         )
-        out.append(f"- raw store limit, {backend_label(result.name)}, time by kind: {parts}")
+        design = "AUDIT pages" if raw is result.raw else "former AUDIT ledger"
+        out.append(f"- raw store limit ({design}), {backend_label(result.name)}, time by kind: {parts}")
     out.append("")
     out.append("Checks after each run:")
     out.append("")
@@ -1703,6 +1815,18 @@ def report(
             out.append(
                 f"- {backend_label(result.name)}: ≥ {aim:,} events/s end to end: best {best:,.0f}, "
                 f"{'met' if best >= aim else 'MISSED'}"
+            )
+        if result.raw is not None and best:
+            share = best / result.raw.events_per_second
+            out.append(
+                f"- {backend_label(result.name)}: ≥ 50% of the store's raw limit for the rows the job writes: "
+                f"{100 * share:.0f}%, {'met' if share >= 0.5 else 'MISSED'}"
+                + (
+                    ""
+                    if result.raw_former is None
+                    else f" (raw limit {result.raw.events_per_second:,.0f} events/s with AUDIT pages, "
+                    f"{result.raw_former.events_per_second:,.0f} with the former ledger rows)"
+                )
             )
         if result.naive is not None and best:
             speedup = best / result.naive.rate

@@ -32,7 +32,7 @@ from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, r
 from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
 from courseinfra.services.ingest import Router
 from courseinfra.services.legacy_sync import DeletePolicy, LegacySync
-from courseinfra.services.messagebus import post_publish_handler, relay_audit_ledger, relay_outbox
+from courseinfra.services.messagebus import post_publish_handler, relay_audit_log, relay_outbox
 from courseinfra.services.ports import (
     EventBus,
     EventStream,
@@ -77,13 +77,23 @@ class App:
         return self.reports if folder is None else LocalReportArchive(folder)
 
     def relay(self) -> int:
-        """Deliver committed outbox events and AUDIT ledger entries to their handlers and the event
-        stream; return how many were delivered."""
+        """Deliver committed outbox events and AUDIT events to their handlers and the event stream;
+        return how many were delivered."""
         days = self.settings.outbox_retention_days
-        retention = timedelta(days=days) if days else None
+        audit_days = self.settings.audit_retention_days
         return relay_outbox(
-            self.uow_factory, self.bus, locks=self.locks, stream=self.stream, retention=retention
-        ) + relay_audit_ledger(self.uow_factory, self.bus, locks=self.locks, stream=self.stream)
+            self.uow_factory,
+            self.bus,
+            locks=self.locks,
+            stream=self.stream,
+            retention=timedelta(days=days) if days else None,
+        ) + relay_audit_log(
+            self.uow_factory,
+            self.bus,
+            locks=self.locks,
+            stream=self.stream,
+            retention=timedelta(days=audit_days) if audit_days else None,
+        )
 
     def close(self) -> None:
         self.locks.close()

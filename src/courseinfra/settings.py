@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     outbox_retention_days: float = Field(
         7.0, ge=0, le=36500, description="Days relayed outbox messages are kept (0: kept forever)."
     )
+    audit_retention_days: float = Field(
+        30.0,
+        ge=0,
+        le=36500,
+        description="Days relayed AUDIT events stay listable (0: kept forever); pruning never re-emits one.",
+    )
     ingest_max_line_bytes: int = Field(
         1 << 20,
         ge=1024,

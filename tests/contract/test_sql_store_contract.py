@@ -335,26 +335,69 @@ class SqlStoreContract:
             ]
             assert uow.activity.for_user("u1", "cb:other") == []
 
-    def test_the_audit_ledger_takes_each_key_once(self, engine: sa.Engine) -> None:
-        key = EnrolmentKey("u1", "c1", "b1")
+    def test_the_audit_log_keeps_appends_in_order_with_their_channel_and_time(
+        self, engine: sa.Engine
+    ) -> None:
+        key, other = EnrolmentKey("u1", "c1", "b1"), EnrolmentKey("u2", "c2", "b2")
         enrol = AuditRecord(key, AuditObject.COURSE, "c1", AuditAction.ENROL)
         start = AuditRecord(key, AuditObject.CONTENT, "r1", AuditAction.START)
+        elsewhere = AuditRecord(other, AuditObject.COURSE_UNIT, "unit9", AuditAction.COMPLETE)
+        later = AuditRecord(key, AuditObject.CONTENT, "r1", AuditAction.COMPLETE)
         with SqlUnitOfWork(engine) as uow:
-            assert set(uow.audits.add_new([(enrol, "ch1"), (start, "ch1")], T0)) == {enrol, start}
-            assert uow.audits.add_new([(enrol, "ch2"), (enrol, None)], T0 + timedelta(days=1)) == []
+            uow.audits.append([(enrol, "ch1"), (elsewhere, None), (start, "ch1")], T0)
+            uow.audits.append([], T0)
             uow.commit()
         with SqlUnitOfWork(engine) as uow:
+            uow.audits.append([(later, "ch1")], T0 + timedelta(days=1))
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            everything = uow.audits.list()
             entries = uow.audits.list(user_id="u1")
-            assert [(e.record, e.channel, e.emitted_at) for e in entries] == [
-                (enrol, "ch1", T0),
-                (start, "ch1", T0),
-            ]
             assert uow.audits.list(course_id="other") == []
-            assert [e.record for e in uow.audits.list(after_id=entries[0].id)] == [start]
-        # The telemetry is rebuilt from the row: the same event on every read, with the first emission's time.
+            assert [e.record for e in uow.audits.list(course_id="c2")] == [elsewhere]
+            assert [e.record for e in uow.audits.list(after_id=entries[0].id, user_id="u1", limit=1)] == [
+                start
+            ]
+            assert [e.record for e in uow.audits.list(after_id=entries[1].id)] == [elsewhere, later]
+            assert uow.audits.list(limit=0) == []
+            whole = uow.audits.read_after(0, 1)
+            rest = uow.audits.read_after(whole[-1].id, 2)
+        assert [(e.record, e.channel, e.emitted_at) for e in entries] == [
+            (enrol, "ch1", T0),
+            (start, "ch1", T0),
+            (later, "ch1", T0 + timedelta(days=1)),
+        ]
+        ids = [e.id for e in everything]
+        assert ids == sorted(set(ids))
+        assert {e.record for e in everything} == {enrol, start, elsewhere, later}
+        # read_after ends at the end of a page: the first course's entries of the first append, then
+        # the second course's and (two wanted) the second append's.
+        assert [e.record for e in whole] == [enrol, start]
+        assert [e.record for e in rest] == [elsewhere, later]
+        # The telemetry is rebuilt from the entry: the same event on every read, with the emission's time.
         assert entries[1].telemetry == start.telemetry(int(T0.timestamp() * 1000), "ch1")
 
-    def test_the_audit_ledger_assigns_ids_in_commit_order(self, engine: sa.Engine) -> None:
+    def test_the_audit_log_prunes_only_what_was_relayed_before_the_date(self, engine: sa.Engine) -> None:
+        records = [
+            AuditRecord(EnrolmentKey(f"u{n}", "c1", "b1"), AuditObject.COURSE, "c1", AuditAction.ENROL)
+            for n in range(3)
+        ]
+        for n, record in enumerate(records):
+            with SqlUnitOfWork(engine) as uow:
+                uow.audits.append([(record, None)], T0 + timedelta(days=n))
+                uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            ids = [e.id for e in uow.audits.list()]
+            # Relayed through the second entry; the date keeps the second one.
+            assert uow.audits.prune(through_id=ids[1], before=T0 + timedelta(days=1)) == 1
+            assert uow.audits.prune(through_id=ids[1], before=T0 + timedelta(days=1)) == 0
+            # The third is younger than the date but not relayed: kept.
+            assert uow.audits.prune(through_id=ids[1], before=T0 + timedelta(days=9)) == 1
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            assert [e.record for e in uow.audits.list()] == [records[2]]
+
+    def test_the_audit_log_assigns_ids_in_commit_order(self, engine: sa.Engine) -> None:
         """A relay that has read up to id N must never later see an uncommitted-then-committed id below
         N: a second writer waits for the first one's commit before it takes ids."""
         first = AuditRecord(EnrolmentKey("u1", "c1", "b1"), AuditObject.COURSE, "c1", AuditAction.ENROL)
@@ -363,12 +406,12 @@ class SqlStoreContract:
 
         def other_writer() -> None:
             with SqlUnitOfWork(engine) as uow:
-                uow.audits.add_new([(second, None)], T0)
+                uow.audits.append([(second, None)], T0)
                 uow.commit()
             committed.set()
 
         with SqlUnitOfWork(engine) as uow:
-            uow.audits.add_new([(first, None)], T0)
+            uow.audits.append([(first, None)], T0)
             writer = threading.Thread(target=other_writer)
             writer.start()
             # The second writer is still waiting: nothing of it is visible before the first commit.

@@ -21,7 +21,7 @@ from courseinfra.domain.progress import EnrolmentKey, EnrolmentStatus
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, course_metrics, enrolments
 from courseinfra.services.ingest import BadLine, ingest, read_lines
-from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_ledger
+from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_log
 from courseinfra.services.ports import CourseBatch, OutboxMessage
 from courseinfra.settings import Settings
 from tests.helpers import Cli, collection, leaf
@@ -222,17 +222,17 @@ def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_re
     ids = [entry.id for entry in enrolments.audit_events(app.uow_factory())]
     assert len(ids) == 5
     broken["id"] = ids[2]
-    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks) == 2
+    assert relay_audit_log(app.uow_factory, app.bus, locks=app.locks) == 2
     assert delivered == ids[:2]
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
     assert (cursor.position, cursor.attempts) == (ids[1], 1)
     assert cursor.last_error is not None
-    assert f"ledger entry {ids[2]}" in cursor.last_error
+    assert f"AUDIT entry {ids[2]}" in cursor.last_error
     assert "sink down" in cursor.last_error
     broken["id"] = 0
-    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks) == 3
-    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks) == 0
+    assert relay_audit_log(app.uow_factory, app.bus, locks=app.locks) == 3
+    assert relay_audit_log(app.uow_factory, app.bus, locks=app.locks) == 0
     assert delivered == ids
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
@@ -336,6 +336,35 @@ def test_a_completed_enrolment_stays_completed_when_the_course_grows(app: App) -
     )
     metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory())}
     assert metrics[("CourseUnit", "unit1")] == {"completedCount": 2, "leafNodesCount": 3, "progress": 66}
+
+
+def test_a_unit_that_a_republication_reopens_is_not_emitted_again_when_completed_again(app: App) -> None:
+    setup_course(app)
+    published = Published(app)
+    run(app, progress_event("u1", ("r1", 2), ("r2", 2)))
+    assert published.audits()[("CourseUnit", "unit1", "complete")] == 1
+    wider = collection(
+        "course",
+        collection("unit1", leaf("r1"), leaf("r2"), leaf("r9")),
+        collection("unit2", leaf("r3"), leaf("r4", optional=True)),
+        visibility="Default",
+        channel="ch1",
+    )
+    republish(app, wider)
+    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    assert (state.units_started, state.units_completed) == ({"unit1"}, {"unit1"})
+    run(app, progress_event("u1", ("r9", 2)))
+    run(app, progress_event("u1", ("r9", 2), ("r3", 2)))
+    app.relay()
+    audits = published.audits()
+    assert audits[("CourseUnit", "unit1", "complete")] == 1
+    assert audits[("CourseUnit", "unit1", "start")] == 1
+    assert audits[("Content", "r9", "complete")] == 1
+    assert audits[("Course", "course", "complete")] == 1
+    assert max(audits.values()) == 1
+    assert published.certificates() == 1
+    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory())}
+    assert metrics[("CourseUnit", "unit1")] == {"completedCount": 3, "leafNodesCount": 3, "progress": 100}
 
 
 def test_events_that_waited_for_the_course_are_replayed_when_it_is_published(app: App) -> None:
@@ -548,13 +577,16 @@ def test_recompute_restores_progress_and_metrics_and_emits_only_what_was_never_e
     assert any(r.object_type.value == "Course" and r.action.value == "complete" for r in ledger)
 
     def damage() -> None:
-        """Progress and metrics lost, and the course completion never emitted (as after a restore)."""
+        """Progress and metrics lost, and the course completion never recorded (as after a restore):
+        the statuses say complete, the enrolment does not."""
         with app.engine.begin() as connection:
-            connection.execute(sa.text("UPDATE user_enrolments SET progress = 0, completionpercentage = 0"))
-            connection.execute(user_activity_agg.delete())
             connection.execute(
-                sa.text("DELETE FROM audit_ledger WHERE object_type = 'Course' AND action = 'complete'")
+                sa.text(
+                    "UPDATE user_enrolments SET progress = 0, completionpercentage = 0, completedon = NULL, "
+                    "status = CASE WHEN status = 2 THEN 1 ELSE status END"
+                )
             )
+            connection.execute(user_activity_agg.delete())
 
     def restored() -> bool:
         return all(

@@ -14,7 +14,7 @@ from courseinfra.domain.events import AuditEventEmitted, CertificateRequested
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
 from courseinfra.services.ingest import ingest
-from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_ledger, relay_outbox
+from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_log, relay_outbox
 from courseinfra.services.ports import CourseBatch, EventStream, OutboxMessage, StreamEntry
 from courseinfra.settings import Settings
 from tests.helpers import Cli, collection, leaf
@@ -126,13 +126,13 @@ def test_a_refused_audit_page_keeps_the_cursor_with_the_error(streaming_app: App
     real = app.stream
     ingest([completion("u1")], "events", app.router, app.uow_factory)
     relay_outbox(app.uow_factory, app.bus, locks=app.locks, stream=real)
-    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks, stream=RefusesOnce(real)) == 0
+    assert relay_audit_log(app.uow_factory, app.bus, locks=app.locks, stream=RefusesOnce(real)) == 0
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
     assert cursor.position == 0
     assert cursor.last_error is not None
     assert "event stream: ConnectionError: stream unavailable" in cursor.last_error
-    assert relay_audit_ledger(app.uow_factory, app.bus, locks=app.locks, stream=real) == 8
+    assert relay_audit_log(app.uow_factory, app.bus, locks=app.locks, stream=real) == 8
     assert len(everything(real, AuditEventEmitted.event_type)) == 8
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from courseinfra.adapters.sql.engine import alembic_config, create_engine, schem
 from courseinfra.adapters.sql.tables import metadata
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.job_requests import Outcome
+from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.services.ports import NewFailedEvent
 from tests.conftest import PG_URL, _recreate_database
 
@@ -133,3 +135,72 @@ def test_0009_collapses_the_open_copies_of_an_event_and_leaves_resolved_ones(scr
         )
         uow.commit()
     assert again == oldest
+
+
+def test_0010_turns_the_ledger_into_pages_keeps_the_cursor_and_marks_units(scratch: sa.Engine) -> None:
+    config = alembic_config(scratch)
+    command.upgrade(config, "0009")
+    hour = timedelta(hours=1)
+    ledger = [
+        ("u1", "c1", "b1", "Course", "c1", "enrol", "ch", T0),
+        ("u1", "c1", "b1", "CourseUnit", "unit1", "start", "ch", T0),
+        ("u2", "c2", "b2", "CourseUnit", "unit2", "complete", None, T0),
+        ("u1", "c1", "b1", "CourseUnit", "unit1", "complete", "ch", T0 + hour),
+        ("u1", "c1", "b1", "Content", "r1", "complete", "ch", T0 + hour),
+    ]
+    columns = ("userid", "courseid", "batchid", "object_type", "object_id", "action", "channel", "emitted_at")
+    with scratch.begin() as connection:
+        for user, course, batch in (("u1", "c1", "b1"), ("u2", "c2", "b2"), ("u3", "c1", "b1")):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO user_enrolments (userid, courseid, batchid, active, enrolleddate, datetime, "
+                    "contentstatus, progress, completionpercentage, status, certificates) VALUES "
+                    "(:u, :c, :b, true, :t, :t, '{}', 0, 0, 1, '[]')"
+                ),
+                {"u": user, "c": course, "b": batch, "t": T0},
+            )
+        ids = [
+            connection.execute(
+                sa.text(
+                    f"INSERT INTO audit_ledger ({', '.join(columns)}) VALUES "
+                    "(:userid, :courseid, :batchid, :object_type, :object_id, :action, :channel, :emitted_at) "
+                    "RETURNING id"
+                ),
+                dict(zip(columns, row, strict=True)),
+            ).scalar_one()
+            for row in ledger
+        ]
+        # The relay had delivered the first three rows.
+        connection.execute(
+            sa.text("UPDATE relay_cursors SET position = :p WHERE name = 'audit'"), {"p": ids[2]}
+        )
+    command.upgrade(config, "head")
+    with SqlUnitOfWork(scratch) as uow:
+        entries = uow.audits.list()
+        cursor = uow.cursors.get("audit").position
+        pending = uow.audits.read_after(cursor, 1000)
+        enrolments = uow.enrolments.get_many(
+            [EnrolmentKey("u1", "c1", "b1"), EnrolmentKey("u2", "c2", "b2"), EnrolmentKey("u3", "c1", "b1")]
+        )
+    migrated = [
+        (*astuple(e.record.enrolment), e.record.object_type.value, e.record.object_id, e.record.action.value)
+        for e in entries
+    ]
+    assert migrated == [row[:6] for row in ledger]
+    assert [(e.channel, e.emitted_at) for e in entries] == [(row[6], row[7]) for row in ledger]
+    assert [e.record.object_id for e in pending] == ["unit1", "r1"]
+    marks = {key.user_id: (e.state.units_started, e.state.units_completed) for key, e in enrolments.items()}
+    assert marks == {"u1": ({"unit1"}, {"unit1"}), "u2": (set(), {"unit2"}), "u3": (set(), set())}
+    command.downgrade(config, "0009")
+    with scratch.connect() as connection:
+        rows = connection.execute(
+            sa.text(f"SELECT id, {', '.join(columns)} FROM audit_ledger ORDER BY id")
+        ).all()
+        position = connection.execute(
+            sa.text("SELECT position FROM relay_cursors WHERE name = 'audit'")
+        ).scalar()
+    assert [tuple(row[1:7]) for row in rows] == [row[:6] for row in ledger]
+    assert position == rows[2].id
+    command.upgrade(config, "head")
+    with scratch.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []

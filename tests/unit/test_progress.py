@@ -20,6 +20,7 @@ from courseinfra.domain.progress import (
     EnrolmentState,
     EnrolmentStatus,
     aggregate,
+    recompute,
 )
 from tests.helpers import collection, leaf
 
@@ -38,14 +39,17 @@ LEAVES = sorted(RELATIONS.ancestors)
 
 
 def run(events: list[list[ContentUpdate]]) -> tuple[EnrolmentState, set[tuple[str, ...]], list[int]]:
-    """Apply micro-batches in order; the union of AUDIT candidates is what a ledger would emit."""
+    """Apply micro-batches in order; every AUDIT event is emitted once (a second emission fails)."""
     state = EnrolmentState(KEY)
     emitted: set[tuple[str, ...]] = set()
     percentages = []
     for batch in events:
         result = aggregate(state, batch, VIEW, NOW)
         state = result.state
-        emitted |= {record.key for record in result.audits}
+        keys = [record.key for record in result.audits]
+        assert emitted.isdisjoint(keys)
+        assert len(set(keys)) == len(keys)
+        emitted |= set(keys)
         percentages.append(state.completion_percentage)
     return state, emitted, percentages
 
@@ -200,3 +204,86 @@ def test_a_batch_plan_applies_every_request_of_an_enrolment_and_rejects_the_rest
     [(aggregation, _)] = plan.applied
     assert dict(aggregation.state.content_status) == {"r1": 2, "r2": 2}
     assert plan.rejected == {other: NOT_ENROLLED, unknown_course: missing_course}
+
+
+# unit1 gains a leaf: a learner who had completed it has not any more.
+WIDER = collection(
+    "course",
+    collection("unit1", leaf("r1"), leaf("r2"), leaf("r6")),
+    collection("unit2", leaf("r3"), collection("unit2.1", leaf("r4"), leaf("r5", optional=True))),
+    visibility="Default",
+)
+WIDER_RELATIONS = compute_relations(parse_hierarchy(WIDER))
+WIDER_VIEW = CourseView(
+    "course", WIDER_RELATIONS.leaf_nodes, WIDER_RELATIONS.optional_nodes, WIDER_RELATIONS.ancestors
+)
+
+
+def test_a_unit_completed_again_after_a_republication_is_not_emitted_twice() -> None:
+    done = aggregate(EnrolmentState(KEY), [ContentUpdate("r1", 2), ContentUpdate("r2", 2)], VIEW, NOW)
+    assert ("CourseUnit", "unit1", "complete") in audits({r.key for r in done.audits})
+    assert done.state.units_completed == {"unit1"}
+    assert done.state.units_started == {"unit1"}
+    republished = recompute(done.state, WIDER_VIEW, NOW)
+    assert republished.audits == ()
+    metric = next(m for m in republished.metrics if m.activity_id == "unit1")
+    assert (metric.completed_count, metric.leaf_nodes_count) == (2, 3)
+    again = aggregate(republished.state, [ContentUpdate("r6", 2)], WIDER_VIEW, NOW)
+    assert audits({r.key for r in again.audits}) == {
+        ("Content", "r6", "start"),
+        ("Content", "r6", "complete"),
+    }
+    assert next(m for m in again.metrics if m.activity_id == "unit1").progress == 100
+
+
+def test_a_recomputation_emits_only_conditions_true_for_the_first_time() -> None:
+    started = aggregate(EnrolmentState(KEY), [ContentUpdate("r3", 2), ContentUpdate("r4", 2)], VIEW, NOW)
+    emitted = audits({r.key for r in started.audits})
+    assert ("CourseUnit", "unit2", "complete") in emitted
+    assert ("Course", "course", "enrol") in emitted
+    assert recompute(started.state, VIEW, NOW).audits == ()
+    # A republication that takes unit1 and r1, r2 away leaves r3 and r4: the course is now complete.
+    narrower = collection(
+        "course",
+        collection("unit2", leaf("r3"), collection("unit2.1", leaf("r4"), leaf("r5", optional=True))),
+        visibility="Default",
+    )
+    relations = compute_relations(parse_hierarchy(narrower))
+    view = CourseView("course", relations.leaf_nodes, relations.optional_nodes, relations.ancestors)
+    completed = recompute(started.state, view, NOW)
+    assert audits({r.key for r in completed.audits}) == {("Course", "course", "complete")}
+    assert completed.course_completed_now
+    assert recompute(completed.state, view, NOW).audits == ()
+
+
+with_r6 = st.lists(
+    st.lists(
+        st.builds(ContentUpdate, st.sampled_from([*LEAVES, "r6"]), st.integers(0, 2)), min_size=1, max_size=4
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(with_r6, st.lists(st.booleans(), min_size=1, max_size=6))
+def test_republications_between_batches_never_emit_an_audit_event_twice(
+    events: list[list[ContentUpdate]], wider: list[bool]
+) -> None:
+    views = [WIDER_VIEW if w else VIEW for w in wider]
+    state = EnrolmentState(KEY)
+    emitted: list[tuple[str, ...]] = []
+    for index, batch in enumerate(events):
+        view = views[index % len(views)]
+        state = recompute(state, view, NOW).state if state.content_status else state
+        leaves = view.course_leaves
+        result = aggregate(state, [u for u in batch if u.content_id in leaves], view, NOW)
+        emitted += [record.key for record in result.audits]
+        state = result.state
+    assert len(emitted) == len(set(emitted))
+    completed = {c for c, s in state.content_status.items() if s == 2}
+    for _, _, _, object_type, object_id, action in emitted:
+        if object_type == "CourseUnit":
+            assert object_id in (state.units_completed if action == "complete" else state.units_started)
+    for unit in state.units_completed:
+        assert VIEW.required(unit) <= completed or WIDER_VIEW.required(unit) <= completed

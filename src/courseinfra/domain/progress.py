@@ -1,10 +1,14 @@
 """Course progress, course-unit metrics and AUDIT decisions for one enrolment: pure functions.
 
 :func:`aggregate` takes an enrolment's state, the content updates of a micro-batch and the course's
-structure, and returns the new state, the unit metrics and the AUDIT events whose condition now holds
-for the objects the batch touched. Every condition is monotone (a content status never goes down), so
-the same events in any order, duplicated or replayed, give the same final state and the same set of
-AUDIT candidates; a ledger keyed by :attr:`AuditRecord.key` makes each one emitted exactly once.
+structure, and returns the new state, the unit metrics and the AUDIT events that this batch emits.
+An AUDIT event is a state transition: its condition turned true in this batch and the state does not
+show it emitted before. Content statuses never go down and a course stays started and completed, so
+their transitions happen once; a unit's condition can turn false again when a republication adds
+leaves to it, so the state keeps a mark per unit emitted (``units_started``, ``units_completed``).
+Applied by one writer per enrolment at a time, the same events in any order, duplicated or replayed,
+give the same final state and emit each (enrolment, object, action) exactly once
+(docs/decisions/0018-audit-from-state-transitions.md).
 
 Rules (docs/decisions/0007-progress-and-audit-rules.md):
 - a content's status is the highest ever reported (0 not started, 1 in progress, 2 completed);
@@ -91,6 +95,9 @@ class EnrolmentState:
     last_read_content_id: str | None = None
     last_read_content_status: int | None = None
     last_updated: datetime | None = None
+    #: The units whose ``start`` / ``complete`` AUDIT event was emitted: a mark outlives the condition.
+    units_started: frozenset[str] = frozenset()
+    units_completed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +123,7 @@ class UnitMetrics:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """An AUDIT event to emit once per enrolment, object and action; ``key`` is its ledger key."""
+    """An AUDIT event, emitted once per enrolment, object and action (``key``)."""
 
     enrolment: EnrolmentKey
     object_type: AuditObject
@@ -160,7 +167,7 @@ class AuditRecord:
 @dataclass(frozen=True, slots=True)
 class Aggregation:
     """``state`` with ``changed`` (whether anything but its time differs from the state it came from),
-    the unit metrics to write and the AUDIT candidates."""
+    the unit metrics to write and the AUDIT events to emit."""
 
     state: EnrolmentState
     metrics: tuple[UnitMetrics, ...]
@@ -184,8 +191,8 @@ def merge_status(current: Mapping[str, int], updates: Iterable[ContentUpdate]) -
     return merged
 
 
-def _conditions(
-    key: EnrolmentKey,
+def _transitions(
+    state: EnrolmentState,
     statuses: Mapping[str, int],
     course_complete: bool,
     contents: Sequence[str],
@@ -193,29 +200,32 @@ def _conditions(
     course: CourseView,
 ) -> list[AuditRecord]:
     """The AUDIT events whose condition holds in ``statuses`` for the course and the given units and
-    contents (every condition is monotone: once true, always true)."""
+    contents and that ``state`` does not show emitted: a content's status was lower, the course was not
+    started or not completed, the unit carries no mark."""
+    key = state.key
+    before = state.content_status
     completed = {content for content, status in statuses.items() if status == COMPLETED}
-    holding: list[AuditRecord] = []
-    if not course.course_leaves.isdisjoint(
+    emitted: list[AuditRecord] = []
+    if state.status is EnrolmentStatus.NOT_STARTED and not course.course_leaves.isdisjoint(
         content for content, status in statuses.items() if status >= IN_PROGRESS
     ):
-        holding.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
-    if course_complete:
-        holding.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
+        emitted.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
+    if course_complete and state.status is not EnrolmentStatus.COMPLETED:
+        emitted.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
     for unit in units:
         required = course.required(unit)
         done = len(required & completed)
-        if done >= 1:
-            holding.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.START))
-        if required and done == len(required):
-            holding.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.COMPLETE))
+        if done >= 1 and unit not in state.units_started:
+            emitted.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.START))
+        if required and done == len(required) and unit not in state.units_completed:
+            emitted.append(AuditRecord(key, AuditObject.COURSE_UNIT, unit, AuditAction.COMPLETE))
     for content in contents:
-        status = statuses.get(content, NOT_STARTED)
-        if status >= IN_PROGRESS:
-            holding.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.START))
-        if status == COMPLETED:
-            holding.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.COMPLETE))
-    return holding
+        status, was = statuses.get(content, NOT_STARTED), before.get(content, NOT_STARTED)
+        if status >= IN_PROGRESS > was:
+            emitted.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.START))
+        if status == COMPLETED != was:
+            emitted.append(AuditRecord(key, AuditObject.CONTENT, content, AuditAction.COMPLETE))
+    return emitted
 
 
 def aggregate(
@@ -228,8 +238,9 @@ def aggregate(
 ) -> Aggregation:
     """Apply every update of a micro-batch to one enrolment (see the module's rules).
 
-    AUDIT candidates are the conditions this batch made true (``only_new``), or every condition that
-    holds for the objects it touched; either way the ledger decides what is emitted.
+    The AUDIT events are the transitions of the objects the batch touched (see :func:`_transitions`),
+    whatever ``only_new`` says; ``only_new=False`` writes the metric of every touched collection, not
+    only those that changed.
     """
     key = state.key
     merged = merge_status(state.content_status, updates)
@@ -311,14 +322,23 @@ def aggregate(
                 percentage(unit_done, len(unit_required)),
             )
         )
-    audits = _conditions(
-        key, merged, status is EnrolmentStatus.COMPLETED, touched_contents, touched_units, course
+    audits = _transitions(
+        state, merged, status is EnrolmentStatus.COMPLETED, touched_contents, touched_units, course
     )
-    if only_new and audits:
-        before = set(
-            _conditions(key, state.content_status, was_complete, touched_contents, touched_units, course)
+    if audits:
+        new_state = replace(
+            new_state,
+            units_started=state.units_started.union(
+                a.object_id
+                for a in audits
+                if a.object_type is AuditObject.COURSE_UNIT and a.action is AuditAction.START
+            ),
+            units_completed=state.units_completed.union(
+                a.object_id
+                for a in audits
+                if a.object_type is AuditObject.COURSE_UNIT and a.action is AuditAction.COMPLETE
+            ),
         )
-        audits = [record for record in audits if record not in before]
     untimed = replace(new_state, last_updated=state.last_updated)
     progress_changed = (
         replace(
@@ -340,8 +360,9 @@ def aggregate(
 
 def recompute(state: EnrolmentState, course: CourseView, now: datetime) -> Aggregation:
     """The enrolment against a course whose leaves changed (a republication): statuses are kept, progress
-    and unit metrics follow the new leaves, a completed enrolment stays completed, and AUDIT conditions
-    that now hold are proposed again (the ledger keeps those already emitted from being emitted twice)."""
+    and unit metrics follow the new leaves, a completed enrolment stays completed, and only the AUDIT
+    events whose condition now holds for the first time are emitted (a unit new to the course whose
+    leaves were all done, a course that the removal of its last open leaf completes)."""
     replayed = [ContentUpdate(content, status) for content, status in state.content_status.items()]
     result = aggregate(state, replayed, course, now, only_new=False)
     kept = replace(

@@ -302,7 +302,7 @@ class ActivityOut(BaseModel):
 
 
 class AuditEntryOut(BaseModel):
-    id: int = Field(description="The ledger id: pass the last one as ``after`` for the next page.")
+    id: int = Field(description="The entry id: pass the last one as ``after`` for the next page.")
     emitted_at: datetime
     event: dict[str, Any] = Field(description="The AUDIT event (telemetry v3).")
 
@@ -794,10 +794,10 @@ def list_audit_events(
     app: AppDep,
     user: Annotated[str | None, Query(description="Only this user's events.")] = None,
     course: Annotated[str | None, Query(description="Only this course's events.")] = None,
-    after: Annotated[int, Query(ge=0, description="Only ledger ids above this one (paging).")] = 0,
+    after: Annotated[int, Query(ge=0, description="Only entry ids above this one (paging).")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[dict[str, Any]]:
-    """AUDIT events in the order they were emitted, each with its ledger id."""
+    """AUDIT events in the order they were emitted, each with its entry id (ids grow, with gaps)."""
     entries = enrolments.audit_events(
         app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
     )
@@ -808,7 +808,7 @@ class StreamEntryOut(BaseModel):
     position: str = Field(
         description="The entry's position: pass the last one as ``after`` for the next page."
     )
-    id: int = Field(description="The message id (outbox id; AUDIT ledger id): consumers drop repeats by it.")
+    id: int = Field(description="The message id (outbox id; AUDIT entry id): consumers drop repeats by it.")
     key: str = Field(description="The event's key (its partition key).")
     payload: dict[str, Any] = Field(description="The event's fields (see its contract).")
 

@@ -730,7 +730,7 @@ def activity_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
 def audit_list(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's events.")] = None,
     course: Annotated[str | None, typer.Option("--course", help="Only this course's events.")] = None,
-    after: Annotated[int, typer.Option("--after", min=0, help="Only ledger ids above this one.")] = 0,
+    after: Annotated[int, typer.Option("--after", min=0, help="Only entry ids above this one.")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
 ) -> None:
     """AUDIT events in the order they were emitted, as JSON lines (telemetry v3). When the page is full,

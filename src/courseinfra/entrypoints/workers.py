@@ -4,7 +4,7 @@ One process is bound by one core's Python (parsing, planning, building rows). Ea
 events of its partition (:func:`~courseinfra.domain.job_requests.partition_of`): an enrolment's events
 stay in one worker and in file order, which is all the aggregator needs, since enrolments do not share
 state. Workers write through their own connections; the stores already take concurrent writers (SQLite
-queues them behind its write lock, the AUDIT ledger assigns ids in commit order, ADR 0009). The outboxes
+queues them behind its write lock, the AUDIT log assigns ids in commit order, ADR 0009). The outboxes
 are relayed once, by the caller, after every worker is done. ADR 0013.
 """
 

@@ -3,9 +3,10 @@ events, update each enrolment's progress, the course and unit metrics, and emit 
 
 A micro-batch is processed in four steps: read every request; read the course views it needs from the
 relation cache (falling back to the hierarchy store, refilling the cache); read every enrolment in one
-query; apply the pure :func:`~courseinfra.domain.progress.aggregate` and write states, metrics, the AUDIT
-ledger and the outbox in one transaction. The ledger's unique key decides which AUDIT events are new:
-a duplicate, a replay or a crash before commit never emits one twice.
+query, locked; apply the pure :func:`~courseinfra.domain.progress.aggregate` and write states, metrics,
+the AUDIT log and the outbox in one transaction. An AUDIT event is a state transition written with the
+state that records it, by one writer per enrolment at a time: a duplicate, a replay or a crash before
+commit never emits one twice (docs/decisions/0018-audit-from-state-transitions.md).
 """
 
 from __future__ import annotations
@@ -335,18 +336,18 @@ def write_aggregations(
     counters: JobCounters,
 ) -> int:
     """Write aggregated enrolments (with their course's channel) in ``uow``: the states that changed,
-    the metrics, the AUDIT records the ledger takes as new (the ledger is their outbox), the certificate
-    requests of the course completions among them and one :class:`ProgressUpdated` event for the
-    enrolments whose progress changed (a repeated event changes none). Return how many AUDIT records were new."""
+    the metrics, their AUDIT events (the log is their outbox), the certificate requests of the course
+    completions among them and one :class:`ProgressUpdated` event for the enrolments whose progress
+    changed (a repeated event changes none). Return how many AUDIT events were emitted."""
     states = [aggregation.state for aggregation, _ in aggregations]
     changed = [aggregation.state for aggregation, _ in aggregations if aggregation.changed]
     progressed = [aggregation.state for aggregation, _ in aggregations if aggregation.progress_changed]
     metrics = [metric for aggregation, _ in aggregations for metric in aggregation.metrics]
-    candidates = [(record, channel) for aggregation, channel in aggregations for record in aggregation.audits]
+    emitted = [(record, channel) for aggregation, channel in aggregations for record in aggregation.audits]
     uow.enrolments.save_progress(changed)
     uow.activity.upsert(metrics, now)
-    emitted = uow.audits.add_new(candidates, now)
-    uow.record(*_certificate_requests(emitted, states, now, counters))
+    uow.audits.append(emitted, now)
+    uow.record(*_certificate_requests([record for record, _ in emitted], states, now, counters))
     if progressed:
         uow.record(
             ProgressUpdated(
@@ -355,7 +356,7 @@ def write_aggregations(
                 occurred_at=now,
             )
         )
-    counters.inc(DB_WRITES, bool(changed) + bool(metrics) + bool(candidates))
+    counters.inc(DB_WRITES, bool(changed) + bool(metrics) + bool(emitted))
     counters.inc(ENROLMENTS_UPDATED, len(changed))
     return len(emitted)
 
@@ -363,8 +364,8 @@ def write_aggregations(
 def _certificate_requests(
     emitted: Sequence[AuditRecord], states: Sequence[EnrolmentState], now: datetime, counters: JobCounters
 ) -> list[Event]:
-    """A course completion the ledger took as new also requests its certificate, in the same
-    transaction: the request is as exactly-once as the AUDIT event."""
+    """A course completion emitted also requests its certificate, in the same transaction: the request
+    is as exactly-once as the AUDIT event."""
     completed_on = {state.key: state.completed_on for state in states}
     events: list[Event] = []
     for record in emitted:
@@ -460,7 +461,9 @@ def recompute_enrolments(
     """Re-derive progress and metrics of one enrolment (``user_id`` and ``batch_id``), of a batch, or of
     every batch of a course, from the stored statuses and the course as the relation cache has it now;
     emit only the AUDIT events not emitted before. A page of a batch at a time, each in one transaction
-    under the enrolments' locks, so that it runs beside the aggregator."""
+    under the enrolments' locks, so that it runs beside the aggregator. What was emitted before is read
+    from the enrolments' states (their statuses and unit marks), not from the AUDIT log, which may have
+    been pruned."""
     if (course_id is None) == (batch_id is None) or (user_id is not None and batch_id is None):
         raise ValueError("give a course, a batch, or a batch and a user")
     counters = JobCounters()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.events import EnrolmentChanged
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetrics
-from courseinfra.services.ports import AlreadyExists, CourseBatch, Enrolment, LedgerEntry, UnitOfWork
+from courseinfra.services.ports import AlreadyExists, AuditEntry, CourseBatch, Enrolment, UnitOfWork
 
 
 class BatchExists(DomainError):
@@ -151,6 +151,6 @@ def audit_events(
     course_id: str | None = None,
     after_id: int = 0,
     limit: int = 1000,
-) -> list[LedgerEntry]:
+) -> list[AuditEntry]:
     with uow:
         return uow.audits.list(user_id=user_id, course_id=course_id, after_id=after_id, limit=limit)

@@ -93,51 +93,54 @@ def _mark_outbox(
         uow.commit()
 
 
-def relay_audit_ledger(
+def relay_audit_log(
     uow_factory: Callable[[], UnitOfWork],
     bus: EventBus,
     *,
     locks: Locks,
     stream: EventStream | None = None,
     batch: int = 1000,
+    retention: timedelta | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Publish the AUDIT ledger's entries after the relay cursor, in ledger order, as
-    :class:`AuditEventEmitted` messages (the message id is the ledger id); return how many.
+    """Publish the AUDIT log's entries after the relay cursor, in log order, as
+    :class:`AuditEventEmitted` messages (the message id is the entry id); return how many. Entries
+    relayed and older than ``retention`` are deleted afterwards (None: kept forever).
 
-    A page is published, appended to ``stream`` (where there is one), then the cursor moves past it in
-    one transaction: delivery is at least once (a crash in between delivers the page again, with the
-    same ``mid``s). A message whose handler raises stops the relay there, keeping the order: the cursor
-    stays before it with the error, and the next relay starts again from that message. When the stream
-    refuses the page, the cursor stays where it was, with the error. One relay at a time across
-    processes, as in :func:`relay_outbox`.
+    The entries of at least ``batch`` events (whole appends) are published, appended to ``stream``
+    (where there is one), then the cursor moves past them in one transaction: delivery is at least once
+    (a crash in between delivers them again, with the same ``mid``s). A message whose handler raises
+    stops the relay there, keeping the order: the cursor stays before it with the error, and the next
+    relay starts again from that message. When the stream refuses the entries, the cursor stays where it
+    was, with the error. One relay at a time across processes, as in :func:`relay_outbox`.
     """
     with locks.hold(AUDIT_RELAY):
         relayed = 0
         while True:
             with uow_factory().reading() as uow:
                 start = position = uow.cursors.get(AUDIT_RELAY).position
-                entries = uow.audits.list(after_id=start, limit=batch)
+                entries = uow.audits.read_after(start, batch)
             if not entries:
+                if retention is not None:
+                    prune_audit_log(uow_factory, start, clock() - retention)
                 return relayed
             failure: str | None = None
             published: list[OutboxMessage] = []
             for entry in entries:
+                user_id = entry.record.enrolment.user_id
                 message = OutboxMessage(
                     entry.id,
                     AuditEventEmitted.event_type,
-                    entry.record.enrolment.user_id,
+                    user_id,
                     AuditEventEmitted(
-                        user_id=entry.record.enrolment.user_id,
-                        telemetry=entry.telemetry,
-                        occurred_at=entry.emitted_at,
+                        user_id=user_id, telemetry=entry.telemetry, occurred_at=entry.emitted_at
                     ).payload(),
                     attempts=0,
                 )
                 try:
                     bus.publish(message)
                 except Exception as error:
-                    failure = f"ledger entry {entry.id}: {type(error).__name__}: {error}"
+                    failure = f"AUDIT entry {entry.id}: {type(error).__name__}: {error}"
                     break
                 published.append(message)
             stream_error = _append(stream, published)
@@ -150,6 +153,21 @@ def relay_audit_ledger(
             retrying(partial(_move_audit_cursor, uow_factory, moved, failure, clock()))
             if failure is not None:
                 return relayed
+
+
+def prune_audit_log(
+    uow_factory: Callable[[], UnitOfWork], through_id: int, before: datetime, page: int = 100
+) -> int:
+    """Delete the AUDIT entries relayed (at or before ``through_id``) and emitted before ``before``, a
+    bounded number of appends per transaction; return how many entries."""
+    pruned = 0
+    while True:
+        with uow_factory() as uow:
+            deleted = uow.audits.prune(through_id=through_id, before=before, limit=page)
+            uow.commit()
+        pruned += deleted
+        if not deleted:
+            return pruned
 
 
 def _move_audit_cursor(

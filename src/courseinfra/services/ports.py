@@ -271,8 +271,8 @@ class ActivityStore(abc.ABC):
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """An emitted AUDIT event as the ledger keeps it: its record, the course's channel and the time."""
+class AuditEntry:
+    """An emitted AUDIT event as the log keeps it: its record, the course's channel and the time."""
 
     id: int
     record: AuditRecord
@@ -285,18 +285,29 @@ class LedgerEntry:
         return self.record.telemetry(int(self.emitted_at.timestamp() * 1000), self.channel)
 
 
-class AuditLedger(abc.ABC):
-    """Each AUDIT event once: a row per (enrolment, object, action) under a unique key.
+class AuditLog(abc.ABC):
+    """The AUDIT events emitted, in commit order, appended in the transaction of the state transitions
+    that emitted them (what makes each emitted once is the enrolment's state, not this log).
 
-    The ledger is also the AUDIT events' outbox: its ids are assigned in commit order, so a reader that
-    has seen every entry up to id N never sees a later commit with an id at or below N, and a relay
-    needs only a cursor (see :class:`RelayCursors`), not a mark per entry.
+    The log is also the AUDIT events' outbox: entry ids grow in commit order, so a reader that has seen
+    every entry up to id N never sees a later commit with an id at or below N, and a relay needs only a
+    cursor (see :class:`RelayCursors`), not a mark per entry. Ids are not dense.
     """
 
     @abc.abstractmethod
-    def add_new(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> list[AuditRecord]:
-        """Insert the records (each with its course's channel) not in the ledger yet; return exactly
-        those (the ones to emit)."""
+    def append(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> None:
+        """Append the records (each with its course's channel), in order."""
+
+    @abc.abstractmethod
+    def read_after(self, after_id: int, at_least: int) -> list[AuditEntry]:
+        """The entries after ``after_id`` in id order: at least ``at_least`` where there are so many,
+        and as many more as end the page last read (an append writes a page per course): what a relay
+        delivers at a time."""
+
+    @abc.abstractmethod
+    def prune(self, *, through_id: int, before: datetime, limit: int = 100) -> int:
+        """Delete up to ``limit`` appends, each with every entry at or before ``through_id`` (the relay's
+        cursor) and made before ``before``; return how many entries were deleted."""
 
     @abc.abstractmethod
     def list(
@@ -306,7 +317,9 @@ class AuditLedger(abc.ABC):
         course_id: str | None = None,
         after_id: int = 0,
         limit: int = 1000,
-    ) -> list[LedgerEntry]: ...
+    ) -> list[AuditEntry]:
+        """At most ``limit`` entries after ``after_id`` in id order, of the user and the course given.
+        Filtering by user reads every entry kept (of the course, where one is given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +334,7 @@ class RelayCursor:
 
 
 class RelayCursors(abc.ABC):
-    """Positions of the relays of ordered streams (the AUDIT ledger), one row per relay."""
+    """Positions of the relays of ordered streams (the AUDIT log), one row per relay."""
 
     @abc.abstractmethod
     def get(self, name: str) -> RelayCursor:
@@ -708,7 +721,7 @@ class UnitOfWork(abc.ABC):
     batches: BatchStore
     enrolments: EnrolmentStore
     activity: ActivityStore
-    audits: AuditLedger
+    audits: AuditLog
     users: UserDirectory
     cursors: RelayCursors
     reports: ReportReader
@@ -815,7 +828,7 @@ class EventStream(abc.ABC):
 
     ``append`` is all or nothing. A relay appends a page of messages before it moves its cursor or marks
     them relayed, so delivery is at least once: after a crash in between, the page is appended again
-    with the same message ids (the outbox id, or the AUDIT ledger id with the telemetry's ``mid``), by
+    with the same message ids (the outbox id, or the AUDIT entry id with the telemetry's ``mid``), by
     which consumers drop repeats. Each stream keeps its newest ``max_length`` entries.
     """
 

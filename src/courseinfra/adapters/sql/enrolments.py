@@ -1,4 +1,4 @@
-"""SQL stores of batches, enrolments, activity aggregates and the AUDIT ledger."""
+"""SQL stores of batches, enrolments, activity aggregates and the relays' cursors."""
 
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ from sqlalchemy.dialects import postgresql
 
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import (
-    audit_ledger,
     course_batch,
     relay_cursors,
     user_activity_agg,
     user_enrolments,
 )
 from courseinfra.domain.progress import (
-    AuditAction,
-    AuditObject,
-    AuditRecord,
     EnrolmentKey,
     EnrolmentState,
     EnrolmentStatus,
@@ -29,30 +25,15 @@ from courseinfra.domain.progress import (
 from courseinfra.services.ports import (
     ActivityStore,
     AlreadyExists,
-    AuditLedger,
     BatchStore,
     CourseBatch,
     Enrolment,
     EnrolmentStore,
-    LedgerEntry,
     RelayCursor,
     RelayCursors,
 )
 
 KEY_CHUNK = 500
-
-# The ledger insert on PostgreSQL takes each column as one array: a multi-row VALUES list with
-# RETURNING is a new statement at every size, which psycopg parses every time (it was 40% of the job).
-LEDGER_INSERT = """
-INSERT INTO audit_ledger (userid, courseid, batchid, object_type, object_id, action, channel, emitted_at)
-SELECT t.userid, t.courseid, t.batchid, t.object_type, t.object_id, t.action, t.channel, %s::timestamptz
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-    AS t(userid, courseid, batchid, object_type, object_id, action, channel)
-ON CONFLICT (userid, courseid, batchid, object_type, object_id, action) DO NOTHING
-RETURNING userid, courseid, batchid, object_type, object_id, action
-"""
-# The PostgreSQL advisory lock that orders the AUDIT ledger's commits; any constant unused elsewhere.
-AUDIT_LEDGER_LOCK = 0x61756469
 
 
 class SqlBatchStore(BatchStore):
@@ -128,6 +109,7 @@ class SqlBatchStore(BatchStore):
 
 def _enrolment(row: sa.Row[Any]) -> Enrolment:
     key = EnrolmentKey(row.userid, row.courseid, row.batchid)
+    marks = row.auditmarks or {}
     state = EnrolmentState(
         key=key,
         content_status=dict(row.contentstatus),
@@ -138,6 +120,8 @@ def _enrolment(row: sa.Row[Any]) -> Enrolment:
         last_read_content_id=row.lastreadcontentid,
         last_read_content_status=row.lastreadcontentstatus,
         last_updated=aware(row.datetime),
+        units_started=frozenset(marks.get("started", ())),
+        units_completed=frozenset(marks.get("completed", ())),
     )
     return Enrolment(
         state=state,
@@ -147,6 +131,12 @@ def _enrolment(row: sa.Row[Any]) -> Enrolment:
         certificates=tuple(row.certificates),
         mode=row.mode,
     )
+
+
+def audit_marks(state: EnrolmentState) -> dict[str, list[str]]:
+    """The ``auditmarks`` document of a state: the units emitted, sorted; empty lists left out."""
+    marks = {"started": sorted(state.units_started), "completed": sorted(state.units_completed)}
+    return {name: units for name, units in marks.items() if units}
 
 
 class SqlEnrolmentStore(EnrolmentStore):
@@ -172,6 +162,7 @@ class SqlEnrolmentStore(EnrolmentStore):
             completedon=state.completed_on,
             certificates=list(enrolment.certificates),
             mode=enrolment.mode,
+            auditmarks=audit_marks(state),
         )
         # RETURNING, not rowcount: psycopg does not report a row count for this statement reliably.
         inserted = self.connection.execute(
@@ -262,6 +253,7 @@ class SqlEnrolmentStore(EnrolmentStore):
                 lastreadcontentid=sa.bindparam("lastreadcontentid"),
                 lastreadcontentstatus=sa.bindparam("lastreadcontentstatus"),
                 datetime=sa.bindparam("updated", type_=user_enrolments.c.datetime.type),
+                auditmarks=sa.bindparam("auditmarks", type_=user_enrolments.c.auditmarks.type),
             )
         )
         self.connection.execute(
@@ -279,6 +271,7 @@ class SqlEnrolmentStore(EnrolmentStore):
                     "lastreadcontentid": s.last_read_content_id,
                     "lastreadcontentstatus": s.last_read_content_status,
                     "updated": s.last_updated,
+                    "auditmarks": audit_marks(s),
                 }
                 for s in states
             ],
@@ -355,131 +348,6 @@ class SqlActivityStore(ActivityStore):
             )
             for row in self.connection.execute(query)
         ]
-
-
-class SqlAuditLedger(AuditLedger):
-    def __init__(self, connection: sa.Connection) -> None:
-        self.connection = connection
-
-    def add_new(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> list[AuditRecord]:
-        if not records:
-            return []
-        by_key = {record.key: (record, channel) for record, channel in records}
-        if self.connection.dialect.name == "postgresql":
-            # Ids come from a sequence when the row is inserted, but become visible at commit: without
-            # this lock, held to the end of the transaction, a relay could pass id N+1 of a fast
-            # transaction while id N of a slower one is still uncommitted, and never deliver N.
-            # SQLite needs nothing: it has one writer at a time.
-            self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LEDGER_LOCK)))
-        statement = (
-            upsert(self.connection, audit_ledger)
-            .on_conflict_do_nothing(
-                index_elements=["userid", "courseid", "batchid", "object_type", "object_id", "action"]
-            )
-            .returning(
-                audit_ledger.c.userid,
-                audit_ledger.c.courseid,
-                audit_ledger.c.batchid,
-                audit_ledger.c.object_type,
-                audit_ledger.c.object_id,
-                audit_ledger.c.action,
-            )
-        )
-        rows = [
-            {
-                "userid": r.enrolment.user_id,
-                "courseid": r.enrolment.course_id,
-                "batchid": r.enrolment.batch_id,
-                "object_type": r.object_type.value,
-                "object_id": r.object_id,
-                "action": r.action.value,
-                "channel": channel,
-                "emitted_at": at,
-            }
-            for r, channel in by_key.values()
-        ]
-        if self.connection.dialect.name == "postgresql":
-            inserted = self.connection.exec_driver_sql(
-                LEDGER_INSERT,
-                (
-                    at,
-                    [r["userid"] for r in rows],
-                    [r["courseid"] for r in rows],
-                    [r["batchid"] for r in rows],
-                    [r["object_type"] for r in rows],
-                    [r["object_id"] for r in rows],
-                    [r["action"] for r in rows],
-                    [r["channel"] for r in rows],
-                ),
-            ).all()
-        else:
-            inserted = self.connection.execute(statement, rows).all()
-        return [by_key[tuple(row)][0] for row in inserted]
-
-    def list(
-        self,
-        *,
-        user_id: str | None = None,
-        course_id: str | None = None,
-        after_id: int = 0,
-        limit: int = 1000,
-    ) -> list[LedgerEntry]:
-        query = (
-            sa.select(
-                audit_ledger.c.id,
-                audit_ledger.c.userid,
-                audit_ledger.c.courseid,
-                audit_ledger.c.batchid,
-                audit_ledger.c.object_type,
-                audit_ledger.c.object_id,
-                audit_ledger.c.action,
-                audit_ledger.c.channel,
-                audit_ledger.c.emitted_at,
-            )
-            .where(audit_ledger.c.id > after_id)
-            .order_by(audit_ledger.c.id)
-            .limit(limit)
-        )
-        if user_id is not None:
-            query = query.where(audit_ledger.c.userid == user_id)
-        if course_id is not None:
-            query = query.where(audit_ledger.c.courseid == course_id)
-        # The relay reads every entry through here: tuples, dictionary lookups for the enums and one
-        # aware timestamp per transaction (its entries share it) keep a page of 1,000 cheap.
-        stamps: dict[datetime, datetime] = {}
-        entries = []
-        for (
-            entry_id,
-            user,
-            course,
-            batch,
-            object_type,
-            object_id,
-            action,
-            channel,
-            emitted_at,
-        ) in self.connection.execute(query).all():
-            stamp = stamps.get(emitted_at)
-            if stamp is None:
-                stamp = stamps[emitted_at] = aware(emitted_at)
-            entries.append(
-                LedgerEntry(
-                    id=entry_id,
-                    record=AuditRecord(
-                        EnrolmentKey(user, course, batch),
-                        _AUDIT_OBJECTS[object_type],
-                        object_id,
-                        _AUDIT_ACTIONS[action],
-                    ),
-                    channel=channel,
-                    emitted_at=stamp,
-                )
-            )
-        return entries
-
-
-_AUDIT_OBJECTS = {member.value: member for member in AuditObject}
-_AUDIT_ACTIONS = {member.value: member for member in AuditAction}
 
 
 class SqlRelayCursors(RelayCursors):

@@ -123,6 +123,9 @@ user_enrolments = sa.Table(
     sa.Column("certificates", sa.JSON, nullable=False),
     # The enrolment's mode (track): audit, verified, professional, ... (Open edX's enrollment mode).
     sa.Column("mode", sa.String(32), nullable=False, server_default="audit"),
+    # The units whose AUDIT start / complete was emitted ({"started": [...], "completed": [...]}): what
+    # keeps a unit that a republication reopened from being emitted twice (ADR 0018).
+    sa.Column("auditmarks", sa.JSON, nullable=False, server_default="{}"),
     sa.Index("ix_user_enrolments_batch", "batchid", "userid"),
 )
 
@@ -136,28 +139,25 @@ user_activity_agg = sa.Table(
     sa.Column("agg", sa.JSON, nullable=False),
     sa.Column("agg_last_updated", sa.JSON, nullable=False),
     sa.Index("ix_user_activity_agg_user", "user_id", "context_id"),
+    # Clustered on the seed's key, as Cassandra keeps it: a row is found and rewritten in one B-tree.
+    sqlite_with_rowid=False,
 )
 
-# The AUDIT ledger: one row per (enrolment, object, action), written in the same transaction as the
-# state change that caused it; the unique key is what makes an AUDIT event emitted exactly once. It is
-# also the AUDIT outbox: ids are assigned in commit order (see SqlAuditLedger.add_new) and the relay
-# keeps a cursor in relay_cursors. The telemetry event is rebuilt from the columns on every read.
-audit_ledger = sa.Table(
-    "audit_ledger",
+# The AUDIT log: the AUDIT events of one transaction and one course in one row (a page), appended in
+# the transaction of the state transitions that emit them (ADR 0018). ``entries`` is a JSON array of
+# [userid, batchid, object_type, object_id, action]; an entry's id is (page id << 20) + its index.
+# It is also the AUDIT outbox: page ids are assigned in commit order (see SqlAuditLog.append) and the
+# relay keeps a cursor in relay_cursors. Relayed pages are pruned after the retention window.
+audit_pages = sa.Table(
+    "audit_pages",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("userid", sa.String(255), nullable=False),
     sa.Column("courseid", sa.String(255), nullable=False),
-    sa.Column("batchid", sa.String(255), nullable=False),
-    sa.Column("object_type", sa.String(32), nullable=False),
-    sa.Column("object_id", sa.String(255), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
     sa.Column("channel", sa.String(255), nullable=True),
     sa.Column("emitted_at", Timestamp, nullable=False),
-    sa.UniqueConstraint(
-        "userid", "courseid", "batchid", "object_type", "object_id", "action", name="uq_audit_ledger_key"
-    ),
-    sa.Index("ix_audit_ledger_course", "courseid", "id"),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("entries", sa.LargeBinary, nullable=False),
+    sa.Index("ix_audit_pages_course", "courseid", "id"),
     # Never reuse an id (SQLite's default is max + 1): the relay's cursor must stay behind every new row.
     sqlite_autoincrement=True,
 )

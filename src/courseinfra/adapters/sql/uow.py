@@ -6,10 +6,10 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
+from courseinfra.adapters.sql.audit import SqlAuditLog
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.enrolments import (
     SqlActivityStore,
-    SqlAuditLedger,
     SqlBatchStore,
     SqlEnrolmentStore,
     SqlRelayCursors,
@@ -90,7 +90,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.batches = SqlBatchStore(self.connection)
         self.enrolments = SqlEnrolmentStore(self.connection)
         self.activity = SqlActivityStore(self.connection)
-        self.audits = SqlAuditLedger(self.connection)
+        self.audits = SqlAuditLog(self.connection)
         self.users = SqlUserDirectory(self.connection)
         self.cursors = SqlRelayCursors(self.connection)
         self.reports = SqlReportReader(self.connection)
