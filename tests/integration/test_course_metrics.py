@@ -6,7 +6,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from courseinfra.domain.progress import EnrolmentKey, EnrolmentStatus
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, course_metrics, enrolments
 from courseinfra.services.ingest import BadLine, ingest, read_lines
-from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_log
+from courseinfra.services.messagebus import AUDIT_RELAY, prune_audit_log, relay_audit_log
 from courseinfra.services.ports import CourseBatch, OutboxMessage
 from courseinfra.settings import Settings
 from tests.helpers import Cli, collection, leaf
@@ -237,6 +237,44 @@ def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_re
     with app.uow_factory() as uow:
         cursor = uow.cursors.get(AUDIT_RELAY)
     assert (cursor.position, cursor.attempts, cursor.last_error) == (ids[-1], 0, None)
+
+
+def test_relayed_audit_events_are_pruned_after_the_window_and_never_emitted_again(app: App) -> None:
+    setup_course(app)
+    published = Published(app)
+    lines = [progress_event("u1", ("r1", 2), ("r2", 1)), progress_event("u1", ("r3", 2))]
+    run(app, *lines)
+    relayed = len(enrolments.audit_events(app.uow_factory()))
+    assert relayed == sum(published.audits().values()) > 0
+    ingest([progress_event("u1", ("r4", 1))], "late", app.router, app.uow_factory)  # not relayed yet
+    with app.uow_factory() as uow:
+        cursor = uow.cursors.get(AUDIT_RELAY).position
+    later = datetime.now(UTC) + timedelta(days=2)
+    # Old enough, but an entry not relayed is kept.
+    assert prune_audit_log(app.uow_factory, cursor, later) == relayed
+    pending = enrolments.audit_events(app.uow_factory())
+    assert [(e.record.object_id, e.record.action.value) for e in pending] == [("r4", "start")]
+    window = timedelta(days=1)
+    assert (
+        relay_audit_log(app.uow_factory, app.bus, locks=app.locks, retention=window, clock=lambda: later) == 1
+    )
+    assert enrolments.audit_events(app.uow_factory()) == []
+    # Every event again, and a recomputation, after the pruning: nothing is emitted again.
+    before = published.audits()
+    run(app, *lines, progress_event("u1", ("r4", 1)), progress_event("u1", ("r2", 2)))
+    assert (
+        course_metrics.recompute_enrolments(app.views, app.uow_factory, course_id="course").audit_events == 0
+    )
+    app.relay()
+    after = published.audits()
+    assert after - before == Counter(
+        {
+            ("Content", "r2", "complete"): 1,
+            ("CourseUnit", "unit1", "complete"): 1,
+            ("Course", "course", "complete"): 1,
+        }
+    )
+    assert max(after.values()) == 1
 
 
 def test_bad_events_are_kept_and_the_rest_is_processed(app: App) -> None:
