@@ -17,8 +17,9 @@ Scenario (deterministic, from ``--seed``):
 Measured per backend (setup, generation and the resets between the runs are not measured):
 
 1. *end to end*: ``ingest(open(file), ...)`` then ``app.relay()`` (it publishes the AUDIT ledger's entries),
-   for each ``--chunks`` size, then at the largest size with each ``--workers`` count (``ingest
-   --workers``: processes sharing the file by enrolment), each from the same initial state; then checks:
+   for each ``--chunks`` size in this process, then at the largest size with each ``--workers`` count
+   (``ingest --workers``: processes sharing the file by enrolment while this process relays beside them;
+   1 is one worker process and the relay beside it), each from the same initial state; then checks:
    no rejected event, no pending outbox row or ledger entry, every ``completionpercentage`` within
    0..100, no duplicate ledger key, the ledger equals the AUDIT events the job counted and those an
    offline replay of the stream predicts;
@@ -749,12 +750,12 @@ class EndToEnd:
     enrolments_updated: int
     rejected: int
     check: StoreCheck
-    workers: int = 1
+    workers: int = 0
 
     @property
     def label(self) -> str:
-        """``chunk C`` and, with several processes, how many."""
-        return f"chunk {self.chunk}" + (f", {self.workers} workers" if self.workers > 1 else "")
+        """``chunk C`` and, with worker processes, how many."""
+        return f"chunk {self.chunk}" + (f", {self.workers} workers + relay" if self.workers else "")
 
     @property
     def seconds(self) -> float:
@@ -786,20 +787,27 @@ def run_end_to_end(
     chunk: int,
     log: Callable[[str], None],
     limit: int | None = None,
-    workers: int = 1,
+    workers: int = 0,
 ) -> EndToEnd:
     """``ingest`` the events file with ``chunk`` (in ``workers`` processes, as ``courseinfra ingest
-    --workers``) then ``app.relay()``, timed; then check the stores."""
+    --workers``, this process relaying meanwhile; 0: in this process) then ``app.relay()``, timed; then
+    check the stores."""
     events = scenario.events if limit is None else min(limit, scenario.events)
     gc.collect()
     on_progress = progress_logger(log, f"{app.engine.dialect.name} ingest chunk {chunk}, {workers} workers")
     started = time.perf_counter()
     report: IngestReport
-    if workers > 1:
+    if workers:
         if limit is not None:
             raise ValueError("the workers read the whole file")
         report = ingest_in_workers(
-            app.settings, scenario.events_path, "bench", workers, chunk_size=chunk, on_progress=on_progress
+            app.settings,
+            scenario.events_path,
+            "bench",
+            workers,
+            chunk_size=chunk,
+            on_progress=on_progress,
+            relay=app.relay,
         )
     else:
         report = ingest(
@@ -1501,7 +1509,7 @@ def measure_backend(
                     )
                 if (run.chunk, run.workers) == (
                     RAW_CHUNK,
-                    1,
+                    0,
                 ) and run.enrolments_updated != replay.enrolment_updates:
                     result.problems.append(
                         f"end to end {run.label}: {run.enrolments_updated} enrolment updates, "
@@ -1588,10 +1596,10 @@ def backend_label(name: str) -> str:
 
 
 def end_to_end_runs(args: argparse.Namespace) -> list[tuple[int, int]]:
-    """(chunk, workers) of each end-to-end run: every chunk size in one process, then the largest with
-    each ``--workers`` count above 1."""
-    runs = [(chunk, 1) for chunk in args.chunks]
-    return runs + [(max(args.chunks), workers) for workers in args.workers if workers > 1]
+    """(chunk, workers) of each end-to-end run: every chunk size in this process (workers 0), then the
+    largest with each ``--workers`` count."""
+    runs = [(chunk, 0) for chunk in args.chunks]
+    return runs + [(max(args.chunks), workers) for workers in args.workers]
 
 
 def main_table(results: Sequence[BackendResult], runs: Sequence[tuple[int, int]], markdown: bool) -> str:
@@ -1600,7 +1608,7 @@ def main_table(results: Sequence[BackendResult], runs: Sequence[tuple[int, int]]
         "backend",
         "events",
         *(
-            f"end-to-end events/s (chunk {chunk}" + (f", {workers} workers)" if workers > 1 else ")")
+            f"end-to-end events/s (chunk {chunk}" + (f", {workers} workers + relay)" if workers else ")")
             for chunk, workers in runs
         ),
         "raw store limit (events/s equivalent)",
@@ -1760,7 +1768,7 @@ def report(
         f"{scenario.events_path.stat().st_size / 1e6:.0f} MB of JSON lines)\n"
         "- end to end = ingest(open(file), chunk_size=C) + app.relay(), from the same initial state each "
         "time (with W workers: W processes, as `courseinfra ingest --workers W`, each taking the events of "
-        "its share of the enrolments); raw limit and naive from that state too; setup, generation and "
+        "its share of the enrolments, while the measuring process relays beside them); raw limit and naive from that state too; setup, generation and "
         "resets are not measured"
     )
     out += ["", main_table(results, end_to_end_runs(args), markdown), ""]

@@ -14,6 +14,7 @@ from courseinfra.domain.job_requests import EnrolmentUpdateRequest, Outcome, Rej
 from courseinfra.domain.progress import (
     AuditAction,
     AuditObject,
+    AuditRecord,
     ContentUpdate,
     CourseView,
     EnrolmentKey,
@@ -287,3 +288,10 @@ def test_republications_between_batches_never_emit_an_audit_event_twice(
             assert object_id in (state.units_completed if action == "complete" else state.units_started)
     for unit in state.units_completed:
         assert VIEW.required(unit) <= completed or WIDER_VIEW.required(unit) <= completed
+
+
+def test_the_mid_of_an_audit_event_is_its_key_digest_and_never_changes() -> None:
+    """Consumers drop repeats by ``mid`` across versions: it is SHA-256 of the key's six fields."""
+    record = AuditRecord(EnrolmentKey("u", "c", "b"), AuditObject.COURSE_UNIT, "x", AuditAction.COMPLETE)
+    assert record.mid == "AUDIT.2d9f6c80a2a5b8e2bbdcb72dcc3f98e8"
+    assert record.telemetry(5, None)["mid"] == record.mid

@@ -71,11 +71,18 @@ class CourseView:
     optional_nodes: Mapping[str, frozenset[str]]
     ancestors: Mapping[str, tuple[str, ...]]
     channel: str | None = None
+    # The required leaves of each collection asked for, computed once per view (it is asked for every
+    # unit of every enrolment of a batch).
+    _required: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def required(self, collection_id: str) -> frozenset[str]:
-        leaves = self.leaf_nodes.get(collection_id, frozenset())
-        required = leaves - self.optional_nodes.get(collection_id, frozenset())
-        return required or leaves
+        found = self._required.get(collection_id)
+        if found is None:
+            leaves = self.leaf_nodes.get(collection_id, frozenset())
+            found = self._required[collection_id] = (
+                leaves - self.optional_nodes.get(collection_id, frozenset())
+            ) or leaves
+        return found
 
     @property
     def course_leaves(self) -> frozenset[str]:
@@ -138,8 +145,12 @@ class AuditRecord:
     @property
     def mid(self) -> str:
         """A message id derived from the key: the same AUDIT event always has the same mid."""
-        digest = hashlib.sha256("\x1f".join(self.key).encode()).hexdigest()[:32]
-        return f"AUDIT.{digest}"
+        e = self.enrolment
+        # The members are strings (StrEnum): joined as their values, as the key holds them.
+        text = "\x1f".join(
+            (e.user_id, e.course_id, e.batch_id, self.object_type, self.object_id, self.action)
+        )
+        return f"AUDIT.{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
     def telemetry(self, ets: int, channel: str | None) -> dict[str, Any]:
         """The event in the telemetry v3 AUDIT shape."""
@@ -194,21 +205,20 @@ def merge_status(current: Mapping[str, int], updates: Iterable[ContentUpdate]) -
 def _transitions(
     state: EnrolmentState,
     statuses: Mapping[str, int],
+    completed: frozenset[str] | set[str],
+    course_started: bool,
     course_complete: bool,
     contents: Sequence[str],
     units: Iterable[str],
     course: CourseView,
 ) -> list[AuditRecord]:
-    """The AUDIT events whose condition holds in ``statuses`` for the course and the given units and
-    contents and that ``state`` does not show emitted: a content's status was lower, the course was not
-    started or not completed, the unit carries no mark."""
+    """The AUDIT events whose condition holds in ``statuses`` (``completed``: its completed contents)
+    for the course and the given units and contents and that ``state`` does not show emitted: a
+    content's status was lower, the course was not started or not completed, the unit carries no mark."""
     key = state.key
     before = state.content_status
-    completed = {content for content, status in statuses.items() if status == COMPLETED}
     emitted: list[AuditRecord] = []
-    if state.status is EnrolmentStatus.NOT_STARTED and not course.course_leaves.isdisjoint(
-        content for content, status in statuses.items() if status >= IN_PROGRESS
-    ):
+    if course_started and state.status is EnrolmentStatus.NOT_STARTED:
         emitted.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.ENROL))
     if course_complete and state.status is not EnrolmentStatus.COMPLETED:
         emitted.append(AuditRecord(key, AuditObject.COURSE, course.course_id, AuditAction.COMPLETE))
@@ -245,32 +255,24 @@ def aggregate(
     key = state.key
     merged = merge_status(state.content_status, updates)
     completed = {content for content, status in merged.items() if status == COMPLETED}
+    leaves = course.course_leaves
     required = course.required(course.course_id)
     done = len(required & completed)
     percent = percentage(done, len(required))
     is_complete = bool(required) and done == len(required)
     was_complete = state.status is EnrolmentStatus.COMPLETED
-    started = not course.course_leaves.isdisjoint(
-        content for content, status in merged.items() if status >= IN_PROGRESS
-    )
+    started = any(status >= IN_PROGRESS and content in leaves for content, status in merged.items())
     if was_complete or is_complete:
         status = EnrolmentStatus.COMPLETED
     elif started:
         status = EnrolmentStatus.IN_PROGRESS
     else:
         status = state.status
+    completion = 100 if was_complete else percent
+    completed_on = state.completed_on or (now if status is EnrolmentStatus.COMPLETED else None)
     last = updates[-1] if updates else None
-    new_state = replace(
-        state,
-        content_status=merged,
-        status=status,
-        progress=done,
-        completion_percentage=100 if was_complete else percent,
-        completed_on=state.completed_on or (now if status is EnrolmentStatus.COMPLETED else None),
-        last_read_content_id=last.content_id if last else state.last_read_content_id,
-        last_read_content_status=merged[last.content_id] if last else state.last_read_content_status,
-        last_updated=now if updates else state.last_updated,
-    )
+    last_read = last.content_id if last else state.last_read_content_id
+    last_read_status = merged[last.content_id] if last else state.last_read_content_status
 
     touched_contents = [c for c in dict.fromkeys(u.content_id for u in updates) if c in course.course_leaves]
     touched_units = list(
@@ -299,7 +301,7 @@ def aggregate(
                 context,
                 done,
                 len(required),
-                new_state.completion_percentage,
+                completion,
             )
         )
     for unit in touched_units:
@@ -323,37 +325,53 @@ def aggregate(
             )
         )
     audits = _transitions(
-        state, merged, status is EnrolmentStatus.COMPLETED, touched_contents, touched_units, course
+        state,
+        merged,
+        completed,
+        started,
+        status is EnrolmentStatus.COMPLETED,
+        touched_contents,
+        touched_units,
+        course,
     )
-    if audits:
-        new_state = replace(
-            new_state,
-            units_started=state.units_started.union(
-                a.object_id
-                for a in audits
-                if a.object_type is AuditObject.COURSE_UNIT and a.action is AuditAction.START
-            ),
-            units_completed=state.units_completed.union(
-                a.object_id
-                for a in audits
-                if a.object_type is AuditObject.COURSE_UNIT and a.action is AuditAction.COMPLETE
-            ),
-        )
-    untimed = replace(new_state, last_updated=state.last_updated)
+    units_started, units_completed = state.units_started, state.units_completed
+    for record in audits:
+        if record.object_type is AuditObject.COURSE_UNIT:
+            if record.action is AuditAction.START:
+                units_started = units_started | {record.object_id}
+            else:
+                units_completed = units_completed | {record.object_id}
+    # Compared field by field, not as whole states: this runs for every enrolment of every batch.
     progress_changed = (
-        replace(
-            untimed,
-            last_read_content_id=state.last_read_content_id,
-            last_read_content_status=state.last_read_content_status,
-        )
-        != state
+        status is not state.status
+        or done != state.progress
+        or completion != state.completion_percentage
+        or completed_on != state.completed_on
+        or units_started is not state.units_started
+        or units_completed is not state.units_completed
+        or merged != state.content_status
+    )
+    new_state = EnrolmentState(
+        key=key,
+        content_status=merged,
+        status=status,
+        progress=done,
+        completion_percentage=completion,
+        completed_on=completed_on,
+        last_read_content_id=last_read,
+        last_read_content_status=last_read_status,
+        last_updated=now if updates else state.last_updated,
+        units_started=units_started,
+        units_completed=units_completed,
     )
     return Aggregation(
         new_state,
         tuple(metrics),
         tuple(audits),
         status is EnrolmentStatus.COMPLETED and not was_complete,
-        changed=progress_changed or untimed != state,
+        changed=progress_changed
+        or last_read != state.last_read_content_id
+        or last_read_status != state.last_read_content_status,
         progress_changed=progress_changed,
     )
 

@@ -250,6 +250,7 @@ def ingest_command(
                 workers,
                 chunk_size=app.settings.ingest_chunk_size,
                 on_progress=advance,
+                relay=app.relay,
             )
         else:
             report = run_ingest(

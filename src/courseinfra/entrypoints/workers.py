@@ -4,8 +4,9 @@ One process is bound by one core's Python (parsing, planning, building rows). Ea
 events of its partition (:func:`~courseinfra.domain.job_requests.partition_of`): an enrolment's events
 stay in one worker and in file order, which is all the aggregator needs, since enrolments do not share
 state. Workers write through their own connections; the stores already take concurrent writers (SQLite
-queues them behind its write lock, the AUDIT log assigns ids in commit order, ADR 0009). The outboxes
-are relayed once, by the caller, after every worker is done. ADR 0013.
+queues them behind its write lock, the AUDIT log assigns ids in commit order, ADR 0009). The parent
+process relays the outboxes while the workers run (the relay is the job's other half: on a machine of
+two cores, one worker and the relay overlap), and the caller relays what is left at the end. ADR 0013.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def only_partition(
     """The lines of ``partition``; every other line is replaced by an empty one (ingest skips it), so
     that line numbers stay those of the input. A line that is not a JSON object (or not text) is in
     partition 0: exactly one worker keeps it."""
+    if partitions == 1:
+        yield from lines
+        return
     for text in lines:
         if isinstance(text, BadLine):
             yield text if partition == 0 else ""
@@ -53,10 +57,12 @@ def ingest_in_workers(
     *,
     chunk_size: int,
     on_progress: Callable[[int], None] | None = None,
+    relay: Callable[[], int] | None = None,
 ) -> IngestReport:
     """Ingest the JSON lines of ``path`` with ``workers`` processes (each bootstraps its own application
     from ``settings``) and return the runs' reports merged, rejections in line order. The schema must be
-    migrated already: the caller bootstraps first. Outboxes are not relayed here."""
+    migrated already: the caller bootstraps first. ``relay`` (the caller's ``App.relay``) is called
+    over and over while the workers run; what they commit after its last call is the caller's to relay."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     context = multiprocessing.get_context("spawn")
@@ -72,6 +78,8 @@ def ingest_in_workers(
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+            if relay is not None and pending:
+                relay()
             if on_progress is not None and (current := done.value) != reported:
                 on_progress(current - reported)
                 reported = current

@@ -129,6 +129,10 @@ class CourseViews:
             with self.uow_factory().reading() as uow:
                 summaries = uow.hierarchies.summaries(cached)
                 counters.inc(DB_READS)
+        by_course: dict[str, dict[str, tuple[str, ...]]] = {}
+        for (owner, content_id), path in ancestors.items():
+            if path:
+                by_course.setdefault(owner, {})[content_id] = path
         for course in cached:
             summary = summaries.get(course)
             leaf_nodes = {course: members_of(heads[leaf_nodes_key(course, course, layout)])}
@@ -141,9 +145,7 @@ class CourseViews:
                 course_id=course,
                 leaf_nodes=leaf_nodes,
                 optional_nodes=optional,
-                ancestors={
-                    content: path for (owner, content), path in ancestors.items() if owner == course and path
-                },
+                ancestors=by_course.get(course, {}),
                 channel=summary.channel if summary else None,
             )
         return views, missing
