@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from courseinfra.domain.aggregator import NOT_ENROLLED, plan_batch
+from courseinfra.domain.events import AuditEventEmitted
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
 from courseinfra.domain.job_requests import EnrolmentUpdateRequest, Outcome, Rejection, read_enrolment_update
 from courseinfra.domain.progress import (
@@ -295,3 +296,13 @@ def test_the_mid_of_an_audit_event_is_its_key_digest_and_never_changes() -> None
     record = AuditRecord(EnrolmentKey("u", "c", "b"), AuditObject.COURSE_UNIT, "x", AuditAction.COMPLETE)
     assert record.mid == "AUDIT.2d9f6c80a2a5b8e2bbdcb72dcc3f98e8"
     assert record.telemetry(5, None)["mid"] == record.mid
+
+
+def test_the_relay_builds_the_payload_an_audit_event_would_give() -> None:
+    record = AuditRecord(EnrolmentKey("u", "c", "b"), AuditObject.CONTENT, "r1", AuditAction.START)
+    telemetry = record.telemetry(1_700_000_000_000, "ch")
+    event = AuditEventEmitted(user_id="u", telemetry=telemetry, occurred_at=NOW)
+    assert AuditEventEmitted.payload_of("u", telemetry, NOW.isoformat()) == event.payload()
+    assert telemetry["object"] == {"id": "r1", "type": "Content", "rollup": {"l1": "c"}}
+    assert type(telemetry["object"]["type"]) is str
+    assert telemetry["edata"] == {"type": "start", "props": ["status"]}

@@ -126,6 +126,12 @@ class AuditEventEmitted(Event):
     def key(self) -> str:
         return self.user_id
 
+    @staticmethod
+    def payload_of(user_id: str, telemetry: dict[str, Any], occurred_at: str) -> dict[str, Any]:
+        """``AuditEventEmitted(user_id=..., telemetry=..., occurred_at=...).payload()`` built directly
+        (``occurred_at`` already in ISO format), for the relay of millions of events."""
+        return {"occurred_at": occurred_at, "user_id": user_id, "telemetry": telemetry}
+
 
 @dataclass(frozen=True, kw_only=True)
 class CertificateRequested(Event):

@@ -126,15 +126,16 @@ def relay_audit_log(
                 return relayed
             failure: str | None = None
             published: list[OutboxMessage] = []
+            times: dict[datetime, str] = {}
             for entry in entries:
-                user_id = entry.record.enrolment.user_id
+                occurred_at = times.get(entry.emitted_at) or times.setdefault(
+                    entry.emitted_at, entry.emitted_at.isoformat()
+                )
                 message = OutboxMessage(
                     entry.id,
                     AuditEventEmitted.event_type,
-                    user_id,
-                    AuditEventEmitted(
-                        user_id=user_id, telemetry=entry.telemetry, occurred_at=entry.emitted_at
-                    ).payload(),
+                    entry.user_id,
+                    AuditEventEmitted.payload_of(entry.user_id, entry.telemetry, occurred_at),
                     attempts=0,
                 )
                 try:

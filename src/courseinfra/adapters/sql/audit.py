@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.store import aware
 from courseinfra.adapters.sql.tables import audit_pages
-from courseinfra.domain.progress import AuditAction, AuditObject, AuditRecord, EnrolmentKey
+from courseinfra.domain.progress import AuditRecord
 from courseinfra.services.ports import AuditEntry, AuditLog
 
 #: An entry's id is (page id << ENTRY_BITS) + its index in the page: ids grow with the page ids.
@@ -21,9 +21,6 @@ PAGE_ENTRIES = 1 << ENTRY_BITS
 AUDIT_LOG_LOCK = 0x61756469
 #: Pages read per query while listing.
 PAGES_READ = 16
-
-_OBJECTS = {member.value: member for member in AuditObject}
-_ACTIONS = {member.value: member for member in AuditAction}
 
 
 def entry_id(page_id: int, index: int) -> int:
@@ -84,20 +81,14 @@ class SqlAuditLog(AuditLog):
     @staticmethod
     def _entries(page: sa.Row[Any], after_id: int, user_id: str | None) -> Iterator[AuditEntry]:
         stamp = aware(page.emitted_at)
+        ets = int(stamp.timestamp() * 1000)
         base = entry_id(page.id, 0)
+        course, channel = page.courseid, page.channel
         for index, (user, batch, object_type, object_id, action) in enumerate(orjson.loads(page.entries)):
             if base + index <= after_id or (user_id is not None and user != user_id):
                 continue
             yield AuditEntry(
-                id=base + index,
-                record=AuditRecord(
-                    EnrolmentKey(user, page.courseid, batch),
-                    _OBJECTS[object_type],
-                    object_id,
-                    _ACTIONS[action],
-                ),
-                channel=page.channel,
-                emitted_at=stamp,
+                base + index, user, course, batch, object_type, object_id, action, channel, stamp, ets
             )
 
     def read_after(self, after_id: int, at_least: int) -> list[AuditEntry]:
