@@ -570,9 +570,10 @@ def audit_keys(connection: sa.Connection) -> Iterator[tuple[str, ...]]:
             break
         after = pages[-1].id
     a = audit_ledger.c
-    yield from connection.execute(
+    for row in connection.execute(
         sa.select(a.userid, a.courseid, a.batchid, a.object_type, a.object_id, a.action)
-    ).tuples()
+    ):
+        yield tuple(row)
 
 
 def check_stores(engine: sa.Engine) -> StoreCheck:
