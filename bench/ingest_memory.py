@@ -5,7 +5,7 @@ Run as ``.venv/bin/python bench/ingest_memory.py [--sizes 100000,1000000] [--bac
 For each size N, the scenario of ``bench/course_metrics.py`` with N events and N / 10 learners (its
 courses, enrolments and events file), set up on a fresh home; then ``courseinfra ingest FILE --json`` (the
 relay included) runs as a child process and its peak resident set (``ru_maxrss`` of that child, from
-``os.wait4``) is read. Baseline from the same run: the peak of ``courseinfra db current`` (a process that
+``os.wait4``) is read. Baseline from the same run: the peak of ``courseinfra db upgrade`` (a process that
 imports the same code and opens the same stores, and processes nothing). Each line also gives the events
 per second of the whole command and the checks of the stores after it (``check_stores``: the AUDIT count,
 duplicates, pending entries). Scratch stores as in ``bench/course_metrics.py``.
@@ -35,17 +35,44 @@ from course_metrics import (
 from courseinfra.adapters.sql.engine import create_engine
 from scratch import source_revision
 
+MIB = 2**20
 
-def child_peak(command: Sequence[str], env: dict[str, str]) -> tuple[int, float, int]:
-    """Run ``command``; return its exit code, its wall time and its peak resident set in bytes."""
+
+def _status(pid: int) -> dict[str, int]:
+    """The process's resident set by kind (``RssAnon``: its heap; ``RssFile``: mapped file pages,
+    SQLite's memory map among them), in bytes; empty once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile", "VmRSS"):
+            found[name] = int(value.split()[0]) * 1024
+    return found
+
+
+def child_peak(command: Sequence[str], env: dict[str, str]) -> tuple[int, float, dict[str, int]]:
+    """Run ``command``; return its exit code, its wall time and its peak resident set in bytes: as a
+    whole (``ru_maxrss`` from ``os.wait4``) and by kind, sampled every 50 ms (``RssAnon``, ``RssFile``)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    peaks = {"RssAnon": 0, "RssFile": 0}
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        for name, value in _status(process.pid).items():
+            if name in peaks:
+                peaks[name] = max(peaks[name], value)
+        time.sleep(0.05)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0 and process.stderr is not None:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and process.stderr is not None:
         sys.stderr.write(process.stderr.read().decode(errors="replace"))
-    return process.returncode, seconds, usage.ru_maxrss * 1024  # Linux reports KiB
+    peaks["maxrss"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    return code, seconds, peaks
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,9 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"- code under test: {source_revision()}; {platform.platform()}; chunk {args.chunk}")
     print()
     print(
-        "| backend | events | learners | input (MB) | peak RSS of ingest (MiB) | peak RSS, idle command (MiB) | events/s, whole command | AUDIT events | checks |"
+        "| backend | events | enrolments | input (MB) | ingest: peak RSS (MiB) | its heap (RssAnon) | its mapped files (RssFile) "
+        "| idle command: peak RSS | heap | events/s, whole command | AUDIT events | checks |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for size in sizes:
         workdir = Path(tempfile.mkdtemp(prefix="courseinfra-memory-bench-"))
         try:
@@ -84,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if backend.database_url:
                     env["COURSEINFRA_DATABASE_URL"] = backend.database_url
                     env["COURSEINFRA_REDIS_URL"] = backend.redis_url or ""
-                _, _, idle = child_peak([courseinfra, "db", "current"], env)
+                _, _, idle = child_peak([courseinfra, "db", "upgrade"], env)
                 code, seconds, peak = child_peak(
                     [courseinfra, "ingest", str(scenario.events_path), "--json"], env
                 )
@@ -92,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check = check_stores(engine)
                 problems = f"exit {code}" if code else "; ".join(check.problems())
                 print(
-                    f"| {backend.name} | {size:,} | {len(scenario.enrolments):,} enrolments | "
-                    f"{scenario.events_path.stat().st_size / 1e6:.0f} | {peak / 2**20:.0f} | {idle / 2**20:.0f} | "
+                    f"| {backend.name} | {size:,} | {len(scenario.enrolments):,} | "
+                    f"{scenario.events_path.stat().st_size / 1e6:.0f} | {peak['maxrss'] / MIB:.0f} | "
+                    f"{peak['RssAnon'] / MIB:.0f} | {peak['RssFile'] / MIB:.0f} | {idle['maxrss'] / MIB:.0f} | "
+                    f"{idle['RssAnon'] / MIB:.0f} | "
                     f"{size / seconds:,.0f} | {check.ledger_rows:,} | {problems or 'every check holds'} |",
                     flush=True,
                 )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.events import AuditEventEmitted
@@ -127,14 +128,17 @@ def test_three_workers_leave_what_one_process_leaves(settings: Settings, tmp_pat
     assert set(delivered.values()) == {1}
 
 
-def test_the_cli_ingests_a_file_with_workers_and_refuses_stdin(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_cli_ingests_a_file_with_workers_and_refuses_stdin(
+    settings: Settings, tmp_path: Path, workers: str
+) -> None:
     app = bootstrap(settings)
     try:
         prepare(app, LEARNERS)
     finally:
         app.close()
     cli = Cli(settings)
-    done = cli("ingest", str(events_file(tmp_path)), "--workers", "2", "--json")
+    done = cli("ingest", str(events_file(tmp_path)), "--workers", workers, "--json")
     assert done.returncode == 1, done.stderr  # three events failed
     report = json.loads(done.stdout)
     assert report["jobs"]["course-metrics-aggregator"]["success"] == 240
@@ -147,6 +151,6 @@ def test_the_cli_ingests_a_file_with_workers_and_refuses_stdin(settings: Setting
     assert audits.returncode == 0
     assert len(audits.stdout.splitlines()) > 3
 
-    refused = cli("ingest", "-", "--workers", "2", stdin="")
+    refused = cli("ingest", "-", "--workers", workers, stdin="")
     assert refused.returncode != 0
     assert "--workers needs a file" in refused.stderr

@@ -220,20 +220,22 @@ def ingest_command(
         int,
         typer.Option(
             "--workers",
-            min=1,
+            min=0,
             max=64,
-            help="Processes, each taking the events of its share of the enrolments (a file only).",
+            help="Processes, each taking the events of its share of the enrolments, while this one "
+            "relays (a file only); 0: all in this process.",
         ),
-    ] = 1,
+    ] = 0,
 ) -> None:
     """Process JSON lines of events, each routed to its job and finished before this returns.
 
     Events that are not processed are kept (``courseinfra failed list``); the exit code is 1 if any
     failed, 0 otherwise (skipped events are not failures). With ``--workers N``, N processes share the
-    file by enrolment: an enrolment's events are applied in file order, those of different enrolments
-    in any order.
+    file by enrolment (an enrolment's events are applied in file order, those of different enrolments
+    in any order) and this process relays their events meanwhile: on two cores, ``--workers 1`` runs
+    the job and its relay side by side.
     """
-    if workers > 1 and path == "-":
+    if workers and path == "-":
         raise Failure("--workers needs a file: the workers each read it (stdin can be read once)")
     try:
         stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
@@ -242,7 +244,7 @@ def ingest_command(
     source = "stdin" if path == "-" else Path(path).name
     total = None if path == "-" else _count_lines(Path(path))
     with stream, application() as app, _ingest_progress(f"ingest {source}", total, not as_json) as advance:
-        if workers > 1:
+        if workers:
             report = ingest_in_workers(
                 app.settings,
                 Path(path),
