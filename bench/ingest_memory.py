@@ -80,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated event counts")
     parser.add_argument("--backends", default="embedded", help="embedded,postgres")
     parser.add_argument("--chunk", type=int, default=5000, help="COURSEINFRA_INGEST_CHUNK_SIZE")
+    parser.add_argument(
+        "--sqlite-cache-mb",
+        type=int,
+        default=None,
+        help="COURSEINFRA_SQLITE_CACHE_MB (default: the setting's)",
+    )
     parser.add_argument("--courses", type=int, default=50)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
@@ -88,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.keep = False
     sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     courseinfra = shutil.which("courseinfra", path=str(Path(sys.executable).parent)) or "courseinfra"
-    print(f"- code under test: {source_revision()}; {platform.platform()}; chunk {args.chunk}")
+    cache = "the default" if args.sqlite_cache_mb is None else f"{args.sqlite_cache_mb} MiB"
+    print(
+        f"- code under test: {source_revision()}; {platform.platform()}; chunk {args.chunk}; SQLite cache {cache}"
+    )
     print()
     print(
         "| backend | events | enrolments | input (MB) | ingest: peak RSS (MiB) | its heap (RssAnon) | its mapped files (RssFile) "
@@ -109,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     COURSEINFRA_HOME=str(settings.home),
                     COURSEINFRA_INGEST_CHUNK_SIZE=str(args.chunk),
                 )
+                if args.sqlite_cache_mb is not None:
+                    env["COURSEINFRA_SQLITE_CACHE_MB"] = str(args.sqlite_cache_mb)
                 if backend.database_url:
                     env["COURSEINFRA_DATABASE_URL"] = backend.database_url
                     env["COURSEINFRA_REDIS_URL"] = backend.redis_url or ""
