@@ -17,6 +17,9 @@ from courseinfra.services.transactions import retrying
 #: The relays' names: of their locks, and of the AUDIT relay's cursor.
 OUTBOX_RELAY = "outbox"
 AUDIT_RELAY = "audit"
+#: Outbox messages read at a time. Small: a message can be large (a micro-batch's ``ProgressUpdated``
+#: names every learner of the batch), and a backfill leaves one per micro-batch to relay.
+OUTBOX_PAGE = 50
 
 
 def relay_outbox(
@@ -25,12 +28,12 @@ def relay_outbox(
     *,
     locks: Locks,
     stream: EventStream | None = None,
-    batch: int = 1000,
+    batch: int = OUTBOX_PAGE,
     retention: timedelta | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Publish every pending outbox message once, oldest first; return how many were relayed. Messages
-    relayed longer ago than ``retention`` are deleted afterwards (None: kept forever).
+    """Publish every pending outbox message once, oldest first, ``batch`` at a time; return how many were
+    relayed. Messages relayed longer ago than ``retention`` are deleted afterwards (None: kept forever).
 
     A page of messages is published, appended to ``stream`` (where there is one), then marked relayed in
     one transaction. A message whose handler raises stays pending with its error and is tried again by
