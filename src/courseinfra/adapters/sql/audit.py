@@ -101,9 +101,12 @@ class SqlAuditLog(AuditLog):
 
     def prune(self, *, through_id: int, before: datetime, limit: int = 100) -> int:
         p = audit_pages.c
+        # Every page before the cursor's, and the cursor's own once it ends there: a range of the key,
+        # since the relay prunes after every pass.
+        page, index = divmod(through_id, PAGE_ENTRIES)
         relayed = (
             sa.select(p.id, p.size)
-            .where(p.id * PAGE_ENTRIES + p.size - 1 <= through_id, p.emitted_at < before)
+            .where(sa.or_(p.id < page, sa.and_(p.id == page, p.size - 1 <= index)), p.emitted_at < before)
             .order_by(p.id)
             .limit(limit)
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -60,39 +60,22 @@ SQLITE_ENROLMENTS = (
 )
 
 
-def _sqlite_time(text: str) -> datetime:
-    """A timestamp as SQLAlchemy's ``DateTime`` stores it on SQLite (UTC, no zone), made aware."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+ENROLMENT_NAMES = tuple(name.strip() for name in ENROLMENT_COLUMNS.split(","))
+_JSON_COLUMNS = ("contentstatus", "auditmarks", "certificates")
+_TIME_COLUMNS = ("completedon", "datetime", "enrolleddate")
 
 
-def _sqlite_enrolment(values: Sequence[Any]) -> Enrolment:
-    """An enrolment from the driver's row of :data:`ENROLMENT_COLUMNS`."""
-    (user, course, batch, statuses, status, progress, percentage, completed_on, last_read, last_status) = (
-        values[:10]
-    )
-    updated, marks_text, active, enrolled, added_by, certificates, mode = values[10:]
-    marks = orjson.loads(marks_text) if marks_text else {}
-    state = EnrolmentState(
-        key=EnrolmentKey(user, course, batch),
-        content_status=orjson.loads(statuses),
-        status=EnrolmentStatus(status),
-        progress=progress,
-        completion_percentage=percentage,
-        completed_on=_sqlite_time(completed_on) if completed_on else None,
-        last_read_content_id=last_read,
-        last_read_content_status=last_status,
-        last_updated=_sqlite_time(updated),
-        units_started=frozenset(marks.get("started", ())),
-        units_completed=frozenset(marks.get("completed", ())),
-    )
-    return Enrolment(
-        state=state,
-        active=bool(active),
-        enrolled_date=_sqlite_time(enrolled),
-        added_by=added_by,
-        certificates=tuple(orjson.loads(certificates)),
-        mode=mode,
-    )
+def _sqlite_row(values: Sequence[Any]) -> dict[str, Any]:
+    """The driver's row of :data:`ENROLMENT_COLUMNS` decoded as SQLAlchemy would: JSON text to values,
+    timestamp text to datetimes (UTC, stored without zone)."""
+    row = dict(zip(ENROLMENT_NAMES, values, strict=True))
+    for name in _JSON_COLUMNS:
+        if row[name] is not None:
+            row[name] = orjson.loads(row[name])
+    for name in _TIME_COLUMNS:
+        if row[name] is not None:
+            row[name] = datetime.fromisoformat(row[name])
+    return row
 
 
 def _driver_sql(connection: sa.Connection, statement: str) -> str:
@@ -184,29 +167,30 @@ class SqlBatchStore(BatchStore):
         return [self._from_row(row) for row in self.connection.execute(query)]
 
 
-def _enrolment(row: sa.Row[Any]) -> Enrolment:
-    key = EnrolmentKey(row.userid, row.courseid, row.batchid)
-    marks = row.auditmarks or {}
+def _enrolment(row: Mapping[Any, Any]) -> Enrolment:
+    """An enrolment from its decoded columns (a SQLAlchemy row's mapping, or :func:`_sqlite_row`)."""
+    marks = row["auditmarks"] or {}
+    completed_on = row["completedon"]
     state = EnrolmentState(
-        key=key,
-        content_status=dict(row.contentstatus),
-        status=EnrolmentStatus(row.status),
-        progress=row.progress,
-        completion_percentage=row.completionpercentage,
-        completed_on=aware(row.completedon) if row.completedon else None,
-        last_read_content_id=row.lastreadcontentid,
-        last_read_content_status=row.lastreadcontentstatus,
-        last_updated=aware(row.datetime),
+        key=EnrolmentKey(row["userid"], row["courseid"], row["batchid"]),
+        content_status=dict(row["contentstatus"]),
+        status=EnrolmentStatus(row["status"]),
+        progress=row["progress"],
+        completion_percentage=row["completionpercentage"],
+        completed_on=aware(completed_on) if completed_on else None,
+        last_read_content_id=row["lastreadcontentid"],
+        last_read_content_status=row["lastreadcontentstatus"],
+        last_updated=aware(row["datetime"]),
         units_started=frozenset(marks.get("started", ())),
         units_completed=frozenset(marks.get("completed", ())),
     )
     return Enrolment(
         state=state,
-        active=bool(row.active),
-        enrolled_date=aware(row.enrolleddate),
-        added_by=row.addedby,
-        certificates=tuple(row.certificates),
-        mode=row.mode,
+        active=bool(row["active"]),
+        enrolled_date=aware(row["enrolleddate"]),
+        added_by=row["addedby"],
+        certificates=tuple(row["certificates"]),
+        mode=row["mode"],
     )
 
 
@@ -295,7 +279,7 @@ class SqlEnrolmentStore(EnrolmentStore):
             if for_update:
                 query = query.order_by(e.userid, e.courseid, e.batchid).with_for_update(of=user_enrolments)
             for row in self.connection.execute(query).all():
-                enrolment = _enrolment(row)
+                enrolment = _enrolment(row._mapping)
                 found[enrolment.key] = enrolment
             return found
         if not unique:
@@ -304,7 +288,7 @@ class SqlEnrolmentStore(EnrolmentStore):
         # decoded without SQLAlchemy's per-column processing (the read was a sixth of the job).
         as_json = orjson.dumps([(k.user_id, k.course_id, k.batch_id) for k in unique]).decode()
         for values in self.connection.exec_driver_sql(SQLITE_ENROLMENTS, (as_json,)).all():
-            enrolment = _sqlite_enrolment(values)
+            enrolment = _enrolment(_sqlite_row(values))
             found[enrolment.key] = enrolment
         return found
 
@@ -339,7 +323,7 @@ class SqlEnrolmentStore(EnrolmentStore):
             .where(user_enrolments.c.userid == user_id)
             .order_by(user_enrolments.c.courseid, user_enrolments.c.batchid)
         )
-        return [_enrolment(row) for row in self.connection.execute(query)]
+        return [_enrolment(row._mapping) for row in self.connection.execute(query)]
 
     def list_for_batch(
         self, batch_id: str, *, after_user: str = "", limit: int = 1000, for_update: bool = False
@@ -352,7 +336,7 @@ class SqlEnrolmentStore(EnrolmentStore):
         )
         if for_update and self.connection.dialect.name == "postgresql":
             query = query.with_for_update(of=user_enrolments)
-        return [_enrolment(row) for row in self.connection.execute(query)]
+        return [_enrolment(row._mapping) for row in self.connection.execute(query)]
 
 
 class SqlActivityStore(ActivityStore):
