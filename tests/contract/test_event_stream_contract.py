@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,19 @@ class EventStreamContract:
             other.close()
         assert [e.message.id for e in stream.read(AUDIT)] == [1, 2]
 
+    def test_handles_appending_in_turn_keep_the_newest_entries(
+        self, stream: EventStream, reopen: Callable[[], EventStream]
+    ) -> None:
+        other = reopen()
+        try:
+            for first in range(1, 13, 3):
+                writer = stream if first % 2 else other
+                writer.append([message(first), message(first + 1, CERTIFICATE), message(first + 2)])
+        finally:
+            other.close()
+        assert [e.message.id for e in stream.read(AUDIT)] == [6, 7, 9, 10, 12]
+        assert [e.message.id for e in stream.read(CERTIFICATE)] == [2, 5, 8, 11]
+
 
 def seen_of(messages: list[OutboxMessage]) -> Seen:
     return [(m.id, m.event_type, m.key, dict(m.payload)) for m in messages]
@@ -96,6 +110,25 @@ class TestSqliteEventStream(EventStreamContract):
     @pytest.fixture
     def reopen(self, tmp_path: Path) -> Callable[[], EventStream]:
         return lambda: SqliteEventStream(tmp_path / "events.sqlite3", MAX_LENGTH)
+
+    def test_a_file_from_before_the_stream_lengths_is_trimmed_by_its_real_length(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "older.sqlite3"
+        SqliteEventStream(path, MAX_LENGTH).close()
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE stream_lengths")
+            db.executemany(
+                "INSERT INTO stream_entries (event_type, message_id, key, payload) VALUES (?, ?, ?, '{}')",
+                [(AUDIT, n, f"u{n}") for n in range(1, 5)],
+            )
+        db.close()
+        stream = SqliteEventStream(path, MAX_LENGTH)
+        try:
+            stream.append([message(5), message(6)])
+            assert [e.message.id for e in stream.read(AUDIT)] == [2, 3, 4, 5, 6]
+        finally:
+            stream.close()
 
 
 class TestRedisEventStream(EventStreamContract):

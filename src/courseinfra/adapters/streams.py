@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -33,6 +34,18 @@ CREATE TABLE IF NOT EXISTS stream_entries (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stream_entries_by_type ON stream_entries (event_type, position);
+CREATE TABLE IF NOT EXISTS stream_lengths (
+    event_type TEXT PRIMARY KEY,
+    length INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+# A file written before ``stream_lengths`` existed has its lengths counted once.
+COUNT_LENGTHS = """
+INSERT INTO stream_lengths (event_type, length)
+SELECT event_type, count(*) FROM stream_entries
+WHERE NOT EXISTS (SELECT 1 FROM stream_lengths)
+GROUP BY event_type
 """
 
 
@@ -56,30 +69,51 @@ class SqliteEventStream(EventStream):
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(SCHEMA)
         self._lock = threading.Lock()
+        with self._lock:
+            self._transaction(lambda db: db.execute(COUNT_LENGTHS))
 
     def append(self, messages: Sequence[OutboxMessage]) -> None:
         if not messages:
             return
         rows = [(m.event_type, m.id, m.key, orjson.dumps(m.payload).decode()) for m in messages]
+        appended = Counter(m.event_type for m in messages)
         with self._lock:
-            db = self._connection
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT INTO stream_entries (event_type, message_id, key, payload) VALUES (?, ?, ?, ?)",
-                    rows,
+            self._transaction(lambda db: self._append(db, rows, appended))
+
+    def _append(
+        self, db: sqlite3.Connection, rows: list[tuple[str, int, str, str]], appended: Counter[str]
+    ) -> None:
+        db.executemany(
+            "INSERT INTO stream_entries (event_type, message_id, key, payload) VALUES (?, ?, ?, ?)", rows
+        )
+        # Each stream's length is kept beside it, so trimming deletes the oldest entries by the primary
+        # key (work in proportion to the page) instead of counting the stream at every append.
+        for event_type, count in sorted(appended.items()):
+            (length,) = db.execute(
+                "INSERT INTO stream_lengths (event_type, length) VALUES (?, ?) "
+                "ON CONFLICT (event_type) DO UPDATE SET length = length + excluded.length RETURNING length",
+                (event_type, count),
+            ).fetchone()
+            excess = length - self.max_length
+            if excess > 0:
+                db.execute(
+                    "DELETE FROM stream_entries WHERE position IN (SELECT position FROM stream_entries "
+                    "WHERE event_type = ? ORDER BY position LIMIT ?)",
+                    (event_type, excess),
                 )
-                for event_type in sorted({m.event_type for m in messages}):
-                    db.execute(
-                        "DELETE FROM stream_entries WHERE event_type = ? AND position <= ("
-                        "SELECT position FROM stream_entries WHERE event_type = ? "
-                        "ORDER BY position DESC LIMIT 1 OFFSET ?)",
-                        (event_type, event_type, self.max_length),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute(
+                    "UPDATE stream_lengths SET length = ? WHERE event_type = ?", (self.max_length, event_type)
+                )
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        db = self._connection
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
         if after and not after.isdigit():
