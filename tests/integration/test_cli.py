@@ -125,7 +125,7 @@ def test_an_invalid_hierarchy_is_refused_with_its_code(cli: Cli, tmp_path: Path)
 def test_ingest_progress_off_a_terminal_is_a_line_with_the_total_the_rate_and_the_time_left(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from courseinfra.entrypoints import cli as cli_module
+    from courseinfra.entrypoints.cli import events as cli_module
 
     monkeypatch.setattr(cli_module, "PROGRESS_LINE_EVERY", 0.0)
     with cli_module._ingest_progress("ingest events.jsonl", 1000, True) as advance:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from courseinfra.domain.criteria import Node, Scope
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 
 NAME_MAX = 255
 GROUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -29,10 +29,12 @@ class VersionConflict(DomainError):
     """The group changed since the writer read it."""
 
     code = "version-conflict"
+    kind = ErrorKind.STALE
 
 
 class GroupFrozen(DomainError):
     code = "group-frozen"
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)

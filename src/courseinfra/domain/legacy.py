@@ -31,7 +31,7 @@ from courseinfra.domain.criteria import (
     StrictConfig,
     UserFacts,
 )
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 
 
 class LegacyError(DomainError):
@@ -40,17 +40,26 @@ class LegacyError(DomainError):
 
     code = "legacy-error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Sequence[str] = ()) -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        kind: ErrorKind | None = None,
+        details: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, code=code, kind=kind)
         self.details = list(details)
 
 
 class CohortNameExists(LegacyError):
     code = "cohort-name-exists"
+    kind = ErrorKind.CONFLICT
 
 
 class CohortNotFound(LegacyError):
     code = "cohort-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class LastRandomCohort(LegacyError):
@@ -61,6 +70,7 @@ class NotDeletable(LegacyError):
     """Cohorts and enrollment tracks cannot be deleted."""
 
     code = "legacy-not-deletable"
+    kind = ErrorKind.CONFLICT
 
 
 class UserNotInCohort(LegacyError):
@@ -69,10 +79,12 @@ class UserNotInCohort(LegacyError):
 
 class TeamsetNotFound(LegacyError):
     code = "teamset-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class TeamNotFound(LegacyError):
     code = "team-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class TeamFull(LegacyError):
@@ -97,12 +109,14 @@ class UnknownTrack(LegacyError):
 
 class UserNotFound(LegacyError):
     code = "user-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class LegacyUnavailable(LegacyError):
     """The legacy system could not be reached or answered with an error it does not explain."""
 
     code = "legacy-unavailable"
+    kind = ErrorKind.UPSTREAM
 
 
 class AssignmentType(enum.StrEnum):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import ContentPublished
 from courseinfra.domain.hierarchy import parse_hierarchy
 from courseinfra.services.ports import UnitOfWork
@@ -15,10 +15,12 @@ from courseinfra.services.ports import UnitOfWork
 
 class ContentNotFound(DomainError):
     code = "content-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class IdentifierMismatch(DomainError):
     code = "identifier-mismatch"
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True, slots=True)

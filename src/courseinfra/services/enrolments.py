@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import EnrolmentChanged
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetrics
 from courseinfra.services.ports import AlreadyExists, AuditEntry, CourseBatch, Enrolment, UnitOfWork
@@ -13,22 +13,27 @@ from courseinfra.services.ports import AlreadyExists, AuditEntry, CourseBatch, E
 
 class BatchExists(DomainError):
     code = "batch-exists"
+    kind = ErrorKind.CONFLICT
 
 
 class BatchNotFound(DomainError):
     code = "batch-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class CourseNotFound(DomainError):
     code = "course-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class EnrolmentNotFound(DomainError):
     code = "enrolment-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class EnrolmentClosed(DomainError):
     code = "enrolment-closed"
+    kind = ErrorKind.CONFLICT
 
 
 class InvalidBatch(DomainError):

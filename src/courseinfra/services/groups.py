@@ -25,7 +25,7 @@ from courseinfra.domain.criteria import (
     criteria_json,
     normalise_user_ids,
 )
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import (
     EnrolmentChanged,
     GroupMembershipChanged,
@@ -43,10 +43,12 @@ UNSET: Any = object()
 
 class GroupNotFound(DomainError):
     code = "group-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class GroupExists(DomainError):
     code = "group-exists"
+    kind = ErrorKind.CONFLICT
 
 
 class InvalidMembersFile(DomainError):

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from courseinfra.domain.criteria import CriteriaRegistry, EvaluationContext, MembershipRule, Scope
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.groups import GroupFrozen, UserGroup
 from courseinfra.domain.legacy import (
     LegacyError,
@@ -50,6 +50,7 @@ class DeletePolicy(enum.StrEnum):
 
 class DeleteRestricted(DomainError):
     code = "delete-restricted"
+    kind = ErrorKind.CONFLICT
 
 
 class SyncFailed(DomainError):
@@ -57,6 +58,7 @@ class SyncFailed(DomainError):
     undone). ``legacy_code`` is the legacy error's code."""
 
     code = "legacy-sync-failed"
+    kind = ErrorKind.UPSTREAM
 
     def __init__(self, message: str, *, legacy_code: str, details: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -642,7 +644,7 @@ class LegacySync:
 
 
 def _cannot_undo() -> None:
-    raise LegacyError("cannot be undone", code="legacy-not-deletable")
+    raise LegacyError("cannot be undone", code="legacy-not-deletable", kind=ErrorKind.CONFLICT)
 
 
 def _ignore(_value: object) -> None:

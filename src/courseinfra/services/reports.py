@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from courseinfra.domain.errors import DomainError, InvalidHierarchy
+from courseinfra.domain.errors import DomainError, ErrorKind, InvalidHierarchy
 from courseinfra.domain.hierarchy import parse_hierarchy
 from courseinfra.domain.reports import (
     AcceptedFrameworks,
@@ -55,6 +55,7 @@ class UnknownReportRun(DomainError):
     """No report run has this id."""
 
     code = "report-run-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 def start_run(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.services.ports import EventStream, StreamEntry
 
 
 class NoEventStream(DomainError):
     code = "no-event-stream"
+    kind = ErrorKind.NOT_FOUND
 
 
 class InvalidStreamPosition(DomainError):
     code = "invalid-stream-position"
+    kind = ErrorKind.MALFORMED
 
 
 def read_stream(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from courseinfra.domain.errors import DomainError
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
 from courseinfra.domain.users import (
     RecordFormat,
@@ -23,6 +23,7 @@ from courseinfra.services.ports import UnitOfWork
 
 class UserNotFound(DomainError):
     code = "user-not-found"
+    kind = ErrorKind.NOT_FOUND
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
+from courseinfra.domain.errors import ErrorKind
 from courseinfra.domain.legacy import (
     AlreadyInTeamset,
     AssignmentType,
@@ -296,7 +297,9 @@ class OpenEdxLegacyGroups(LegacyGroups):
             explained=(404, 500),
         )
         if response.status_code == 404:
-            raise LegacyError(f"Open edX has no course {course_id}", code="course-not-found")
+            raise LegacyError(
+                f"Open edX has no course {course_id}", code="course-not-found", kind=ErrorKind.NOT_FOUND
+            )
         if response.status_code == 500:
             # The duplicate-name ValueError escapes the view as a 500: a cohort of that name created
             # since our check explains it; anything else is a failure of the platform.
@@ -734,5 +737,7 @@ class OpenEdxLegacyGroups(LegacyGroups):
             if "course mode is expired or otherwise unavailable" in message:
                 raise UnknownTrack(f"course {course_id} offers no {mode!r} track (or it has expired)")
             if message.startswith("No course"):
-                raise LegacyError(f"Open edX has no course {course_id}", code="course-not-found")
+                raise LegacyError(
+                    f"Open edX has no course {course_id}", code="course-not-found", kind=ErrorKind.NOT_FOUND
+                )
             raise _unexplained(response)

@@ -1,0 +1,34 @@
+"""The AUDIT events emitted for enrolments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Query,
+)
+
+from courseinfra.entrypoints.api.deps import (
+    INVALID,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.audit import AuditEntryOut
+from courseinfra.services import enrolments
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/v1/audit-events", response_model=list[AuditEntryOut], responses=INVALID)
+def list_audit_events(
+    app: AppDep,
+    user: Annotated[str | None, Query(description="Only this user's events.")] = None,
+    course: Annotated[str | None, Query(description="Only this course's events.")] = None,
+    after: Annotated[int, Query(ge=0, description="Only entry ids above this one (paging).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> list[dict[str, Any]]:
+    """AUDIT events in the order they were emitted, each with its entry id (ids grow, with gaps)."""
+    entries = enrolments.audit_events(
+        app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
+    )
+    return [{"id": e.id, "emitted_at": e.emitted_at, "event": e.telemetry} for e in entries]

@@ -1,0 +1,74 @@
+"""Course batches: create, list, read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Query,
+)
+
+from courseinfra.entrypoints.api.deps import (
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut
+from courseinfra.entrypoints.serialize import (
+    batch_json,
+)
+from courseinfra.services import enrolments
+from courseinfra.services.ports import CourseBatch
+
+router = APIRouter(tags=["batches"])
+
+
+@router.post(
+    "/v1/batches",
+    status_code=201,
+    response_model=BatchOut,
+    responses={**INVALID, **NOT_FOUND, **CONFLICT},
+)
+def create_batch(app: AppDep, body: BatchIn) -> dict[str, Any]:
+    """Create a batch of a course the hierarchy store knows (404 ``course-not-found``, 409 ``batch-exists``)."""
+    batch = CourseBatch(
+        batch_id=body.batchid,
+        course_id=body.courseid,
+        name=body.name,
+        created_at=datetime.now(UTC),
+        description=body.description,
+        start_date=body.startdate,
+        end_date=body.enddate,
+        enrollment_end_date=body.enrollmentenddate,
+        enrollment_type=body.enrollmenttype,
+        created_for=tuple(body.createdfor),
+        mentors=tuple(body.mentors),
+        created_by=body.createdby,
+    )
+    return batch_json(enrolments.create_batch(batch, app.uow_factory()))
+
+
+@router.get("/v1/batches", response_model=list[BatchOut], responses=INVALID)
+def list_batches(
+    app: AppDep,
+    course: Annotated[str | None, Query(description="Only this course's batches.")] = None,
+    after: Annotated[str, Query(description="Only batch ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Batches in batch id order."""
+    with app.uow_factory() as uow:
+        found = uow.batches.list(course_id=course, after=after, limit=limit)
+    return [batch_json(batch) for batch in found]
+
+
+@router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses={**INVALID, **NOT_FOUND})
+def get_batch(app: AppDep, batch_id: str) -> dict[str, Any]:
+    """One batch."""
+    with app.uow_factory() as uow:
+        found = uow.batches.get(batch_id)
+    if found is None:
+        raise enrolments.BatchNotFound(f"batch {batch_id} does not exist")
+    return batch_json(found)

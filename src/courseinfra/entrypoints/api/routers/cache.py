@@ -1,0 +1,42 @@
+"""The relation cache, read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import (
+    APIRouter,
+)
+
+from courseinfra.domain.cache_layout import to_json_value
+from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.entrypoints.api.deps import (
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.cache import CacheEntryOut
+
+router = APIRouter(tags=["cache"])
+
+
+class CacheKeyNotFound(DomainError):
+    code = "cache-key-not-found"
+    kind = ErrorKind.NOT_FOUND
+
+
+@router.get("/v1/cache/{key:path}", response_model=CacheEntryOut, responses={**INVALID, **NOT_FOUND})
+def cache_get(app: AppDep, key: str) -> CacheEntryOut:
+    """One cache key: a sorted array for a set, the ordered array for a list, the document for text."""
+    value = app.cache.get(key)
+    if value is None:
+        raise CacheKeyNotFound(f"the relation cache has no key {key}")
+    return CacheEntryOut(key=key, value=to_json_value(value))
+
+
+@router.get("/v1/cache-owners/{root}", response_model=dict[str, Any], responses=INVALID)
+def cache_show(app: AppDep, root: str) -> dict[str, Any]:
+    """Every key the relation cache holds for a root, with its value (empty if it holds none)."""
+    keys = sorted(app.cache.owned_keys(root))
+    values = app.cache.get_many(keys)
+    return {key: to_json_value(values[key]) for key in keys}

@@ -1,0 +1,80 @@
+"""The hierarchy store: store, read and publish a course."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Body,
+)
+
+from courseinfra.entrypoints.api.deps import (
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.common import ErrorResponse
+from courseinfra.entrypoints.schemas.content import HierarchyOut, PublishOut, StoredVersionOut
+from courseinfra.services import content
+
+router = APIRouter(tags=["content"])
+
+
+HIERARCHY_EXAMPLE = {
+    "identifier": "do_1",
+    "mimeType": "application/vnd.ekstep.content-collection",
+    "contentType": "Course",
+    "children": [{"identifier": "do_2", "mimeType": "application/pdf"}],
+}
+
+
+@router.put(
+    "/v1/content/{identifier}/hierarchy",
+    response_model=StoredVersionOut,
+    responses={**INVALID, 409: {"model": ErrorResponse, "description": "The path names another root"}},
+)
+def put_hierarchy(
+    app: AppDep,
+    identifier: str,
+    hierarchy: Annotated[dict[str, Any], Body(examples=[HIERARCHY_EXAMPLE])],
+) -> StoredVersionOut:
+    """Store a hierarchy as the latest version of its root (without publishing it)."""
+    stored = content.put_hierarchy(hierarchy, app.uow_factory(), identifier=identifier)
+    return StoredVersionOut(identifier=stored.identifier, version=stored.version)
+
+
+@router.get(
+    "/v1/content/{identifier}/hierarchy",
+    response_model=HierarchyOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def get_hierarchy(app: AppDep, identifier: str) -> HierarchyOut:
+    """The stored hierarchy of a root, with its version and when it was last published."""
+    with app.uow_factory() as uow:
+        stored = uow.hierarchies.get(identifier)
+    if stored is None:
+        raise content.ContentNotFound(f"no hierarchy is stored for {identifier}")
+    return HierarchyOut(
+        identifier=stored.identifier,
+        version=stored.version,
+        published_at=stored.published_at,
+        hierarchy=dict(stored.hierarchy),
+    )
+
+
+@router.post(
+    "/v1/content/{identifier}/publish",
+    response_model=PublishOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def publish(app: AppDep, identifier: str) -> PublishOut:
+    """Publish the stored hierarchy; its relation cache is updated before this returns."""
+    event = content.publish(identifier, app.uow_factory())
+    app.relay()
+    return PublishOut(
+        identifier=identifier,
+        version=event.version,
+        event=event.job_request(),
+        cache_keys=len(app.cache.owned_keys(identifier)),
+    )

@@ -1,0 +1,151 @@
+"""Enrolments: enrol, leave, read progress and metrics, recompute."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Body,
+    Query,
+    Response,
+)
+
+from courseinfra.domain.progress import EnrolmentKey
+from courseinfra.entrypoints.api.deps import (
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.enrolments import (
+    ActivityOut,
+    EnrolIn,
+    EnrolmentOut,
+    EnrolOut,
+    RecomputedOut,
+    RecomputeIn,
+)
+from courseinfra.entrypoints.serialize import (
+    activity_json,
+    enrolment_json,
+)
+from courseinfra.services import course_metrics, enrolments
+
+router = APIRouter(tags=["enrolments"])
+
+
+@router.put(
+    "/v1/batches/{batch_id}/enrolments/{user_id}",
+    response_model=EnrolOut,
+    responses={
+        201: {"model": EnrolOut, "description": "Enrolled"},
+        **INVALID,
+        **NOT_FOUND,
+        **CONFLICT,
+    },
+)
+def enrol(
+    app: AppDep,
+    batch_id: str,
+    user_id: str,
+    response: Response,
+    body: Annotated[EnrolIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Enrol a user: 201 if the enrolment is new, 200 if it existed (re-activated if it was left, with
+    its progress kept); 409 ``enrolment-closed`` after the batch's last day to enrol."""
+    enrolment, created = enrolments.enrol(
+        user_id,
+        batch_id,
+        app.uow_factory(),
+        added_by=body.addedby if body else None,
+        mode=body.mode if body else None,
+    )
+    app.relay()  # the groups that read enrolments follow at once
+    response.status_code = 201 if created else 200
+    return {**enrolment_json(enrolment), "created": created}
+
+
+@router.delete(
+    "/v1/batches/{batch_id}/enrolments/{user_id}",
+    response_model=EnrolmentOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def unenrol(app: AppDep, batch_id: str, user_id: str) -> dict[str, Any]:
+    """Mark an enrolment inactive; its progress is kept."""
+    enrolment = enrolments.unenrol(user_id, batch_id, app.uow_factory())
+    app.relay()
+    return enrolment_json(enrolment)
+
+
+@router.get(
+    "/v1/batches/{batch_id}/enrolments",
+    response_model=list[EnrolmentOut],
+    responses={**INVALID, **NOT_FOUND},
+)
+def list_participants(
+    app: AppDep,
+    batch_id: str,
+    after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> list[dict[str, Any]]:
+    """The enrolments of a batch, by user id."""
+    with app.uow_factory() as uow:
+        if uow.batches.get(batch_id) is None:
+            raise enrolments.BatchNotFound(f"batch {batch_id} does not exist")
+        found = uow.enrolments.list_for_batch(batch_id, after_user=after, limit=limit)
+    return [enrolment_json(e) for e in found]
+
+
+@router.get(
+    "/v1/users/{user_id}/enrolments",
+    response_model=list[EnrolmentOut],
+    responses=INVALID,
+)
+def list_user_enrolments(app: AppDep, user_id: str) -> list[dict[str, Any]]:
+    """A user's enrolments, by course and batch (empty for an unknown user)."""
+    with app.uow_factory() as uow:
+        found = uow.enrolments.list_for_user(user_id)
+    return [enrolment_json(e) for e in found]
+
+
+@router.get(
+    "/v1/enrolments/{user_id}/{course_id}/{batch_id}",
+    response_model=EnrolmentOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
+    """One enrolment with its progress."""
+    key = EnrolmentKey(user_id, course_id, batch_id)
+    return enrolment_json(enrolments.get_enrolment(key, app.uow_factory()))
+
+
+@router.get(
+    "/v1/enrolments/{user_id}/{course_id}/{batch_id}/activity",
+    response_model=ActivityOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
+    """The course's and each unit's metrics of an enrolment (``user_activity_agg``)."""
+    key = EnrolmentKey(user_id, course_id, batch_id)
+    enrolments.get_enrolment(key, app.uow_factory())
+    return activity_json(enrolments.activity(key, app.uow_factory()))
+
+
+@router.post(
+    "/v1/enrolments/recompute",
+    response_model=RecomputedOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def recompute_enrolments(app: AppDep, selection: RecomputeIn) -> RecomputedOut:
+    """Re-derive progress and metrics from the stored statuses and the course's current relation
+    cache (after a cache rebuild or a fix of the rules); emit only AUDIT events not emitted before."""
+    done = course_metrics.recompute_enrolments(
+        app.views,
+        app.uow_factory,
+        course_id=selection.course_id,
+        batch_id=selection.batch_id,
+        user_id=selection.user_id,
+    )
+    app.relay()
+    return RecomputedOut(enrolments=done.enrolments, audit_events=done.audit_events)

@@ -1,0 +1,66 @@
+"""Events kept because they were not processed: list and replay."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Path,
+    Query,
+)
+
+from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.domain.job_requests import Outcome
+from courseinfra.entrypoints.api.deps import (
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut
+from courseinfra.entrypoints.serialize import (
+    failed_event_json,
+)
+from courseinfra.services.ingest import replay_failed
+
+router = APIRouter(tags=["failed events"])
+
+
+class FailedEventNotFound(DomainError):
+    code = "failed-event-not-found"
+    kind = ErrorKind.NOT_FOUND
+
+
+@router.get("/v1/failed-events", response_model=list[FailedEventOut], responses=INVALID)
+def list_failed(
+    app: AppDep,
+    job: Annotated[str | None, Query(description="Only this job's events.")] = None,
+    skipped: Annotated[bool, Query(description="Also skipped events.")] = False,
+    resolved: Annotated[bool, Query(description="Also events replayed successfully.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
+) -> list[dict[str, Any]]:
+    """Events kept because they were not processed, oldest first."""
+    outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
+    with app.uow_factory() as uow:
+        events = uow.failed_events.list(
+            job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+        )
+    return [failed_event_json(event) for event in events]
+
+
+@router.post(
+    "/v1/failed-events/{id}/replay",
+    response_model=ReplayOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def replay(app: AppDep, event_id: Annotated[int, Path(alias="id")]) -> ReplayOut:
+    """Run a kept event through its job again; it is resolved if it is processed this time."""
+    with app.uow_factory() as uow:
+        event = uow.failed_events.get(event_id)
+    if event is None:
+        raise FailedEventNotFound(f"no failed event with id {event_id}")
+    [result] = replay_failed([event], app.router, app.uow_factory)
+    app.relay()
+    return ReplayOut(**asdict(result))

@@ -1,0 +1,377 @@
+"""User groups: define them by criteria, refresh, preview, explain, import members."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Header,
+    Query,
+    Request,
+    Response,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.domain.groups import VersionConflict
+from courseinfra.entrypoints.api.deps import (
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+    Responses,
+    raw_body,
+)
+from courseinfra.entrypoints.api.errors import error_json
+from courseinfra.entrypoints.schemas.common import ErrorResponse, InvalidBody
+from courseinfra.entrypoints.schemas.groups import (
+    GroupChangedOut,
+    GroupDefinitionIn,
+    GroupIn,
+    GroupOut,
+    GroupPatchIn,
+    GroupRefreshOut,
+    GroupSummaryOut,
+    HistoryPageOut,
+    MembersImportOut,
+    MembersPageOut,
+    PreviewIn,
+    PreviewOut,
+    RefreshOut,
+)
+from courseinfra.entrypoints.serialize import (
+    criteria_types_json,
+    group_json,
+    group_summary_json,
+    member_json,
+    members_import_json,
+    membership_change_json,
+    preview_json,
+    refresh_all_json,
+    refresh_json,
+)
+from courseinfra.services import groups
+from courseinfra.services.ports import RefreshResult
+
+router = APIRouter(tags=["groups"])
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='The group\'s ETag ("<group_id>.<version>") as read: the change is refused (412 '
+        "version-conflict) if the group changed since. Without it, no check.",
+    ),
+]
+
+
+ETAG = re.compile(r'^(W/)?"([^"]*)"$')
+
+
+ETAG_VERSION = re.compile(r"^[0-9]{1,18}$")
+
+
+class InvalidIfMatch(DomainError):
+    """An If-Match header that is not one entity tag (or ``*``)."""
+
+    code = "invalid-if-match"
+    kind = ErrorKind.MALFORMED
+
+
+def expected_version(if_match: str | None, group_id: str) -> int | None:
+    """The version If-Match names: None without the header or with ``*``. Not one entity tag: 400
+    ``invalid-if-match``; an entity tag that cannot be this group's current one (a weak one, another
+    group's, not ``"<group_id>.<version>"``): 412 ``version-conflict``, as a stale version."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = ETAG.match(if_match.strip())
+    if match is None:
+        raise InvalidIfMatch(f'If-Match {if_match!r}: expected one entity tag, "<group_id>.<version>", or *')
+    weak, tag = match.groups()
+    name, _, version = tag.rpartition(".")
+    if weak or name != group_id or not ETAG_VERSION.match(version):
+        raise VersionConflict(f"If-Match {if_match.strip()} is not an entity tag of group {group_id}")
+    return int(version)
+
+
+def _changed(view: groups.GroupView, result: RefreshResult | None, response: Response) -> dict[str, Any]:
+    response.headers["ETag"] = view.group.etag
+    return {**group_json(view), "refresh": None if result is None else refresh_json(result)}
+
+
+PRECONDITION: Responses = {
+    400: {"model": ErrorResponse, "description": "A malformed If-Match (invalid-if-match)"},
+    412: {"model": ErrorResponse, "description": "The group changed since it was read (version-conflict)"},
+}
+
+
+ETAG_HEADER: dict[str, Any] = {"ETag": {"description": 'The group\'s "<group_id>.<version>"'}}
+
+
+@router.get("/v1/criteria/types", responses=INVALID)
+def criteria_types(app: AppDep) -> list[dict[str, Any]]:
+    """Every registered criterion type (shipped and from plugins): its operators, scopes, the facts it
+    reads and its config's JSON schema, from which a UI builds its forms."""
+    return criteria_types_json(app.registry)
+
+
+@router.post(
+    "/v1/groups",
+    status_code=201,
+    response_model=GroupChangedOut,
+    responses={
+        201: {"headers": ETAG_HEADER, "description": "Created, its membership computed"},
+        **INVALID,
+        **CONFLICT,
+    },
+)
+def create_user_group(app: AppDep, body: GroupIn, response: Response) -> dict[str, Any]:
+    """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
+    or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
+    view, result = app.sync.create_group(body.group_id, body.definition())
+    app.relay()
+    response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
+    return _changed(view, result, response)
+
+
+@router.get("/v1/groups", response_model=list[GroupSummaryOut], responses=INVALID)
+def list_user_groups(
+    app: AppDep,
+    scope: Annotated[
+        str | None, Query(description="Only this scope's groups (instance, course:<id>, ...).")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Every group by id, without its include and exclude lists."""
+    return [group_summary_json(group) for group in groups.list_groups(app.uow_factory(), scope=scope)]
+
+
+@router.get(
+    "/v1/groups/{group_id}",
+    response_model=GroupOut,
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND},
+)
+def get_user_group(app: AppDep, group_id: str, response: Response) -> dict[str, Any]:
+    """One group with its include and exclude lists; the ETag header is what If-Match takes."""
+    view = app.sync.get_group(group_id)
+    response.headers["ETag"] = view.group.etag
+    return group_json(view)
+
+
+@router.put(
+    "/v1/groups/{group_id}",
+    response_model=GroupChangedOut,
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+)
+def replace_user_group(
+    app: AppDep, group_id: str, body: GroupDefinitionIn, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Replace a group's definition (a missing optional field takes its default); the membership is
+    refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
+    definition = body.definition()
+    view, result = app.sync.update_group(
+        group_id,
+        expected_version=expected_version(if_match, group_id),
+        name=definition.name,
+        scope=definition.scope,
+        description=definition.description,
+        enabled=definition.enabled,
+        frozen=definition.frozen,
+        criteria=definition.criteria,
+        include=definition.include,
+        exclude=definition.exclude,
+    )
+    app.relay()
+    return _changed(view, result, response)
+
+
+@router.patch(
+    "/v1/groups/{group_id}",
+    response_model=GroupChangedOut,
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+)
+def patch_user_group(
+    app: AppDep, group_id: str, body: GroupPatchIn, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
+    too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
+    view, result = app.sync.update_group(
+        group_id, expected_version=expected_version(if_match, group_id), **body.changes()
+    )
+    app.relay()
+    return _changed(view, result, response)
+
+
+@router.delete(
+    "/v1/groups/{group_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**INVALID, **NOT_FOUND, **PRECONDITION},
+)
+def delete_user_group(app: AppDep, group_id: str, if_match: IfMatch = None) -> Response:
+    """Delete a group, its overrides, members and history. A group linked to a team deletes
+    the team first; one linked to a cohort or a track follows the delete policy (409
+    ``delete-restricted`` under restrict). The ``Courseinfra-Delete-Outcome`` header says what was done:
+    ``deleted``, ``detached`` (the legacy group stays) or ``archived`` (both stay, the group disabled)."""
+    outcome = app.sync.delete_group(group_id, expected_version=expected_version(if_match, group_id))
+    return Response(status_code=204, headers={"Courseinfra-Delete-Outcome": outcome})
+
+
+@router.get(
+    "/v1/groups/{group_id}/members",
+    response_model=MembersPageOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def list_group_members(
+    app: AppDep,
+    group_id: str,
+    after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Members by user id, each with when and why it joined."""
+    with app.uow_factory() as uow:
+        if uow.groups.get(group_id) is None:
+            raise groups.GroupNotFound(f"no user group {group_id}")
+        found = uow.memberships.members(group_id, after=after, limit=limit)
+    return {
+        "members": [member_json(member) for member in found],
+        "next_after": found[-1].user_id if len(found) == limit else None,
+    }
+
+
+@router.get(
+    "/v1/groups/{group_id}/history",
+    response_model=HistoryPageOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def list_group_history(
+    app: AppDep,
+    group_id: str,
+    user_id: Annotated[str | None, Query(description="Only this user's joins and leaves.")] = None,
+    after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Joins and leaves in the order they happened, with their time and reason."""
+    with app.uow_factory() as uow:
+        if uow.groups.get(group_id) is None:
+            raise groups.GroupNotFound(f"no user group {group_id}")
+        found = uow.memberships.history(group_id, user_id=user_id, after_id=after, limit=limit)
+    return {
+        "history": [membership_change_json(change) for change in found],
+        "next_after": found[-1].id if len(found) == limit else None,
+    }
+
+
+@router.post(
+    "/v1/groups/{group_id}/preview",
+    response_model=PreviewOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def preview_user_group(
+    app: AppDep,
+    group_id: str,
+    body: Annotated[PreviewIn | None, Body()] = None,
+    sample: Annotated[int, Query(ge=0, le=1000, description="How many ids of each kind to list.")] = 100,
+) -> dict[str, Any]:
+    """Who a refresh would add and remove, with the stored criteria or those of the body; writes
+    nothing."""
+    criteria = body.criteria if body is not None and "criteria" in body.model_fields_set else groups.UNSET
+    result = groups.preview_group(group_id, app.uow_factory(), app.registry, criteria=criteria, sample=sample)
+    return preview_json(result)
+
+
+@router.get("/v1/groups/{group_id}/explain/{user_id}", responses={**INVALID, **NOT_FOUND})
+def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[str, Any]:
+    """Why a user is or is not a member: the stored membership, what an evaluation now decides and its
+    reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome."""
+    return groups.explain_membership(group_id, user_id, app.uow_factory(), app.registry)
+
+
+@router.post(
+    "/v1/groups/refresh",
+    response_model=dict[str, RefreshOut],
+    responses=INVALID,
+)
+def refresh_all_groups(app: AppDep) -> dict[str, Any]:
+    """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
+    results = app.sync.refresh_all()
+    app.relay()
+    return refresh_all_json(results)
+
+
+@router.post(
+    "/v1/groups/{group_id}/refresh",
+    response_model=GroupRefreshOut,
+    responses={**INVALID, **NOT_FOUND, 409: {"model": ErrorResponse, "description": "The group is frozen"}},
+)
+def refresh_user_group(app: AppDep, group_id: str) -> dict[str, Any]:
+    """Re-evaluate a group now and apply the difference (even a disabled one); 409 ``group-frozen`` for
+    a frozen group. The version, and so the ETag, does not change."""
+    group, result = app.sync.refresh_group(group_id)
+    app.relay()
+    return {"group_id": group.group_id, **refresh_json(result)}
+
+
+MEMBERS_CSV_EXAMPLE = "user_id,action\nu1,include\nu2,exclude\nu3\n"
+
+
+MEMBERS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "CSV with a header row: a user_id column and an optional action column (include, "
+        "the default, or exclude).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}, "example": MEMBERS_CSV_EXAMPLE},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+TEXT_MEDIA_TYPES = ("text/csv", "text/plain", "")
+
+
+@router.post(
+    "/v1/groups/{group_id}/members/import",
+    response_model=MembersImportOut,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **NOT_FOUND,
+        **PRECONDITION,
+        422: {"model": ErrorResponse, "description": "Bad rows (in ``details``): nothing imported"},
+    },
+    openapi_extra=MEMBERS_BODY,
+)
+def import_group_members(
+    app: AppDep,
+    group_id: str,
+    request: Request,
+    response: Response,
+    body: Annotated[bytes, Depends(raw_body)],
+    if_match: IfMatch = None,
+) -> Any:
+    """Add the users of a CSV file to the include (or exclude) list and refresh the membership, all or
+    nothing: with any bad row (unknown user, duplicate, bad action), 422 ``invalid-members-file`` lists
+    every one in ``details`` (``{line, reason}``) and nothing changes."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in TEXT_MEDIA_TYPES:
+        raise StarletteHTTPException(415, f"the body is CSV text (text/csv), not {media_type}")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8: {error}") from None
+    try:
+        view, result = groups.import_members(
+            group_id, text, app.uow_factory(), expected_version=expected_version(if_match, group_id)
+        )
+    except groups.InvalidMembersFile as error:
+        return error_json(
+            422, error.code, str(error), [{"line": line, "reason": reason} for line, reason in error.rows]
+        )
+    app.relay()
+    response.headers["ETag"] = view.group.etag
+    return members_import_json(view, result)

@@ -1,0 +1,70 @@
+"""Counters, Prometheus metrics and the health check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import (
+    APIRouter,
+    Request,
+    Response,
+)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from courseinfra.bootstrap import App
+from courseinfra.entrypoints.api.deps import (
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.operations import HealthOut
+
+router = APIRouter(tags=["operations"])
+
+
+HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
+
+
+@router.get("/v1/counters", response_model=dict[str, dict[str, int]])
+def counters(app: AppDep) -> dict[str, dict[str, int]]:
+    """Cumulative counters of every job."""
+    with app.uow_factory() as uow:
+        return uow.counters.all()
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics, read from the database at each scrape."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database or the cache does not answer"}},
+)
+def healthz(app: AppDep, response: Response) -> HealthOut:
+    """Cheap checks that the database and the cache answer."""
+    database = _check(lambda: _last_failed_id(app))
+    cache = _check(lambda: app.cache.get(HEALTH_PROBE_KEY))
+    healthy = database == cache == "ok"
+    if not healthy:
+        response.status_code = 503
+    return HealthOut(status="ok" if healthy else "error", database=database, cache=cache)
+
+
+def _last_failed_id(app: App) -> int:
+    with app.uow_factory() as uow:
+        return uow.failed_events.last_id()
+
+
+def _check(probe: Callable[[], object]) -> str:
+    try:
+        probe()
+    except Exception as error:
+        # The type only: a driver's message may carry a host name or a user.
+        return f"error: {type(error).__name__}"
+    return "ok"

@@ -1,0 +1,92 @@
+"""Course progress reports (TPD batches): runs and their files."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Query,
+)
+from fastapi.responses import FileResponse
+
+from courseinfra.bootstrap import App
+from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.entrypoints.api.deps import (
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+)
+from courseinfra.entrypoints.schemas.reports import ReportRunIn
+from courseinfra.entrypoints.serialize import (
+    report_run_json,
+    report_selection_json,
+)
+from courseinfra.services import reports
+
+router = APIRouter(tags=["reports"])
+
+
+class ReportFileNotFound(DomainError):
+    code = "report-file-not-found"
+    kind = ErrorKind.NOT_FOUND
+
+
+REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
+
+
+@router.get("/v1/reports/batches", responses=INVALID)
+def report_batches(
+    app: AppDep, as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None
+) -> dict[str, Any]:
+    """The ongoing batches a report run would cover, and every other one with its reason."""
+    with app.uow_factory() as uow:
+        selection = reports.batches_to_report(
+            uow, app.report_options.accepted, as_of or datetime.now(UTC).date()
+        )
+    return report_selection_json(selection)
+
+
+@router.post("/v1/reports/runs", status_code=202, responses=INVALID)
+def start_report_run(app: AppDep, body: ReportRunIn, background: BackgroundTasks) -> dict[str, Any]:
+    """Start a report run; it goes on after the answer. Follow it at ``/v1/reports/runs/{run_id}``."""
+    as_of = body.as_of or datetime.now(UTC).date()
+    run = reports.start_run(app.uow_factory, as_of=as_of, batch_ids=body.batches)
+    background.add_task(_carry_out_report_run, app, run.run_id, as_of, tuple(body.batches))
+    return report_run_json(run)
+
+
+def _carry_out_report_run(app: App, run_id: str, as_of: date, batch_ids: tuple[str, ...]) -> None:
+    # A failure is recorded on the run (status failed, with the error), which is where a client looks.
+    with contextlib.suppress(Exception):
+        reports.generate_reports(
+            app.uow_factory, app.reports, app.report_options, as_of=as_of, batch_ids=batch_ids, run_id=run_id
+        )
+
+
+@router.get("/v1/reports/runs", responses=INVALID)
+def list_report_runs(app: AppDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+    """The latest report runs, newest first."""
+    return [report_run_json(run) for run in reports.list_runs(app.uow_factory, limit)]
+
+
+@router.get("/v1/reports/runs/{run_id}", responses={**INVALID, **NOT_FOUND})
+def get_report_run(app: AppDep, run_id: str) -> dict[str, Any]:
+    """A report run's status and progress; when it succeeded, what it reported and its files."""
+    run = reports.get_run(app.uow_factory, run_id)
+    return {**report_run_json(run), "files": app.reports.files(run_id)}
+
+
+@router.get("/v1/reports/runs/{run_id}/files/{name}", responses={**INVALID, **NOT_FOUND})
+def download_report_file(app: AppDep, run_id: str, name: str) -> FileResponse:
+    """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest."""
+    reports.get_run(app.uow_factory, run_id)
+    path = app.reports.path(run_id, name)
+    if path is None:
+        raise ReportFileNotFound(f"run {run_id} has no file {name}")
+    return FileResponse(
+        path, media_type=REPORT_MEDIA_TYPES.get(path.suffix, "application/octet-stream"), filename=name
+    )

@@ -1,0 +1,142 @@
+"""The user directory: import, read, logins, profiles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Query,
+    Request,
+)
+
+from courseinfra.domain.users import RecordFormat
+from courseinfra.entrypoints.api.deps import (
+    INVALID,
+    NOT_FOUND,
+    AppDep,
+    raw_body,
+)
+from courseinfra.entrypoints.api.errors import error_json
+from courseinfra.entrypoints.schemas.common import ErrorResponse, InvalidBody
+from courseinfra.entrypoints.schemas.users import ImportOut, LoginIn, LoginOut, UserOut
+from courseinfra.entrypoints.serialize import (
+    import_report_json,
+    row_error_json,
+    user_json,
+)
+from courseinfra.services import users
+
+router = APIRouter(tags=["users"])
+
+
+USERS_CSV_EXAMPLE = (
+    "user_id,username,email,organisation,is_staff,district\nu1,ada,ada@example.org,org1,no,north\n"
+)
+
+
+USERS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The import file as text, its format in the ``format`` parameter (CSV with a header "
+        "row, or JSON lines); or a JSON array of user objects (``application/json``).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}, "example": USERS_CSV_EXAMPLE},
+            "text/plain": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/users/import",
+    response_model=ImportOut,
+    responses={422: {"model": ErrorResponse, "description": "Bad rows (in ``details``): nothing imported"}},
+    openapi_extra=USERS_BODY,
+)
+def import_users(
+    app: AppDep,
+    request: Request,
+    body: Annotated[bytes, Depends(raw_body)],
+    fmt: Annotated[
+        RecordFormat | None,
+        Query(alias="format", description="csv, json or jsonl; json when the body is application/json."),
+    ] = None,
+) -> Any:
+    """Insert or update users, all or nothing: with any bad row, 422 ``invalid-users`` lists every bad
+    row in ``details`` and nothing is imported."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if fmt is None:
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise InvalidBody("give the body's format: ?format=csv, json or jsonl")
+        fmt = RecordFormat.JSON
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8: {error}") from None
+    report = users.import_users(text, fmt, app.uow_factory)
+    app.relay()
+    if not report.ok:
+        return error_json(
+            422,
+            "invalid-users",
+            f"{len(report.errors)} bad row(s): nothing was imported",
+            [row_error_json(error) for error in report.errors],
+        )
+    return import_report_json(report)
+
+
+@router.get("/v1/users", response_model=list[UserOut], responses=INVALID)
+def list_users(
+    app: AppDep,
+    organisation: Annotated[str | None, Query(description="Only this organisation's users.")] = None,
+    after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Users in user id order."""
+    with app.uow_factory() as uow:
+        found = uow.users.list(after=after, limit=limit, organisation=organisation)
+    return [user_json(user) for user in found]
+
+
+@router.get("/v1/users/{user_id}", response_model=UserOut, responses={**INVALID, **NOT_FOUND})
+def get_user(app: AppDep, user_id: str) -> dict[str, Any]:
+    """One user."""
+    return user_json(users.get_user(user_id, app.uow_factory()))
+
+
+@router.post(
+    "/v1/users/{user_id}/logins",
+    response_model=LoginOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None) -> dict[str, Any]:
+    """Record a login; ``last_login_at`` only moves forward (a late report changes nothing)."""
+    user, moved = users.record_login(user_id, app.uow_factory(), body.at if body else None)
+    app.relay()
+    return {**user_json(user), "recorded": moved}
+
+
+@router.patch(
+    "/v1/users/{user_id}/profile",
+    response_model=UserOut,
+    responses={**INVALID, **NOT_FOUND},
+)
+def update_profile(
+    app: AppDep,
+    user_id: str,
+    fields: Annotated[
+        dict[str, str | None],
+        Body(
+            examples=[{"district": "north", "school": None}], description="Fields to set; null removes one."
+        ),
+    ],
+) -> dict[str, Any]:
+    """Set profile fields (a merge patch: a null value removes the field); answers the user."""
+    user = users.update_profile(user_id, fields, app.uow_factory())
+    app.relay()
+    return user_json(user)

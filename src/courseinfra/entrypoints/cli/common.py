@@ -1,0 +1,134 @@
+"""What the features' commands share: errors, the application, JSON output, input, progress, counters."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.job_requests import Outcome
+from courseinfra.services.ingest import IngestReport
+from courseinfra.settings import load_settings
+
+err = Console(stderr=True)
+
+
+class Failure(Exception):
+    """An error for the person at the terminal: printed on one line, exit code 1 or as given."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@contextmanager
+def application() -> Iterator[App]:
+    app = bootstrap(load_settings())
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def emit(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+
+
+def emit_lines(values: Iterable[Any]) -> None:
+    """One compact JSON document a line (for ``jq``, ``grep`` and paging)."""
+    for value in values:
+        sys.stdout.write(orjson.dumps(value).decode() + "\n")
+
+
+def read_json_file(path: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Failure(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+
+
+def read_text(path: str) -> str:
+    """The text of a UTF-8 file (without a byte order mark), or of stdin for ``-``."""
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise Failure(f"{path} is not UTF-8 text: {error.reason} at byte {error.start}") from None
+
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
+CourseArg = Annotated[str, typer.Argument(metavar="COURSE", help="The course id.")]
+BatchArg = Annotated[str, typer.Argument(metavar="BATCH", help="The batch id.")]
+
+
+def as_date(value: datetime | None) -> date | None:
+    return None if value is None else value.date()
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Progress]:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled or not err.is_terminal,
+        transient=True,
+    )
+    with progress:
+        yield progress
+
+
+def counters_table(jobs: dict[str, dict[str, int]], title: str) -> None:
+    table = Table(title=f"job counters ({title})")
+    for column in ("job", "total", "success", "skipped", "failed", "cache-writes"):
+        table.add_column(column, justify="left" if column == "job" else "right")
+    for job, counts in sorted(jobs.items()):
+        table.add_row(
+            job, *(str(counts.get(c, 0)) for c in ("total", "success", "skipped", "failed", "cache-writes"))
+        )
+    err.print(table)
+
+
+def print_report(report: IngestReport, as_json: bool) -> None:
+    """Print a run's failures (stderr) and counters; exit 1 if any event failed."""
+    for rejected in report.rejected:
+        if rejected.outcome is Outcome.FAILED:
+            err.print(
+                f"[red]failed[/] {rejected.source}: {rejected.code}: {rejected.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if as_json:
+        emit(report.as_json())
+    else:
+        counters_table(report.as_json()["jobs"], "this run")  # type: ignore[arg-type]
+    if report.counters.total("failed"):
+        raise typer.Exit(1)

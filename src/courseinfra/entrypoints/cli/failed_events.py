@@ -1,0 +1,85 @@
+"""The ``failed`` commands: list the events that were not processed and replay them."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from courseinfra.domain.job_requests import Outcome
+from courseinfra.entrypoints.cli.common import Failure, application
+from courseinfra.entrypoints.serialize import failed_event_json
+from courseinfra.services.ingest import replay_failed
+
+app = typer.Typer(no_args_is_help=True, help="Events that were not processed: list and replay.")
+
+
+@app.command("list")
+def failed_list(
+    job: Annotated[str | None, typer.Option(help="Only this job's events.")] = None,
+    skipped: Annotated[bool, typer.Option("--skipped", help="Also skipped events.")] = False,
+    resolved: Annotated[bool, typer.Option("--resolved", help="Also events replayed successfully.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    after: Annotated[int, typer.Option(help="Only ids above this one (paging).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Events kept because they were not processed, oldest first."""
+    outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
+    with application() as app, app.uow_factory() as uow:
+        events = uow.failed_events.list(
+            job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+        )
+    if as_json or not sys.stdout.isatty():
+        for event in events:
+            sys.stdout.write(orjson.dumps(failed_event_json(event)).decode() + "\n")
+        return
+    table = Table(title=f"{len(events)} kept event(s)")
+    for column in ("id", "job", "outcome", "code", "source", "attempts", "reason"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            str(event.id),
+            event.job,
+            event.outcome.value,
+            event.code,
+            event.source,
+            str(event.attempts),
+            event.reason,
+        )
+    Console().print(table)
+
+
+@app.command("replay")
+def failed_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Ids to replay.")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every unresolved failed event.")] = False,
+    job: Annotated[str | None, typer.Option(help="With --all: only this job's events.")] = None,
+) -> None:
+    """Run kept events through their jobs again; print one JSON line per event."""
+    if not ids and not replay_all:
+        raise Failure("give event ids or --all", exit_code=2)
+    with application() as app:
+        with app.uow_factory() as uow:
+            if replay_all:
+                events = []
+                after = 0
+                while page := uow.failed_events.list(job=job, after_id=after, limit=1000):
+                    events += page
+                    after = page[-1].id
+            else:
+                found = {i: uow.failed_events.get(i) for i in ids or []}
+                missing = [str(i) for i, event in found.items() if event is None]
+                if missing:
+                    raise Failure(f"no failed event with id {', '.join(missing)}")
+                events = [event for event in found.values() if event is not None]
+        results = replay_failed(events, app.router, app.uow_factory)
+        app.relay()
+    for result in results:
+        sys.stdout.write(orjson.dumps(asdict(result)).decode() + "\n")
+    if any(not result.resolved for result in results):
+        raise typer.Exit(1)

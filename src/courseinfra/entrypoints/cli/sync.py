@@ -1,0 +1,20 @@
+"""The ``sync`` commands: the state of user groups linked to legacy groups."""
+
+from __future__ import annotations
+
+import typer
+
+from courseinfra.entrypoints.cli.common import application, emit
+
+app = typer.Typer(no_args_is_help=True, help="User groups linked to legacy groups (cohorts, teams, tracks).")
+
+
+@app.command("status")
+def sync_status() -> None:
+    """Every link whose user group and legacy group differ, and the sync failures (JSON). Exit code 1
+    when a link differs or a failure is recorded."""
+    with application() as app:
+        status = app.sync.status()
+    emit(status)
+    if status["differing"] or status["failures"]:
+        raise typer.Exit(1)

@@ -1,0 +1,14 @@
+"""An AUDIT event as listed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class AuditEntryOut(BaseModel):
+    id: int = Field(description="The entry id: pass the last one as ``after`` for the next page.")
+    emitted_at: datetime
+    event: dict[str, Any] = Field(description="The AUDIT event (telemetry v3).")

@@ -1,0 +1,29 @@
+"""Shapes every feature shares: the error body, time and date strings, a body that cannot be read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from courseinfra.domain.errors import DomainError
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
+
+
+class InvalidBody(DomainError):
+    code = "invalid-body"
