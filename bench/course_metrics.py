@@ -437,7 +437,7 @@ def setup_app(backend: Backend, scenario: Scenario) -> App:
     """Bootstrap the backend, publish every course (the relay builds the relation cache), create one
     batch per course, and insert every enrolment in bulk."""
     backend.prepare()
-    app = bootstrap(backend.settings)
+    app = bootstrap(backend.settings, publish_on_commit=False)  # the relay is timed apart
     FORMER.create_all(app.engine)
     for course in scenario.courses:
         content.put_hierarchy(course.hierarchy, app.uow_factory())

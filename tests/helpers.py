@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
 from courseinfra.settings import Settings
 
@@ -79,3 +80,10 @@ class Cli:
             timeout=120,
             check=False,
         )
+
+
+def relayed_by_hand(app: App) -> App:
+    """``app`` relays only when told (``app.relay()``), for a
+    test that looks between a commit and its relay; otherwise every commit relays what it wrote."""
+    app.publication.relay = None
+    return app

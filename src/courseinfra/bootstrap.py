@@ -32,7 +32,7 @@ from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, r
 from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
 from courseinfra.services.ingest import Router
 from courseinfra.services.legacy_sync import DeletePolicy, LegacySync
-from courseinfra.services.messagebus import post_publish_handler, relay_audit_log, relay_outbox
+from courseinfra.services.messagebus import Publication, post_publish_handler, relay_audit_log, relay_outbox
 from courseinfra.services.ports import (
     EventBus,
     EventStream,
@@ -64,6 +64,7 @@ class App:
     views: CourseViews = field(repr=False)
     locks: Locks = field(repr=False)
     stream: EventStream | None = field(default=None, repr=False)
+    publication: Publication = field(default_factory=Publication, repr=False)
 
     @property
     def report_options(self) -> ReportOptions:
@@ -78,7 +79,13 @@ class App:
 
     def relay(self) -> int:
         """Deliver committed outbox events and AUDIT events to their handlers and the event stream;
-        return how many were delivered."""
+        return how many were delivered. Every commit that writes events does it already (ADR 0019):
+        call it only where nothing commits (a process relaying beside ``ingest --workers``), or to drain
+        what a failed relay left. Within a relay (a handler's commit) it does nothing."""
+        with self.publication.relaying() as first:
+            return self._relay() if first else 0
+
+    def _relay(self) -> int:
         days = self.settings.outbox_retention_days
         audit_days = self.settings.audit_retention_days
         return relay_outbox(
@@ -182,8 +189,11 @@ def bootstrap(
     *,
     cache: RelationCache | None = None,
     bus: EventBus | None = None,
+    publish_on_commit: bool = True,
 ) -> App:
-    """Build the application. ``cache`` and ``bus`` replace the ones the settings name (for tests)."""
+    """Build the application. ``cache`` and ``bus`` replace the ones the settings name (for tests).
+    ``publish_on_commit=False``: commits relay nothing, someone else relays (``ingest --workers``
+    processes, a benchmark that times the relay apart)."""
     settings = settings or load_settings()
     engine = create_engine(settings.sql_url, sqlite=sqlite_tuning(settings))
     if settings.auto_migrate:
@@ -193,8 +203,10 @@ def bootstrap(
 
     registry, compiler = build_criteria()
 
+    publication = Publication()
+
     def uow_factory() -> UnitOfWork:
-        return SqlUnitOfWork(engine, registry, compiler)
+        return SqlUnitOfWork(engine, registry, compiler, on_publish=publication.committed)
 
     views = CourseViews(cache, settings.cache_layout, uow_factory)
     router = Router(
@@ -210,7 +222,7 @@ def bootstrap(
         bus.subscribe(event_type, refresh_groups)
     legacy = build_legacy(settings, engine)
     sync = LegacySync(uow_factory, legacy, registry, DeletePolicy(settings.legacy_delete_policy))
-    return App(
+    app = App(
         settings,
         engine,
         cache,
@@ -224,4 +236,8 @@ def bootstrap(
         views,
         build_locks(settings, engine),
         build_stream(settings),
+        publication,
     )
+    if publish_on_commit:
+        publication.relay = app.relay
+    return app

@@ -24,7 +24,7 @@ from courseinfra.services.ingest import BadLine, ingest, read_lines
 from courseinfra.services.messagebus import AUDIT_RELAY, prune_audit_log, relay_audit_log
 from courseinfra.services.ports import CourseBatch, OutboxMessage
 from courseinfra.settings import Settings
-from tests.helpers import Cli, collection, leaf
+from tests.helpers import Cli, collection, leaf, relayed_by_hand
 
 COURSE = collection(
     "course",
@@ -208,6 +208,7 @@ def test_a_crash_after_the_batch_commits_keeps_its_failures_and_counters_with_it
 
 
 def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_resumes(app: App) -> None:
+    relayed_by_hand(app)
     setup_course(app)
     delivered: list[int] = []
     broken = {"id": 0}
@@ -240,6 +241,7 @@ def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_re
 
 
 def test_relayed_audit_events_are_pruned_after_the_window_and_never_emitted_again(app: App) -> None:
+    relayed_by_hand(app)
     setup_course(app)
     published = Published(app)
     lines = [progress_event("u1", ("r1", 2), ("r2", 1)), progress_event("u1", ("r3", 2))]

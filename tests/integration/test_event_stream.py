@@ -44,17 +44,39 @@ def stream_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"event_stream": "redis" if settings.redis_url else "embedded"})
 
 
-@pytest.fixture
-def streaming_app(stream_settings: Settings) -> Iterator[App]:
-    app = bootstrap(stream_settings)
+def with_course_and_learners(app: App) -> App:
     content.put_hierarchy(COURSE, app.uow_factory())
     content.publish("course", app.uow_factory())
     app.relay()
     enrolments.create_batch(CourseBatch("b1", "course", "Batch 1", datetime.now(UTC)), app.uow_factory())
     for user in ("u1", "u2"):
         enrolments.enrol(user, "b1", app.uow_factory())
+    return app
+
+
+@pytest.fixture
+def streaming_app(stream_settings: Settings) -> Iterator[App]:
+    """Relayed by hand only: these tests look at what the relay does between a commit and the stream."""
+    app = with_course_and_learners(bootstrap(stream_settings, publish_on_commit=False))
     yield app
     app.close()
+
+
+def test_every_commit_relays_what_it_wrote_with_no_relay_by_hand(stream_settings: Settings) -> None:
+    app = with_course_and_learners(bootstrap(stream_settings))
+    try:
+        assert app.stream is not None
+        ingest([completion("u1")], "events", app.router, app.uow_factory)
+        with app.uow_factory().reading() as uow:
+            assert uow.outbox.pending() == []
+            assert uow.cursors.get(AUDIT_RELAY).position == enrolments.audit_events(app.uow_factory())[-1].id
+        assert len(everything(app.stream, AuditEventEmitted.event_type)) == 8
+        assert [
+            e.message.payload["user_id"] for e in everything(app.stream, CertificateRequested.event_type)
+        ] == ["u1"]
+        assert app.relay() == 0
+    finally:
+        app.close()
 
 
 def everything(stream: EventStream, event_type: str) -> list[StreamEntry]:

@@ -12,7 +12,7 @@ from courseinfra.services import content
 from courseinfra.services.ingest import ingest, replay_failed
 from courseinfra.services.ports import OutboxMessage
 from courseinfra.services.relation_cache import published_roots, rebuild_requests
-from tests.helpers import collection, leaf, post_publish_event
+from tests.helpers import collection, leaf, post_publish_event, relayed_by_hand
 
 COURSE = collection(
     "course",
@@ -150,6 +150,7 @@ def test_an_invalid_stored_hierarchy_fails_with_its_reason(app: App) -> None:
 
 
 def test_a_handler_failure_leaves_the_outbox_message_for_the_next_relay(app: App) -> None:
+    relayed_by_hand(app)
     content.put_hierarchy(COURSE, app.uow_factory())
     calls: list[int] = []
 

@@ -11,6 +11,7 @@ from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
 from courseinfra.domain.users import RecordFormat, RowError, User, UsernameTaken
 from courseinfra.services import users as service
 from courseinfra.services.ports import OutboxMessage
+from tests.helpers import relayed_by_hand
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -145,6 +146,7 @@ def test_update_profile(app: App) -> None:
 
 
 def test_import_is_all_or_nothing(app: App) -> None:
+    relayed_by_hand(app)
     good = "user_id,username,district\nu1,ada,North\nu2,ben,\n"
     report = service.import_users(good, RecordFormat.CSV, app.uow_factory, at=T0)
     assert (report.inserted, report.updated, report.unchanged, report.errors) == (2, 0, 0, ())
@@ -175,6 +177,7 @@ def test_import_is_all_or_nothing(app: App) -> None:
 
 
 def test_logins_and_profile_updates_record_events(app: App) -> None:
+    relayed_by_hand(app)
     put(app, User("u1", profile={"district": "North"}))
     user, moved = service.record_login("u1", app.uow_factory(), T1)
     assert (moved, user.last_login_at) == (True, T1)

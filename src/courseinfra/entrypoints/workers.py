@@ -6,7 +6,8 @@ stay in one worker and in file order, which is all the aggregator needs, since e
 state. Workers write through their own connections; the stores already take concurrent writers (SQLite
 queues them behind its write lock, the AUDIT log assigns ids in commit order, ADR 0009). The parent
 process relays the outboxes while the workers run (the relay is the job's other half: on a machine of
-two cores, one worker and the relay overlap), and the caller relays what is left at the end. ADR 0013.
+two cores, one worker and the relay overlap), and once more when they are done. Workers do not relay
+on commit (ADR 0019): relaying is the parent's. ADR 0013.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def ingest_in_workers(
     """Ingest the JSON lines of ``path`` with ``workers`` processes (each bootstraps its own application
     from ``settings``) and return the runs' reports merged, rejections in line order. The schema must be
     migrated already: the caller bootstraps first. ``relay`` (the caller's ``App.relay``) is called
-    over and over while the workers run; what they commit after its last call is the caller's to relay."""
+    over and over while the workers run, and once when they are done."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     context = multiprocessing.get_context("spawn")
@@ -88,6 +89,8 @@ def ingest_in_workers(
                     future.cancel()
                 break
         reports = [future.result() for future in futures]  # raises the first worker's error
+    if relay is not None:
+        relay()
     merged = IngestReport()
     for report in reports:
         merged.counters.merge(report.counters)
@@ -109,7 +112,7 @@ def _advance(lines: int) -> None:
 def _ingest_partition(
     settings: Settings, path: str, source: str, partition: int, partitions: int, chunk_size: int
 ) -> IngestReport:
-    app = bootstrap(settings)
+    app = bootstrap(settings, publish_on_commit=False)  # the parent process relays
     try:
         with open(path, "rb") as stream:
             return ingest(

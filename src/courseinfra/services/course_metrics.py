@@ -348,7 +348,7 @@ def write_aggregations(
     emitted = [(record, channel) for aggregation, channel in aggregations for record in aggregation.audits]
     uow.enrolments.save_progress(changed)
     uow.activity.upsert(metrics, now)
-    uow.audits.append(emitted, now)
+    uow.record_audit(emitted, now)
     uow.record(*_certificate_requests([record for record, _ in emitted], states, now, counters))
     if progressed:
         uow.record(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -20,6 +23,44 @@ AUDIT_RELAY = "audit"
 #: Outbox messages read at a time. Small: a message can be large (a micro-batch's ``ProgressUpdated``
 #: names every learner of the batch), and a backfill leaves one per micro-batch to relay.
 OUTBOX_PAGE = 50
+
+log = logging.getLogger(__name__)
+
+
+class Publication:
+    """Publication on commit: what a committed unit of work recorded is relayed as soon as its block has
+    closed, by the thread that committed it (``relay``, set once the application is wired; None: nothing
+    is relayed on commit, as in ``ingest --workers`` processes, whose parent relays).
+
+    The relay's own commits, and those of the handlers it runs (a group refresh after an enrolment),
+    publish nothing themselves: the relay that runs them goes on until nothing is pending. A relay that
+    fails after the commit does not undo it: the failure is logged and the next relay delivers.
+    """
+
+    def __init__(self, relay: Callable[[], int] | None = None) -> None:
+        self.relay = relay
+        self._thread = threading.local()
+
+    @contextmanager
+    def relaying(self) -> Iterator[bool]:
+        """Mark this thread as relaying; yields False when it already is (the caller then does nothing)."""
+        if getattr(self._thread, "relaying", False):
+            yield False
+            return
+        self._thread.relaying = True
+        try:
+            yield True
+        finally:
+            self._thread.relaying = False
+
+    def committed(self) -> None:
+        """Called by a unit of work after a commit that wrote events (its ``on_publish``)."""
+        if self.relay is None or getattr(self._thread, "relaying", False):
+            return
+        try:
+            self.relay()
+        except Exception:
+            log.exception("relaying after a commit failed; the next relay delivers what is pending")
 
 
 def relay_outbox(

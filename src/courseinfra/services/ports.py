@@ -744,8 +744,13 @@ class Locks(abc.ABC):
 
 class UnitOfWork(abc.ABC):
     """One transaction over the stores. Events recorded with :meth:`record` are written to the outbox by
-    :meth:`commit`, in the same transaction; leaving the block without committing rolls back. A block
-    that lost to a concurrent writer leaves with :class:`Contention` (see :func:`courseinfra.services.transactions.retrying`)."""
+    :meth:`commit`, in the same transaction, as the AUDIT events given to :meth:`record_audit` are to the
+    AUDIT log; leaving the block without committing rolls back. A block that lost to a concurrent writer
+    leaves with :class:`Contention` (see :func:`courseinfra.services.transactions.retrying`).
+
+    ``on_publish`` (set by whoever builds the unit of work) is called once the block has closed after a
+    commit that wrote events or AUDIT events, outside the transaction: the application relays them then
+    (:class:`courseinfra.services.messagebus.Publication`), so no caller relays by hand."""
 
     hierarchies: HierarchyStore
     failed_events: FailedEventStore
@@ -764,8 +769,11 @@ class UnitOfWork(abc.ABC):
     group_facts: GroupFacts
     sync_log: SyncLog
 
-    def __init__(self) -> None:
+    def __init__(self, on_publish: Callable[[], None] | None = None) -> None:
         self._recorded: list[Event] = []
+        self._audited = False
+        self._published = False
+        self.on_publish = on_publish
         self.read_only = False
 
     def reading(self) -> Self:
@@ -776,6 +784,8 @@ class UnitOfWork(abc.ABC):
 
     def __enter__(self) -> Self:
         self._recorded = []
+        self._audited = False
+        self._published = False
         return self
 
     def __exit__(
@@ -786,11 +796,28 @@ class UnitOfWork(abc.ABC):
     def record(self, *events: Event) -> None:
         self._recorded.extend(events)
 
+    def record_audit(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> None:
+        """Append AUDIT events (each with its course's channel) to the log, in this transaction."""
+        if records:
+            self.audits.append(records, at)
+            self._audited = True
+
     def commit(self, at: datetime | None = None) -> None:
+        publishes = self._audited
         if self._recorded:
             self.outbox.add(self._recorded, at or datetime.now(UTC))
             self._recorded = []
+            publishes = True
         self._commit()
+        self._audited = False
+        self._published = self._published or publishes
+
+    def _publish_if_committed(self, exc: BaseException | None) -> None:
+        """Hand what the block committed to ``on_publish``; for implementations, at the very end of
+        ``__exit__``, once the connection is given back."""
+        if exc is None and self._published and self.on_publish is not None:
+            self._published = False
+            self.on_publish()
 
     @abc.abstractmethod
     def _commit(self) -> None: ...

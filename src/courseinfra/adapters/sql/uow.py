@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -58,8 +59,9 @@ class SqlUnitOfWork(UnitOfWork):
         compiler: CriteriaCompiler | None = None,
         *,
         read_only: bool = False,
+        on_publish: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(on_publish)
         self.read_only = read_only
         self.engine = engine
         self.registry = registry or CriteriaRegistry()
@@ -110,6 +112,7 @@ class SqlUnitOfWork(UnitOfWork):
             self.connection.close()
         if exc is not None and is_contention(exc):
             raise Contention(f"{type(exc.orig).__name__}: {exc.orig}") from exc  # type: ignore[attr-defined]
+        self._publish_if_committed(exc)
 
     def _commit(self) -> None:
         # The next statement, if any, begins the next transaction (autobegin): the write lock is not

@@ -41,7 +41,6 @@ def cache_rebuild(
             chunk_size=app.settings.ingest_chunk_size,
             on_progress=lambda n: progress.advance(task, n),
         )
-        app.relay()
     print_report(report, as_json)
 
 

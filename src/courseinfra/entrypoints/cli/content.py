@@ -42,7 +42,6 @@ def content_publish(
         with app.uow_factory() as uow:
             before = uow.failed_events.last_id()
         event = content.publish(identifier, app.uow_factory())
-        app.relay()
         keys = app.cache.owned_keys(identifier)
         with app.uow_factory() as uow:
             since = uow.failed_events.list(outcomes=tuple(Outcome), after_id=before, limit=1000)

@@ -37,7 +37,6 @@ def enrol_command(
     ``created``, false if it existed."""
     with application() as app:
         enrolment, created = enrolments.enrol(user, batch, app.uow_factory(), added_by=added_by, mode=mode)
-        app.relay()
     emit({**enrolment_json(enrolment), "created": created})
 
 
@@ -45,7 +44,6 @@ def unenrol_command(user: UserArg, batch: BatchArg) -> None:
     """Mark USER's enrolment in BATCH inactive (its progress is kept); print the enrolment."""
     with application() as app:
         enrolment = enrolments.unenrol(user, batch, app.uow_factory())
-        app.relay()
     emit(enrolment_json(enrolment))
 
 
@@ -73,7 +71,6 @@ def enrolments_recompute(
         done = course_metrics.recompute_enrolments(
             app.views, app.uow_factory, course_id=course, batch_id=batch, user_id=user
         )
-        app.relay()
     emit({"enrolments": done.enrolments, "audit_events": done.audit_events})
 
 

@@ -92,7 +92,6 @@ def ingest_command(
                 chunk_size=app.settings.ingest_chunk_size,
                 on_progress=advance,
             )
-        app.relay()
     print_report(report, as_json)
 
 

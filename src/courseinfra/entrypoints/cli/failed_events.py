@@ -78,7 +78,6 @@ def failed_replay(
                     raise Failure(f"no failed event with id {', '.join(missing)}")
                 events = [event for event in found.values() if event is not None]
         results = replay_failed(events, app.router, app.uow_factory)
-        app.relay()
     for result in results:
         sys.stdout.write(orjson.dumps(asdict(result)).decode() + "\n")
     if any(not result.resolved for result in results):

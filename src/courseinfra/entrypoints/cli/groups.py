@@ -91,7 +91,6 @@ def groups_create(
     )
     with application() as app:
         view, result = app.sync.create_group(group, definition)
-        app.relay()
     emit(_changed_json(view, result))
 
 
@@ -159,7 +158,6 @@ def groups_update(
         raise Failure("nothing to change: give at least one option", exit_code=2)
     with application() as app:
         view, result = app.sync.update_group(group, expected_version=if_version, **changes)
-        app.relay()
     emit(_changed_json(view, result))
 
 
@@ -255,11 +253,9 @@ def groups_refresh(
     with application() as app:
         if group is not None:
             refreshed, result = app.sync.refresh_group(group)
-            app.relay()
             emit({"group_id": refreshed.group_id, **refresh_json(result)})
             return
         results = app.sync.refresh_all()
-        app.relay()
     emit(refresh_all_json(results))
 
 
@@ -280,7 +276,6 @@ def _refresh_on_schedule(every: float) -> None:
                 started = datetime.now(UTC)
                 try:
                     results = app.sync.refresh_all(trigger=groups.SCHEDULE)
-                    app.relay()
                 except Exception as error:
                     err.print(
                         f"refresh round at {started.isoformat()} failed: {type(error).__name__}: {error}",
@@ -314,7 +309,6 @@ def groups_import_members(
             for line, reason in error.rows:
                 err.print(f"line {line}: {reason}", highlight=False, soft_wrap=True, markup=False)
             raise Failure(f"{len(error.rows)} bad row(s) in {path}: nothing was imported") from None
-        app.relay()
     emit(members_import_json(view, result))
 
 
@@ -333,7 +327,6 @@ def groups_add_members(
     of their previous cohort, and out of the group linked to it)."""
     with application() as app:
         result = app.sync.add_members(group, users_)
-        app.relay()
     emit({"group_id": group, **refresh_json(result)})
 
 
@@ -344,5 +337,4 @@ def groups_remove_members(
     """Remove users from a group linked to a cohort or a team: from the legacy group first."""
     with application() as app:
         result = app.sync.remove_members(group, users_)
-        app.relay()
     emit({"group_id": group, **refresh_json(result)})

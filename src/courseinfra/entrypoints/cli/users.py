@@ -36,7 +36,6 @@ def users_import(
     text = read_text(path)
     with application() as app:
         report = users.import_users(text, fmt, app.uow_factory)
-        app.relay()
     if not report.ok:
         for bad in report.errors:
             err.print(str(bad), highlight=False, soft_wrap=True, markup=False)
@@ -80,7 +79,6 @@ def users_login(
         raise Failure(f"--at: {error}", exit_code=2) from None
     with application() as app:
         found, moved = users.record_login(user, app.uow_factory(), when)
-        app.relay()
     emit({**user_json(found), "recorded": moved})
 
 
@@ -109,5 +107,4 @@ def users_set_profile(
         raise Failure("give KEY=VALUE fields or --unset KEY", exit_code=2)
     with application() as app:
         updated = users.update_profile(user, changes, app.uow_factory())
-        app.relay()
     emit(user_json(updated))

@@ -71,7 +71,6 @@ def get_hierarchy(app: AppDep, identifier: str) -> HierarchyOut:
 def publish(app: AppDep, identifier: str) -> PublishOut:
     """Publish the stored hierarchy; its relation cache is updated before this returns."""
     event = content.publish(identifier, app.uow_factory())
-    app.relay()
     return PublishOut(
         identifier=identifier,
         version=event.version,

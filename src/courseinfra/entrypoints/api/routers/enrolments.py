@@ -61,7 +61,6 @@ def enrol(
         added_by=body.addedby if body else None,
         mode=body.mode if body else None,
     )
-    app.relay()  # the groups that read enrolments follow at once
     response.status_code = 201 if created else 200
     return {**enrolment_json(enrolment), "created": created}
 
@@ -74,7 +73,6 @@ def enrol(
 def unenrol(app: AppDep, batch_id: str, user_id: str) -> dict[str, Any]:
     """Mark an enrolment inactive; its progress is kept."""
     enrolment = enrolments.unenrol(user_id, batch_id, app.uow_factory())
-    app.relay()
     return enrolment_json(enrolment)
 
 
@@ -147,5 +145,4 @@ def recompute_enrolments(app: AppDep, selection: RecomputeIn) -> RecomputedOut:
         batch_id=selection.batch_id,
         user_id=selection.user_id,
     )
-    app.relay()
     return RecomputedOut(enrolments=done.enrolments, audit_events=done.audit_events)

@@ -59,7 +59,6 @@ def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(
     """
     lines = event_lines(body, request.headers.get("content-type", ""), app.settings.ingest_max_line_bytes)
     report = ingest(lines, "api", app.router, app.uow_factory, chunk_size=app.settings.ingest_chunk_size)
-    app.relay()
     return report.as_json()
 
 

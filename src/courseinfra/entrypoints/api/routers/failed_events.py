@@ -62,5 +62,4 @@ def replay(app: AppDep, event_id: Annotated[int, Path(alias="id")]) -> ReplayOut
     if event is None:
         raise FailedEventNotFound(f"no failed event with id {event_id}")
     [result] = replay_failed([event], app.router, app.uow_factory)
-    app.relay()
     return ReplayOut(**asdict(result))

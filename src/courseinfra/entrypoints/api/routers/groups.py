@@ -134,7 +134,6 @@ def create_user_group(app: AppDep, body: GroupIn, response: Response) -> dict[st
     """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
     or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
     view, result = app.sync.create_group(body.group_id, body.definition())
-    app.relay()
     response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
     return _changed(view, result, response)
 
@@ -185,7 +184,6 @@ def replace_user_group(
         include=definition.include,
         exclude=definition.exclude,
     )
-    app.relay()
     return _changed(view, result, response)
 
 
@@ -202,7 +200,6 @@ def patch_user_group(
     view, result = app.sync.update_group(
         group_id, expected_version=expected_version(if_match, group_id), **body.changes()
     )
-    app.relay()
     return _changed(view, result, response)
 
 
@@ -299,7 +296,6 @@ def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[s
 def refresh_all_groups(app: AppDep) -> dict[str, Any]:
     """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
     results = app.sync.refresh_all()
-    app.relay()
     return refresh_all_json(results)
 
 
@@ -312,7 +308,6 @@ def refresh_user_group(app: AppDep, group_id: str) -> dict[str, Any]:
     """Re-evaluate a group now and apply the difference (even a disabled one); 409 ``group-frozen`` for
     a frozen group. The version, and so the ETag, does not change."""
     group, result = app.sync.refresh_group(group_id)
-    app.relay()
     return {"group_id": group.group_id, **refresh_json(result)}
 
 
@@ -372,6 +367,5 @@ def import_group_members(
         return error_json(
             422, error.code, str(error), [{"line": line, "reason": reason} for line, reason in error.rows]
         )
-    app.relay()
     response.headers["ETag"] = view.group.etag
     return members_import_json(view, result)

@@ -36,7 +36,6 @@ def change_legacy_members(app: AppDep, group_id: str, body: LegacyMembersIn) -> 
     result = app.sync.add_members(group_id, body.add) if body.add else None
     if body.remove:
         result = app.sync.remove_members(group_id, body.remove)
-    app.relay()
     return {"group_id": group_id, **(refresh_json(result) if result else {})}
 
 

@@ -79,7 +79,6 @@ def import_users(
     except UnicodeDecodeError as error:
         raise InvalidBody(f"the body is not UTF-8: {error}") from None
     report = users.import_users(text, fmt, app.uow_factory)
-    app.relay()
     if not report.ok:
         return error_json(
             422,
@@ -117,7 +116,6 @@ def get_user(app: AppDep, user_id: str) -> dict[str, Any]:
 def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None) -> dict[str, Any]:
     """Record a login; ``last_login_at`` only moves forward (a late report changes nothing)."""
     user, moved = users.record_login(user_id, app.uow_factory(), body.at if body else None)
-    app.relay()
     return {**user_json(user), "recorded": moved}
 
 
@@ -138,5 +136,4 @@ def update_profile(
 ) -> dict[str, Any]:
     """Set profile fields (a merge patch: a null value removes the field); answers the user."""
     user = users.update_profile(user_id, fields, app.uow_factory())
-    app.relay()
     return user_json(user)
