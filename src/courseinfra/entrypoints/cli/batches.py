@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from courseinfra.entrypoints.cli.common import BatchArg, application, as_date, emit, emit_lines
-from courseinfra.entrypoints.serialize import batch_json
+from courseinfra.entrypoints.schemas.batches import batch_json
 from courseinfra.services import enrolments
 from courseinfra.services.ports import CourseBatch
 

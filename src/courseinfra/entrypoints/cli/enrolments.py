@@ -17,7 +17,7 @@ from courseinfra.entrypoints.cli.common import (
     emit_lines,
     err,
 )
-from courseinfra.entrypoints.serialize import activity_json, enrolment_json
+from courseinfra.entrypoints.schemas.enrolments import activity_json, enrolment_json
 from courseinfra.services import course_metrics, enrolments
 
 app = typer.Typer(no_args_is_help=True, help="Enrolments and their progress.")

@@ -33,7 +33,7 @@ from courseinfra.entrypoints.cli.common import (
     err,
     print_report,
 )
-from courseinfra.entrypoints.serialize import stream_entry_json
+from courseinfra.entrypoints.schemas.events import stream_entry_json
 from courseinfra.entrypoints.workers import ingest_in_workers
 from courseinfra.services.ingest import ingest as run_ingest
 from courseinfra.services.ingest import read_lines

@@ -22,7 +22,7 @@ from courseinfra.entrypoints.cli.common import (
     read_json_file,
     read_text,
 )
-from courseinfra.entrypoints.serialize import (
+from courseinfra.entrypoints.schemas.groups import (
     criteria_types_json,
     group_json,
     group_summary_json,

@@ -17,7 +17,7 @@ from courseinfra.entrypoints.cli.common import (
     err,
     progress_bar,
 )
-from courseinfra.entrypoints.serialize import report_run_json, report_selection_json
+from courseinfra.entrypoints.schemas.reports import report_run_json, report_selection_json
 from courseinfra.services.ports import ReportRun
 from courseinfra.services.reports import batches_to_report, generate_reports, get_run, list_runs
 

@@ -8,7 +8,7 @@ import typer
 
 from courseinfra.domain.users import InvalidTimestamp, RecordFormat, guess_format, parse_timestamp
 from courseinfra.entrypoints.cli.common import Failure, application, emit, emit_lines, err, read_text
-from courseinfra.entrypoints.serialize import import_report_json, user_json
+from courseinfra.entrypoints.schemas.users import import_report_json, user_json
 from courseinfra.services import users
 
 app = typer.Typer(no_args_is_help=True, help="The user directory: import, read, logins, profiles.")

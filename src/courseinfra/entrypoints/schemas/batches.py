@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from courseinfra.entrypoints.schemas.common import Day, Timestamp
+from courseinfra.entrypoints.schemas.common import Day, Timestamp, iso
+from courseinfra.services.ports import (
+    CourseBatch,
+)
 
 
 class BatchIn(BaseModel):
@@ -42,3 +45,26 @@ class BatchOut(BaseModel):
     mentors: list[str]
     createdby: str | None
     createddate: Timestamp
+
+
+#: The enrolment types a batch can have (``course_batch.enrollmenttype``).
+ENROLMENT_TYPES = ("open", "invite-only")
+
+
+def batch_json(batch: CourseBatch) -> dict[str, Any]:
+    """A row of ``course_batch``."""
+    return {
+        "batchid": batch.batch_id,
+        "courseid": batch.course_id,
+        "name": batch.name,
+        "description": batch.description,
+        "startdate": iso(batch.start_date),
+        "enddate": iso(batch.end_date),
+        "enrollmentenddate": iso(batch.enrollment_end_date),
+        "enrollmenttype": batch.enrollment_type,
+        "status": batch.status,
+        "createdfor": list(batch.created_for),
+        "mentors": list(batch.mentors),
+        "createdby": batch.created_by,
+        "createddate": iso(batch.created_at),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
@@ -27,3 +28,8 @@ Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
 
 class InvalidBody(DomainError):
     code = "invalid-body"
+
+
+def iso(value: date | datetime | None) -> str | None:
+    """A date or a time as ISO 8601 (None stays None)."""
+    return None if value is None else value.isoformat()

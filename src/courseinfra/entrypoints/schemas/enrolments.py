@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from courseinfra.entrypoints.schemas.common import Timestamp
+from courseinfra.domain.progress import UnitMetrics
+from courseinfra.entrypoints.schemas.common import Timestamp, iso
+from courseinfra.services.ports import (
+    Enrolment,
+)
 
 
 class EnrolIn(BaseModel):
@@ -77,3 +82,40 @@ class RecomputeIn(BaseModel):
 class RecomputedOut(BaseModel):
     enrolments: int = Field(description="Enrolments whose progress and metrics were re-derived.")
     audit_events: int = Field(description="AUDIT events emitted that had not been emitted before.")
+
+
+COURSE_ACTIVITY = "Course"
+
+
+UNIT_ACTIVITY = "CourseUnit"
+
+
+def enrolment_json(enrolment: Enrolment) -> dict[str, Any]:
+    """A row of ``user_enrolments``; ``datetime`` is when it was last updated."""
+    state = enrolment.state
+    return {
+        "userid": state.key.user_id,
+        "courseid": state.key.course_id,
+        "batchid": state.key.batch_id,
+        "active": enrolment.active,
+        "addedby": enrolment.added_by,
+        "enrolleddate": iso(enrolment.enrolled_date),
+        "datetime": iso(state.last_updated),
+        "contentstatus": dict(state.content_status),
+        "lastreadcontentid": state.last_read_content_id,
+        "lastreadcontentstatus": state.last_read_content_status,
+        "progress": state.progress,
+        "completionpercentage": state.completion_percentage,
+        "status": int(state.status),
+        "completedon": iso(state.completed_on),
+        "certificates": [dict(certificate) for certificate in enrolment.certificates],
+        "mode": enrolment.mode,
+    }
+
+
+def activity_json(metrics: Sequence[UnitMetrics]) -> dict[str, Any]:
+    """The ``user_activity_agg`` rows of one enrolment: the course's (``null`` before any progress was
+    aggregated) and each unit's, by unit id."""
+    course = next((m.agg for m in metrics if m.activity_type == COURSE_ACTIVITY), None)
+    units = {m.activity_id: m.agg for m in metrics if m.activity_type == UNIT_ACTIVITY}
+    return {"course": course, "units": dict(sorted(units.items()))}

@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from courseinfra.services.ports import (
+    StreamEntry,
+)
+
 
 class RejectedOut(BaseModel):
     source: str
@@ -27,3 +31,8 @@ class StreamEntryOut(BaseModel):
     id: int = Field(description="The message id (outbox id; AUDIT entry id): consumers drop repeats by it.")
     key: str = Field(description="The event's key (its partition key).")
     payload: dict[str, Any] = Field(description="The event's fields (see its contract).")
+
+
+def stream_entry_json(entry: StreamEntry) -> dict[str, Any]:
+    message = entry.message
+    return {"position": entry.position, "id": message.id, "key": message.key, "payload": message.payload}

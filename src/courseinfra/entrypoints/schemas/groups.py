@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from courseinfra.entrypoints.schemas.common import InvalidBody, Timestamp
+from courseinfra.domain.criteria import CriteriaRegistry, criteria_json
+from courseinfra.domain.groups import UserGroup
+from courseinfra.entrypoints.schemas.common import InvalidBody, Timestamp, iso
 from courseinfra.services import groups
+from courseinfra.services.groups import GroupView
+from courseinfra.services.ports import (
+    Member,
+    MembershipChange,
+    RefreshResult,
+)
 
 CRITERIA_EXAMPLE = {
     "and": [
@@ -15,8 +24,6 @@ CRITERIA_EXAMPLE = {
         {"not": {"type": "last_login", "operator": "within_days", "config": {"days": 30}}},
     ]
 }
-
-
 CriteriaTree = Annotated[
     dict[str, Any] | None,
     Field(
@@ -183,3 +190,87 @@ class MembersImportOut(BaseModel):
     include: int = Field(description="The size of the include list after the import.")
     exclude: int = Field(description="The size of the exclude list after the import.")
     refresh: RefreshOut | None = Field(description="Null for a frozen group.")
+
+
+def group_summary_json(group: UserGroup) -> dict[str, Any]:
+    """A group's definition and membership summary, without its include and exclude lists (what
+    ``groups list`` prints and ``GET /v1/groups`` returns)."""
+    return {
+        "group_id": group.group_id,
+        "name": group.name,
+        "scope": str(group.scope),
+        "description": group.description,
+        "enabled": group.enabled,
+        "frozen": group.frozen,
+        "criteria": None if group.criteria is None else criteria_json(group.criteria),
+        "version": group.version,
+        "member_count": group.member_count,
+        "last_refreshed_at": iso(group.last_refreshed_at),
+        "created_at": iso(group.created_at),
+        "updated_at": iso(group.updated_at),
+    }
+
+
+def group_json(view: GroupView) -> dict[str, Any]:
+    """A group with its include and exclude lists (sorted); ``version`` is what ``If-Match`` (the ETag
+    ``"<group_id>.<version>"``) and ``--if-version`` name."""
+    return {
+        **group_summary_json(view.group),
+        "include": sorted(view.include),
+        "exclude": sorted(view.exclude),
+    }
+
+
+def refresh_json(result: RefreshResult) -> dict[str, Any]:
+    """What a refresh changed: how many joined and left, and the member count after it."""
+    return {"joined": result.joined, "left": result.left, "member_count": result.member_count}
+
+
+def refresh_all_json(results: Mapping[str, RefreshResult]) -> dict[str, Any]:
+    """Each refreshed group's result, by group id."""
+    return {group_id: refresh_json(result) for group_id, result in sorted(results.items())}
+
+
+def preview_json(result: RefreshResult) -> dict[str, Any]:
+    """What a refresh would change (nothing was written): counts, a sample of the ids (sorted) and the
+    member count after it."""
+    return {
+        **refresh_json(result),
+        "joined_ids": list(result.joined_ids),
+        "left_ids": list(result.left_ids),
+    }
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    """A member of a group, when it joined and why (``criteria`` or ``included``)."""
+    return {"user_id": member.user_id, "joined_at": iso(member.joined_at), "reason": member.reason}
+
+
+def membership_change_json(change: MembershipChange) -> dict[str, Any]:
+    """A join or a leave of a group's history; ``id`` pages (``after``)."""
+    return {
+        "id": change.id,
+        "group_id": change.group_id,
+        "user_id": change.user_id,
+        "change": change.change,
+        "at": iso(change.at),
+        "reason": change.reason,
+    }
+
+
+def members_import_json(view: GroupView, result: RefreshResult | None) -> dict[str, Any]:
+    """After a members import: the sizes of the group's new overrides, its version, and the refresh
+    (null for a frozen group, whose membership is not changed)."""
+    return {
+        "group_id": view.group.group_id,
+        "version": view.group.version,
+        "include": len(view.include),
+        "exclude": len(view.exclude),
+        "refresh": None if result is None else refresh_json(result),
+    }
+
+
+def criteria_types_json(registry: CriteriaRegistry) -> list[dict[str, Any]]:
+    """Every registered criterion type's schema (config JSON schema, operators, scopes, facts), in
+    registration order: what a UI builds its forms from."""
+    return [criterion_type.schema() for criterion_type in registry.types.values()]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from courseinfra.entrypoints.schemas.common import Timestamp
+from courseinfra.domain.users import RowError, User
+from courseinfra.entrypoints.schemas.common import Timestamp, iso
+from courseinfra.services.users import ImportReport
 
 
 class UserOut(BaseModel):
@@ -43,3 +47,34 @@ class ImportOut(BaseModel):
     updated: int
     unchanged: int
     errors: list[RowErrorOut] = Field(description="Empty: with a bad row, the answer is 422.")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user of the directory (a row of ``users``); the same keys an import reads back."""
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "email": user.email,
+        "name": user.name,
+        "organisation": user.organisation,
+        "last_login_at": iso(user.last_login_at),
+        "is_staff": user.is_staff,
+        "profile": dict(user.profile),
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+    }
+
+
+def row_error_json(error: RowError) -> dict[str, Any]:
+    """A bad row of an import file: its line (a JSON array's item number), a stable code, the reason."""
+    return {"line": error.line, "code": error.code, "reason": error.reason}
+
+
+def import_report_json(report: ImportReport) -> dict[str, Any]:
+    """Counts of an import, and its bad rows (when there are any, nothing was imported)."""
+    return {
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "errors": [row_error_json(error) for error in report.errors],
+    }

@@ -16,10 +16,7 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     AppDep,
 )
-from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut
-from courseinfra.entrypoints.serialize import (
-    batch_json,
-)
+from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut, batch_json
 from courseinfra.services import enrolments
 from courseinfra.services.ports import CourseBatch
 

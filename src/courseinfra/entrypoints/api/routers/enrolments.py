@@ -25,8 +25,6 @@ from courseinfra.entrypoints.schemas.enrolments import (
     EnrolOut,
     RecomputedOut,
     RecomputeIn,
-)
-from courseinfra.entrypoints.serialize import (
     activity_json,
     enrolment_json,
 )

@@ -20,10 +20,7 @@ from courseinfra.entrypoints.api.deps import (
     raw_body,
 )
 from courseinfra.entrypoints.schemas.common import InvalidBody
-from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut
-from courseinfra.entrypoints.serialize import (
-    stream_entry_json,
-)
+from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut, stream_entry_json
 from courseinfra.services.ingest import BadLine, ingest, read_lines
 from courseinfra.services.streams import read_stream
 

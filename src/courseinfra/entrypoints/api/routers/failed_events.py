@@ -18,10 +18,7 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     AppDep,
 )
-from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut
-from courseinfra.entrypoints.serialize import (
-    failed_event_json,
-)
+from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut, failed_event_json
 from courseinfra.services.ingest import replay_failed
 
 router = APIRouter(tags=["failed events"])

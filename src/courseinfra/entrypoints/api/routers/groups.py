@@ -42,8 +42,6 @@ from courseinfra.entrypoints.schemas.groups import (
     PreviewIn,
     PreviewOut,
     RefreshOut,
-)
-from courseinfra.entrypoints.serialize import (
     criteria_types_json,
     group_json,
     group_summary_json,

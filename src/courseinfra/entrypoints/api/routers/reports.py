@@ -20,11 +20,7 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     AppDep,
 )
-from courseinfra.entrypoints.schemas.reports import ReportRunIn
-from courseinfra.entrypoints.serialize import (
-    report_run_json,
-    report_selection_json,
-)
+from courseinfra.entrypoints.schemas.reports import ReportRunIn, report_run_json, report_selection_json
 from courseinfra.services import reports
 
 router = APIRouter(tags=["reports"])

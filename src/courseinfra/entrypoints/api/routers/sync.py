@@ -14,10 +14,8 @@ from courseinfra.entrypoints.api.deps import (
     AppDep,
 )
 from courseinfra.entrypoints.schemas.common import ErrorResponse
+from courseinfra.entrypoints.schemas.groups import refresh_json
 from courseinfra.entrypoints.schemas.sync import LegacyMembersIn
-from courseinfra.entrypoints.serialize import (
-    refresh_json,
-)
 
 router = APIRouter(tags=["sync"])
 

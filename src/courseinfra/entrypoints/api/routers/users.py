@@ -21,8 +21,11 @@ from courseinfra.entrypoints.api.deps import (
 )
 from courseinfra.entrypoints.api.errors import error_json
 from courseinfra.entrypoints.schemas.common import ErrorResponse, InvalidBody
-from courseinfra.entrypoints.schemas.users import ImportOut, LoginIn, LoginOut, UserOut
-from courseinfra.entrypoints.serialize import (
+from courseinfra.entrypoints.schemas.users import (
+    ImportOut,
+    LoginIn,
+    LoginOut,
+    UserOut,
     import_report_json,
     row_error_json,
     user_json,
