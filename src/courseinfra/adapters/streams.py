@@ -69,8 +69,18 @@ class SqliteEventStream(EventStream):
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._transaction(lambda db: db.execute(COUNT_LENGTHS))
+        if self._uncounted():
+            with self._lock:
+                self._transaction(lambda db: db.execute(COUNT_LENGTHS))
+
+    def _uncounted(self) -> bool:
+        """Entries but no lengths: a file from before ``stream_lengths`` (checked by a read, so that
+        opening a stream takes no write lock)."""
+        db = self._connection
+        return (
+            db.execute("SELECT 1 FROM stream_lengths LIMIT 1").fetchone() is None
+            and db.execute("SELECT 1 FROM stream_entries LIMIT 1").fetchone() is not None
+        )
 
     def append(self, messages: Sequence[OutboxMessage]) -> None:
         if not messages:

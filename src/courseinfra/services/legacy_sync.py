@@ -644,7 +644,7 @@ class LegacySync:
 
 
 def _cannot_undo() -> None:
-    raise LegacyError("cannot be undone", code="legacy-not-deletable", kind=ErrorKind.CONFLICT)
+    raise NotDeletable("cannot be undone")
 
 
 def _ignore(_value: object) -> None:
