@@ -91,6 +91,7 @@ from courseinfra.domain.cache_layout import (
     optional_nodes_key,
     path_of,
 )
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.events import CertificateRequested, Event
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, compute_relations, parse_hierarchy
 from courseinfra.domain.progress import (
@@ -111,8 +112,7 @@ from courseinfra.entrypoints.workers import ingest_in_workers
 from courseinfra.services import content, enrolments
 from courseinfra.services.course_metrics import AUDIT_EVENTS, ENROLMENTS_UPDATED
 from courseinfra.services.course_metrics import JOB_NAME as AGGREGATOR
-from courseinfra.services.ingest import IngestReport, ingest
-from courseinfra.services.ports import CourseBatch
+from courseinfra.services.events.ingest import IngestReport, ingest
 from courseinfra.settings import Settings, load_settings
 from scratch import drop_database, recreate_database, source_revision
 from seed_naive import SeedNaiveRun, run_seed_naive

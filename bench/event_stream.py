@@ -30,7 +30,7 @@ import orjson
 import redis
 
 from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
-from courseinfra.services.ports import OutboxMessage
+from courseinfra.services.events.ports import OutboxMessage
 
 AUDIT = "courseinfra.learning.audit.emitted.v1"
 PAYLOAD = {

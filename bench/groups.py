@@ -92,7 +92,8 @@ from courseinfra.domain.criteria import (
 )
 from courseinfra.domain.events import ProgressUpdated, UserLoggedIn
 from courseinfra.services import groups
-from courseinfra.services.ports import OutboxMessage, RefreshResult
+from courseinfra.services.events.ports import OutboxMessage
+from courseinfra.services.groups.ports import RefreshResult
 from courseinfra.settings import load_settings
 from scratch import drop_database, recreate_database, source_revision
 

@@ -80,12 +80,13 @@ from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.sql.tables import user_enrolments
 from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
 from courseinfra.domain.legacy import LegacyKind, LegacyLink, Teamset, TeamsetType, Track, link_of
 from courseinfra.domain.users import User
 from courseinfra.services import content, enrolments, groups
 from courseinfra.services.groups import GroupDefinition
-from courseinfra.services.ports import CourseBatch, LegacyGroups
+from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import load_settings
 from scratch import drop_database, recreate_database, source_revision
 

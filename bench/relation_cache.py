@@ -57,7 +57,7 @@ from courseinfra.domain.hierarchy import (
     compute_relations,
     parse_hierarchy,
 )
-from courseinfra.services.relation_cache import gc_paused
+from courseinfra.services.cache import gc_paused
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"

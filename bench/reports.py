@@ -70,10 +70,10 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.tables import user_activity_agg, user_enrolments, users
 from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
-from courseinfra.domain.reports import ReportUnit, header
+from courseinfra.domain.reports import ReportUnit, RunStatus, header
 from courseinfra.services import content, enrolments
-from courseinfra.services.ports import CourseBatch, RunStatus
 from courseinfra.services.reports import file_stem, generate_reports
 from courseinfra.settings import load_settings
 from scratch import source_revision

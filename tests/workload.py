@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from courseinfra.bootstrap import App
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.services import content, enrolments
-from courseinfra.services.ports import CourseBatch
 from tests.helpers import collection, leaf
 
 UNITS = {f"unit{u}": [f"r{u}{n}" for n in range(4)] for u in range(3)}

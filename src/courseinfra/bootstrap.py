@@ -28,22 +28,18 @@ from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, Criteri
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
 from courseinfra.domain.legacy import LEGACY_TYPES
 from courseinfra.domain.reports import AcceptedFrameworks
+from courseinfra.services.cache import RelationCacheJob
+from courseinfra.services.cache.ports import RelationCache
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
+from courseinfra.services.events.ingest import Router
+from courseinfra.services.events.ports import EventBus, EventStream
 from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
-from courseinfra.services.ingest import Router
-from courseinfra.services.legacy_sync import DeletePolicy, LegacySync
 from courseinfra.services.messagebus import Publication, post_publish_handler, relay_audit_log, relay_outbox
-from courseinfra.services.ports import (
-    EventBus,
-    EventStream,
-    LegacyGroups,
-    Locks,
-    RelationCache,
-    ReportArchive,
-    UnitOfWork,
-)
-from courseinfra.services.relation_cache import RelationCacheJob
 from courseinfra.services.reports import ReportOptions
+from courseinfra.services.reports.ports import ReportArchive
+from courseinfra.services.sync import DeletePolicy, LegacySync
+from courseinfra.services.sync.ports import LegacyGroups
+from courseinfra.services.unit_of_work import Locks, UnitOfWork
 from courseinfra.settings import Settings, SettingsError, load_settings
 
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
-from courseinfra.services.ports import EventStream, OutboxMessage, StreamEntry
+from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
 from tests.conftest import clear_redis
 
 AUDIT = "courseinfra.learning.audit.emitted.v1"

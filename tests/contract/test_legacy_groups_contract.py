@@ -22,7 +22,7 @@ from courseinfra.adapters.legacy import LocalLegacyGroups
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.tables import course_batch, user_enrolments
 from courseinfra.domain.legacy import AssignmentType, LegacyError, Teamset, TeamsetType, Track
-from courseinfra.services.ports import LegacyGroups
+from courseinfra.services.sync.ports import LegacyGroups
 from tests.conftest import truncate_all
 
 A, B = "course-v1:Org+A+2026", "course-v1:Org+B+2026"

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from courseinfra.adapters.locks import FileLocks, PostgresLocks
-from courseinfra.services.ports import Locks
+from courseinfra.services.unit_of_work import Locks
 from tests.conftest import BACKENDS, PG_URL
 
 HOLDER = """

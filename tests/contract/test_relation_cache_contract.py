@@ -13,7 +13,7 @@ from courseinfra.adapters.cache.memory import InMemoryRelationCache
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText
-from courseinfra.services.ports import RelationCache, ReplaceResult
+from courseinfra.services.cache.ports import RelationCache, ReplaceResult
 from tests.conftest import clear_redis
 
 

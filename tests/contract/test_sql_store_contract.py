@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
+from courseinfra.domain.enrolments import CourseBatch, Enrolment
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import (
@@ -25,14 +26,10 @@ from courseinfra.domain.progress import (
     EnrolmentStatus,
     UnitMetrics,
 )
-from courseinfra.services.ports import (
-    AlreadyExists,
-    ContentSummary,
-    CourseBatch,
-    Enrolment,
-    NewFailedEvent,
-    RelayCursor,
-)
+from courseinfra.services.content.ports import ContentSummary
+from courseinfra.services.events.ports import RelayCursor
+from courseinfra.services.failed_events.ports import NewFailedEvent
+from courseinfra.services.unit_of_work import AlreadyExists
 from tests.conftest import truncate_all
 from tests.helpers import collection, leaf
 

@@ -22,7 +22,7 @@ import pytest
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.events import AuditEventEmitted
-from courseinfra.services.ingest import ingest
+from courseinfra.services.events.ingest import ingest
 from courseinfra.settings import Settings, load_settings
 from tests.helpers import COURSEINFRA, Cli
 from tests.workload import (

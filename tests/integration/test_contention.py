@@ -13,8 +13,8 @@ from courseinfra.adapters.sql.engine import SqliteTuning, create_engine
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.bootstrap import App
 from courseinfra.domain.progress import EnrolmentKey
-from courseinfra.services.ports import Contention
 from courseinfra.services.transactions import retrying
+from courseinfra.services.unit_of_work import Contention
 from tests.workload import prepare
 
 KEY = EnrolmentKey("learner-000", "course", "b1")

@@ -15,14 +15,15 @@ from fastapi.testclient import TestClient
 
 from courseinfra.adapters.sql.tables import user_activity_agg
 from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, ProgressUpdated
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentStatus
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, course_metrics, enrolments
-from courseinfra.services.ingest import BadLine, ingest, read_lines
+from courseinfra.services.events.ingest import BadLine, ingest, read_lines
+from courseinfra.services.events.ports import OutboxMessage
 from courseinfra.services.messagebus import AUDIT_RELAY, prune_audit_log, relay_audit_log
-from courseinfra.services.ports import CourseBatch, OutboxMessage
 from courseinfra.settings import Settings
 from tests.helpers import Cli, collection, leaf, relayed_by_hand
 
@@ -190,7 +191,7 @@ def test_a_crash_after_the_batch_commits_keeps_its_failures_and_counters_with_it
     """The batch's rejected events and counters are in the transaction of its state: a crash right
     after it (before ingest keeps what else it has) loses neither."""
     setup_course(app)
-    from courseinfra.services import ingest as ingest_module
+    from courseinfra.services.events import ingest as ingest_module
 
     def crash(*_: object, **__: object) -> None:
         raise RuntimeError("killed")

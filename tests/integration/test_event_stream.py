@@ -10,12 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.events import AuditEventEmitted, CertificateRequested
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
-from courseinfra.services.ingest import ingest
+from courseinfra.services.events.ingest import ingest
+from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
 from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_log, relay_outbox
-from courseinfra.services.ports import CourseBatch, EventStream, OutboxMessage, StreamEntry
 from courseinfra.settings import Settings
 from tests.helpers import Cli, collection, leaf
 

@@ -24,10 +24,12 @@ from courseinfra.domain.criteria import (
     StrictConfig,
     UserFacts,
 )
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.groups import GroupFrozen
 from courseinfra.domain.users import User
 from courseinfra.services import content, enrolments
 from courseinfra.services import users as user_service
+from courseinfra.services.events.ingest import ingest
 from courseinfra.services.groups import (
     GroupDefinition,
     create_group,
@@ -36,8 +38,8 @@ from courseinfra.services.groups import (
     refresh_group,
     update_group,
 )
-from courseinfra.services.ingest import ingest
-from courseinfra.services.ports import CourseBatch, MembershipChange, UnitOfWork
+from courseinfra.services.groups.ports import MembershipChange
+from courseinfra.services.unit_of_work import UnitOfWork
 from courseinfra.settings import Settings
 from tests.helpers import collection, leaf
 from tests.integration.test_course_metrics import progress_event

@@ -16,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.users import User
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
-from courseinfra.services.ports import CourseBatch
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.helpers import COURSEINFRA, Cli, load_json

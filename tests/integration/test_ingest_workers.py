@@ -15,8 +15,8 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.events import AuditEventEmitted
 from courseinfra.domain.job_requests import partition_of
 from courseinfra.entrypoints.workers import ingest_in_workers, only_partition
-from courseinfra.services.ingest import IngestReport, ingest
-from courseinfra.services.ports import OutboxMessage
+from courseinfra.services.events.ingest import IngestReport, ingest
+from courseinfra.services.events.ports import OutboxMessage
 from courseinfra.settings import Settings, load_settings
 from tests.helpers import Cli
 from tests.workload import LEAVES, learners, prepare, progress_event, states_metrics_ledger

@@ -22,6 +22,7 @@ from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.sql.tables import legacy_cohorts, legacy_teams
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.bootstrap import App
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.legacy import (
     LegacyError,
@@ -35,8 +36,9 @@ from courseinfra.domain.users import User
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
 from courseinfra.services.groups import GroupDefinition, GroupNotFound
-from courseinfra.services.legacy_sync import DeletePolicy, DeleteRestricted, LegacySync, SyncFailed
-from courseinfra.services.ports import CourseBatch, LegacyGroups, MembershipChange
+from courseinfra.services.groups.ports import MembershipChange
+from courseinfra.services.sync import DeletePolicy, DeleteRestricted, LegacySync, SyncFailed
+from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.fakes.openedx import TOKEN, FakeOpenEdx, openedx, openedx_server  # noqa: F401 - fixtures

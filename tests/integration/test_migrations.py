@@ -20,7 +20,7 @@ from courseinfra.adapters.sql.tables import metadata
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
-from courseinfra.services.ports import NewFailedEvent
+from courseinfra.services.failed_events.ports import NewFailedEvent
 from tests.conftest import PG_URL, _recreate_database
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,9 +9,9 @@ from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText
 from courseinfra.domain.events import ContentPublished
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.services import content
-from courseinfra.services.ingest import ingest, replay_failed
-from courseinfra.services.ports import OutboxMessage
-from courseinfra.services.relation_cache import published_roots, rebuild_requests
+from courseinfra.services.cache import published_roots, rebuild_requests
+from courseinfra.services.events.ingest import ingest, replay_failed
+from courseinfra.services.events.ports import OutboxMessage
 from tests.helpers import collection, leaf, post_publish_event, relayed_by_hand
 
 COURSE = collection(

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App
-from courseinfra.domain.reports import AcceptedFrameworks
+from courseinfra.domain.enrolments import CourseBatch
+from courseinfra.domain.reports import AcceptedFrameworks, RunStatus
 from courseinfra.domain.users import User
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
-from courseinfra.services.ingest import ingest
-from courseinfra.services.ports import CourseBatch, RunStatus
+from courseinfra.services.events.ingest import ingest
 from courseinfra.services.reports import (
     ReportOptions,
     batches_to_report,

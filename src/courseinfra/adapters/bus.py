@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from courseinfra.services.ports import EventBus, Handler, OutboxMessage
+from courseinfra.services.events.ports import EventBus, Handler, OutboxMessage
 
 
 class InProcessBus(EventBus):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from courseinfra.services.ports import Locks
+from courseinfra.services.unit_of_work import Locks
 
 
 class _ReentrantLocks(Locks):

@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from courseinfra.services.ports import ReportArchive, ReportDraft, ReportFile
+from courseinfra.services.reports.ports import ReportArchive, ReportDraft, ReportFile
 
 PARTIAL = ".partial"
 

@@ -21,7 +21,7 @@ from typing import cast
 import orjson
 import redis
 
-from courseinfra.services.ports import EventStream, OutboxMessage, StreamEntry
+from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
 
 REDIS_STREAM_ID = re.compile(r"\d+(-\d+)?")
 

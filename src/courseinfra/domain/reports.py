@@ -278,3 +278,26 @@ def progress_chart_svg(summary: BatchSummary, title: str) -> str:
     )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRun:
+    """One generation of reports for a date: its progress while it runs, what it did when it ends."""
+
+    run_id: str
+    as_of: date
+    status: RunStatus
+    started_at: datetime
+    requested_batches: tuple[str, ...] = ()
+    batches_total: int = 0
+    batches_done: int = 0
+    rows_written: int = 0
+    finished_at: datetime | None = None
+    error: str | None = None
+    outcome: Mapping[str, Any] = field(default_factory=dict)

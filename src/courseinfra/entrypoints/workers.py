@@ -22,7 +22,7 @@ import orjson
 
 from courseinfra.bootstrap import bootstrap
 from courseinfra.domain.job_requests import partition_of
-from courseinfra.services.ingest import BadLine, IngestReport, Rejected, ingest, read_lines
+from courseinfra.services.events.ingest import BadLine, IngestReport, Rejected, ingest, read_lines
 from courseinfra.settings import Settings
 
 # The count of lines done, shared with the parent; set in each worker by the pool's initializer.

@@ -12,10 +12,11 @@ from functools import partial
 import orjson
 
 from courseinfra.domain.events import AuditEventEmitted, ContentPublished
-from courseinfra.services.ingest import Router, RunCounters, keep_rejected
-from courseinfra.services.jobs import IncomingEvent
-from courseinfra.services.ports import EventBus, EventStream, Locks, OutboxMessage, UnitOfWork
+from courseinfra.services.events.ingest import Router, RunCounters, keep_rejected
+from courseinfra.services.events.jobs import IncomingEvent
+from courseinfra.services.events.ports import EventBus, EventStream, OutboxMessage
 from courseinfra.services.transactions import retrying
+from courseinfra.services.unit_of_work import Locks, UnitOfWork
 
 #: The relays' names: of their locks, and of the AUDIT relay's cursor.
 OUTBOX_RELAY = "outbox"

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from courseinfra.services.ports import Contention
+from courseinfra.services.unit_of_work import Contention
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 
 from courseinfra.domain.cache_layout import CacheValue
-from courseinfra.services.ports import RelationCache, ReplaceResult
+from courseinfra.services.cache.ports import RelationCache, ReplaceResult
 
 
 class InMemoryRelationCache(RelationCache):

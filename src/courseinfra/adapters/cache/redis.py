@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText, CacheValue
-from courseinfra.services.ports import RelationCache, ReplaceResult
+from courseinfra.services.cache.ports import RelationCache, ReplaceResult
 
 # KEYS: the owner's manifest, the claims hash, the owners set. ARGV: the owner, then one run per entry:
 # kind ("s", "l" or "t"), key, member count, members. unpack() is chunked: Lua's stack holds ~8000 values.

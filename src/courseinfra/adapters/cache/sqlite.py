@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText, CacheValue
-from courseinfra.services.ports import RelationCache, ReplaceResult
+from courseinfra.services.cache.ports import RelationCache, ReplaceResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache_entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL)

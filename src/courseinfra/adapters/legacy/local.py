@@ -57,7 +57,8 @@ from courseinfra.domain.legacy import (
     check_track,
     plan_cohort_add,
 )
-from courseinfra.services.ports import LegacyGroups, UnitOfWork
+from courseinfra.services.sync.ports import LegacyGroups
+from courseinfra.services.unit_of_work import UnitOfWork
 
 cohorts, cohort_members = legacy_cohorts, legacy_cohort_members
 teams, team_members, teamsets = legacy_teams, legacy_team_members, legacy_teamsets

@@ -65,7 +65,7 @@ from courseinfra.domain.legacy import (
     check_team_additions,
     check_track,
 )
-from courseinfra.services.ports import LegacyGroups
+from courseinfra.services.sync.ports import LegacyGroups
 
 PAGE_SIZE = 100  # the largest page every paginated Open edX list accepts
 COHORT_CHUNK = 1000  # users per cohort POST: one call for most adds, bounded request bodies for big ones

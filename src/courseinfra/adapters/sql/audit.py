@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from courseinfra.adapters.sql.store import aware
 from courseinfra.adapters.sql.tables import audit_pages
 from courseinfra.domain.progress import AuditRecord
-from courseinfra.services.ports import AuditEntry, AuditLog
+from courseinfra.services.audit.ports import AuditEntry, AuditLog
 
 #: An entry's id is (page id << ENTRY_BITS) + its index in the page: ids grow with the page ids.
 ENTRY_BITS = 20

@@ -17,22 +17,16 @@ from courseinfra.adapters.sql.tables import (
     user_activity_agg,
     user_enrolments,
 )
+from courseinfra.domain.enrolments import CourseBatch, Enrolment
 from courseinfra.domain.progress import (
     EnrolmentKey,
     EnrolmentState,
     EnrolmentStatus,
     UnitMetrics,
 )
-from courseinfra.services.ports import (
-    ActivityStore,
-    AlreadyExists,
-    BatchStore,
-    CourseBatch,
-    Enrolment,
-    EnrolmentStore,
-    RelayCursor,
-    RelayCursors,
-)
+from courseinfra.services.enrolments.ports import ActivityStore, BatchStore, EnrolmentStore
+from courseinfra.services.events.ports import RelayCursor, RelayCursors
+from courseinfra.services.unit_of_work import AlreadyExists
 
 # The aggregator's two bulk writes as driver statements (placeholders ``?``; ``%s`` on PostgreSQL),
 # values encoded once: SQLAlchemy's per-row parameter processing was a tenth of the job.

@@ -37,8 +37,7 @@ from courseinfra.domain.criteria import (
     criteria_json,
 )
 from courseinfra.domain.groups import UserGroup
-from courseinfra.services.ports import (
-    AlreadyExists,
+from courseinfra.services.groups.ports import (
     GroupFacts,
     Member,
     MembershipChange,
@@ -46,6 +45,7 @@ from courseinfra.services.ports import (
     RefreshResult,
     UserGroupStore,
 )
+from courseinfra.services.unit_of_work import AlreadyExists
 
 INCLUDE, EXCLUDE = "include", "exclude"
 CANDIDATE_PAGE = 2000

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import report_runs, user_activity_agg, user_enrolments, users
-from courseinfra.domain.reports import LearnerRow
-from courseinfra.services.ports import ReportReader, ReportRun, ReportRuns, RunStatus
+from courseinfra.domain.reports import LearnerRow, ReportRun, RunStatus
+from courseinfra.services.reports.ports import ReportReader, ReportRuns
 
 UNIT_ACTIVITY = "CourseUnit"
 

@@ -13,17 +13,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from courseinfra.adapters.sql.tables import content_hierarchy, failed_events, job_counters, outbox
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.services.ports import (
-    ContentSummary,
-    CounterStore,
-    FailedEvent,
-    FailedEventStore,
-    HierarchyStore,
-    NewFailedEvent,
-    Outbox,
-    OutboxMessage,
-    StoredHierarchy,
-)
+from courseinfra.services.content.ports import ContentSummary, HierarchyStore, StoredHierarchy
+from courseinfra.services.events.ports import CounterStore, Outbox, OutboxMessage
+from courseinfra.services.failed_events.ports import FailedEvent, FailedEventStore, NewFailedEvent
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.store import aware
 from courseinfra.adapters.sql.tables import legacy_sync_failures
-from courseinfra.services.ports import SyncFailure, SyncLog
+from courseinfra.services.sync.ports import SyncFailure, SyncLog
 
 
 class SqlSyncLog(SyncLog):

@@ -26,7 +26,7 @@ from courseinfra.adapters.sql.store import (
 from courseinfra.adapters.sql.sync_log import SqlSyncLog
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
-from courseinfra.services.ports import Contention, UnitOfWork
+from courseinfra.services.unit_of_work import Contention, UnitOfWork
 
 #: PostgreSQL's codes for a transaction that lost to another: serialization failure, deadlock, a lock
 #: not available.

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import users as table
 from courseinfra.domain.users import User, UsernameTaken, apply_profile_changes
-from courseinfra.services.ports import UserDirectory
+from courseinfra.services.users.ports import UserDirectory
 
 #: Ids or usernames in one ``IN`` list, and users in one upsert statement.
 KEY_CHUNK = 500

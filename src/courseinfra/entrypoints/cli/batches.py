@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.entrypoints.cli.common import BatchArg, application, as_date, emit, emit_lines
 from courseinfra.entrypoints.schemas.batches import batch_json
 from courseinfra.services import enrolments
-from courseinfra.services.ports import CourseBatch
 
 app = typer.Typer(no_args_is_help=True, help="Course batches: create, list, read.")
 

@@ -8,8 +8,8 @@ import typer
 
 from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.entrypoints.cli.common import Failure, application, emit, print_report, progress_bar
-from courseinfra.services.ingest import ingest as run_ingest
-from courseinfra.services.relation_cache import published_roots, rebuild_requests
+from courseinfra.services.cache import published_roots, rebuild_requests
+from courseinfra.services.events.ingest import ingest as run_ingest
 
 app = typer.Typer(no_args_is_help=True, help="Read the relation cache.")
 

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.services.ingest import IngestReport
+from courseinfra.services.events.ingest import IngestReport
 from courseinfra.settings import load_settings
 
 err = Console(stderr=True)

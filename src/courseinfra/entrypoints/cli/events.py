@@ -35,9 +35,9 @@ from courseinfra.entrypoints.cli.common import (
 )
 from courseinfra.entrypoints.schemas.events import stream_entry_json
 from courseinfra.entrypoints.workers import ingest_in_workers
-from courseinfra.services.ingest import ingest as run_ingest
-from courseinfra.services.ingest import read_lines
-from courseinfra.services.streams import read_stream
+from courseinfra.services.events.ingest import ingest as run_ingest
+from courseinfra.services.events.ingest import read_lines
+from courseinfra.services.events.streams import read_stream
 
 app = typer.Typer(no_args_is_help=True, help="The event streams relayed events leave by.")
 

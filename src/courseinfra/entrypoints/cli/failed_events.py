@@ -14,7 +14,7 @@ from rich.table import Table
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.entrypoints.cli.common import Failure, application
 from courseinfra.entrypoints.schemas.failed_events import failed_event_json
-from courseinfra.services.ingest import replay_failed
+from courseinfra.services.events.ingest import replay_failed
 
 app = typer.Typer(no_args_is_help=True, help="Events that were not processed: list and replay.")
 

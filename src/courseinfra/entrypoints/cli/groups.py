@@ -34,7 +34,7 @@ from courseinfra.entrypoints.schemas.groups import (
     refresh_json,
 )
 from courseinfra.services import groups
-from courseinfra.services.ports import RefreshResult
+from courseinfra.services.groups.ports import RefreshResult
 
 app = typer.Typer(
     no_args_is_help=True, help="User groups: define them by criteria, refresh, preview and explain them."

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from courseinfra.domain.reports import ReportRun
 from courseinfra.entrypoints.cli.common import (
     Failure,
     application,
@@ -18,7 +19,6 @@ from courseinfra.entrypoints.cli.common import (
     progress_bar,
 )
 from courseinfra.entrypoints.schemas.reports import report_run_json, report_selection_json
-from courseinfra.services.ports import ReportRun
 from courseinfra.services.reports import batches_to_report, generate_reports, get_run, list_runs
 
 app = typer.Typer(no_args_is_help=True, help="Course progress reports, for TPD batches only.")

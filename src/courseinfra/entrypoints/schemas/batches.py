@@ -7,10 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.entrypoints.schemas.common import Day, Timestamp, iso
-from courseinfra.services.ports import (
-    CourseBatch,
-)
 
 
 class BatchIn(BaseModel):

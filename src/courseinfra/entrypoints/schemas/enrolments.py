@@ -7,11 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from courseinfra.domain.enrolments import Enrolment
 from courseinfra.domain.progress import UnitMetrics
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
-from courseinfra.services.ports import (
-    Enrolment,
-)
 
 
 class EnrolIn(BaseModel):

@@ -6,9 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from courseinfra.services.ports import (
-    StreamEntry,
-)
+from courseinfra.services.events.ports import StreamEntry
 
 
 class RejectedOut(BaseModel):

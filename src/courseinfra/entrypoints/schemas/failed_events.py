@@ -8,9 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from courseinfra.entrypoints.schemas.common import iso
-from courseinfra.services.ports import (
-    FailedEvent,
-)
+from courseinfra.services.failed_events.ports import FailedEvent
 
 
 class FailedEventOut(BaseModel):

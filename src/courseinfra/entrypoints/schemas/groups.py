@@ -12,11 +12,7 @@ from courseinfra.domain.groups import UserGroup
 from courseinfra.entrypoints.schemas.common import InvalidBody, Timestamp, iso
 from courseinfra.services import groups
 from courseinfra.services.groups import GroupView
-from courseinfra.services.ports import (
-    Member,
-    MembershipChange,
-    RefreshResult,
-)
+from courseinfra.services.groups.ports import Member, MembershipChange, RefreshResult
 
 CRITERIA_EXAMPLE = {
     "and": [

@@ -7,12 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from courseinfra.domain.reports import ReportSelection
+from courseinfra.domain.enrolments import CourseBatch
+from courseinfra.domain.reports import ReportRun, ReportSelection
 from courseinfra.entrypoints.schemas.common import iso
-from courseinfra.services.ports import (
-    CourseBatch,
-    ReportRun,
-)
 
 
 class ReportRunIn(BaseModel):

@@ -10,6 +10,7 @@ from fastapi import (
     Query,
 )
 
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.entrypoints.api.deps import (
     CONFLICT,
     INVALID,
@@ -18,7 +19,6 @@ from courseinfra.entrypoints.api.deps import (
 )
 from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut, batch_json
 from courseinfra.services import enrolments
-from courseinfra.services.ports import CourseBatch
 
 router = APIRouter(tags=["batches"])
 

@@ -21,8 +21,8 @@ from courseinfra.entrypoints.api.deps import (
 )
 from courseinfra.entrypoints.schemas.common import InvalidBody
 from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut, stream_entry_json
-from courseinfra.services.ingest import BadLine, ingest, read_lines
-from courseinfra.services.streams import read_stream
+from courseinfra.services.events.ingest import BadLine, ingest, read_lines
+from courseinfra.services.events.streams import read_stream
 
 router = APIRouter(tags=["events"])
 

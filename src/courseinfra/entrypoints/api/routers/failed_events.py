@@ -19,7 +19,7 @@ from courseinfra.entrypoints.api.deps import (
     AppDep,
 )
 from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut, failed_event_json
-from courseinfra.services.ingest import replay_failed
+from courseinfra.services.events.ingest import replay_failed
 
 router = APIRouter(tags=["failed events"])
 

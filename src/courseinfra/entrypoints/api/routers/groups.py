@@ -53,7 +53,7 @@ from courseinfra.entrypoints.schemas.groups import (
     refresh_json,
 )
 from courseinfra.services import groups
-from courseinfra.services.ports import RefreshResult
+from courseinfra.services.groups.ports import RefreshResult
 
 router = APIRouter(tags=["groups"])
 

@@ -29,6 +29,7 @@ from courseinfra.domain.cache_layout import (
     optional_nodes_key,
     path_of,
 )
+from courseinfra.domain.enrolments import CourseBatch, Enrolment
 from courseinfra.domain.errors import DomainError, InvalidHierarchy
 from courseinfra.domain.events import CertificateRequested, EnrolmentChanged, Event, ProgressUpdated
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
@@ -50,20 +51,15 @@ from courseinfra.domain.progress import (
     EnrolmentState,
     recompute,
 )
+from courseinfra.services.cache.ports import RelationCache
+from courseinfra.services.content.ports import ContentSummary
 from courseinfra.services.enrolments import BatchNotFound, EnrolmentNotFound
-from courseinfra.services.ingest import Router, RunCounters, failed_event, keep_rejected, replay_failed
-from courseinfra.services.jobs import EventResult, IncomingEvent, count_result
-from courseinfra.services.ports import (
-    ContentSummary,
-    CourseBatch,
-    Enrolment,
-    FailedEvent,
-    JobCounters,
-    OutboxMessage,
-    RelationCache,
-    UnitOfWork,
-)
+from courseinfra.services.events.ingest import Router, RunCounters, failed_event, keep_rejected, replay_failed
+from courseinfra.services.events.jobs import EventResult, IncomingEvent, count_result
+from courseinfra.services.events.ports import JobCounters, OutboxMessage
+from courseinfra.services.failed_events.ports import FailedEvent
 from courseinfra.services.transactions import retrying
+from courseinfra.services.unit_of_work import UnitOfWork
 
 JOB_NAME = "course-metrics-aggregator"
 AUDIT_EVENTS = "audit-events"

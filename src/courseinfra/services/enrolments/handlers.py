@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from courseinfra.domain.enrolments import CourseBatch, Enrolment
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import EnrolmentChanged
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetrics
-from courseinfra.services.ports import AlreadyExists, AuditEntry, CourseBatch, Enrolment, UnitOfWork
+from courseinfra.services.audit.ports import AuditEntry
+from courseinfra.services.unit_of_work import AlreadyExists, UnitOfWork
 
 
 class BatchExists(DomainError):

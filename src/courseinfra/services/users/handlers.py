@@ -18,7 +18,7 @@ from courseinfra.domain.users import (
     parse_records_with_lines,
     profile_diff,
 )
-from courseinfra.services.ports import UnitOfWork
+from courseinfra.services.unit_of_work import UnitOfWork
 
 
 class UserNotFound(DomainError):

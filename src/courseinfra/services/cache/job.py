@@ -22,8 +22,10 @@ from courseinfra.domain.job_requests import (
     event_action,
     read_relation_cache_request,
 )
-from courseinfra.services.jobs import EventResult, IncomingEvent, count_result
-from courseinfra.services.ports import JobCounters, RelationCache, UnitOfWork
+from courseinfra.services.cache.ports import RelationCache
+from courseinfra.services.events.jobs import EventResult, IncomingEvent, count_result
+from courseinfra.services.events.ports import JobCounters
+from courseinfra.services.unit_of_work import UnitOfWork
 
 JOB_NAME = "relation-cache-updater"
 CACHE_WRITES = "cache-writes"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from courseinfra.domain.errors import DomainError, ErrorKind
-from courseinfra.services.ports import EventStream, StreamEntry
+from courseinfra.services.events.ports import EventStream, StreamEntry
 
 
 class NoEventStream(DomainError):

@@ -15,9 +15,11 @@ from typing import BinaryIO
 import orjson
 
 from courseinfra.domain.job_requests import Outcome, event_action
-from courseinfra.services.jobs import EventResult, IncomingEvent, Job, count_result
-from courseinfra.services.ports import FailedEvent, JobCounters, NewFailedEvent, UnitOfWork
+from courseinfra.services.events.jobs import EventResult, IncomingEvent, Job, count_result
+from courseinfra.services.events.ports import JobCounters
+from courseinfra.services.failed_events.ports import FailedEvent, NewFailedEvent
 from courseinfra.services.transactions import retrying
+from courseinfra.services.unit_of_work import UnitOfWork
 
 INGEST_JOB = "ingest"
 DEFAULT_CHUNK = 1000

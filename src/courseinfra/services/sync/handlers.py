@@ -35,7 +35,9 @@ from courseinfra.domain.legacy import (
 )
 from courseinfra.services import groups
 from courseinfra.services.groups import GroupDefinition, GroupNotFound, GroupView
-from courseinfra.services.ports import LegacyGroups, RefreshResult, SyncFailure, UnitOfWork
+from courseinfra.services.groups.ports import RefreshResult
+from courseinfra.services.sync.ports import LegacyGroups, SyncFailure
+from courseinfra.services.unit_of_work import UnitOfWork
 
 Undo = Callable[[], None]
 

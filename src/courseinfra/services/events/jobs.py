@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from courseinfra.domain.job_requests import Outcome, Rejection
-from courseinfra.services.ports import JobCounters
+from courseinfra.services.events.ports import JobCounters
 
 TOTAL = "total"
 SUCCESS = "success"

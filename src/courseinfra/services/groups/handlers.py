@@ -34,7 +34,9 @@ from courseinfra.domain.events import (
     UserProfileChanged,
 )
 from courseinfra.domain.groups import GroupFrozen, InvalidGroup, UserGroup
-from courseinfra.services.ports import AlreadyExists, OutboxMessage, RefreshResult, UnitOfWork
+from courseinfra.services.events.ports import OutboxMessage
+from courseinfra.services.groups.ports import RefreshResult
+from courseinfra.services.unit_of_work import AlreadyExists, UnitOfWork
 
 ON_DEMAND = "on-demand"
 SCHEDULE = "schedule"

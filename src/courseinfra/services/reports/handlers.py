@@ -15,28 +15,25 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.errors import DomainError, ErrorKind, InvalidHierarchy
 from courseinfra.domain.hierarchy import parse_hierarchy
 from courseinfra.domain.reports import (
     AcceptedFrameworks,
     BatchSummary,
     CourseFacts,
+    ReportRun,
     ReportSelection,
     ReportUnit,
+    RunStatus,
     csv_record,
     first_level_units,
     header,
     progress_chart_svg,
     select_for_report,
 )
-from courseinfra.services.ports import (
-    CourseBatch,
-    ReportArchive,
-    ReportDraft,
-    ReportRun,
-    RunStatus,
-    UnitOfWork,
-)
+from courseinfra.services.reports.ports import ReportArchive, ReportDraft
+from courseinfra.services.unit_of_work import UnitOfWork
 
 MANIFEST = "manifest.json"
 NOT_ONGOING = "batch-not-found-or-ended"

@@ -10,7 +10,7 @@ from typing import Any
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import ContentPublished
 from courseinfra.domain.hierarchy import parse_hierarchy
-from courseinfra.services.ports import UnitOfWork
+from courseinfra.services.unit_of_work import UnitOfWork
 
 
 class ContentNotFound(DomainError):

@@ -1,0 +1,1 @@
+"""The AUDIT log: the AUDIT events the aggregator emitted, in commit order."""

@@ -1,0 +1,141 @@
+"""The ports of the event pipeline: the outbox, the relay's cursors, the bus, the event streams and the
+jobs' counters."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from courseinfra.domain.events import Event
+
+
+class CounterStore(abc.ABC):
+    """Cumulative counters per job, added to in the same transaction as the work they count."""
+
+    @abc.abstractmethod
+    def add(self, job: str, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` to the job's counters, in counter-name order (so that writers adding jobs in
+        name order too never wait for each other in a cycle)."""
+
+    @abc.abstractmethod
+    def all(self) -> dict[str, dict[str, int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    event_type: str
+    key: str
+    payload: Mapping[str, Any]
+    attempts: int
+
+
+class Outbox(abc.ABC):
+    """Events committed with the state change that caused them, relayed to the bus after commit."""
+
+    @abc.abstractmethod
+    def add(self, events: Sequence[Event], at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
+        """Unrelayed messages with an id above ``after_id``, oldest first."""
+
+    @abc.abstractmethod
+    def mark_relayed(self, message_ids: Sequence[int], at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def mark_attempt_failed(self, message_id: int, error: str) -> None: ...
+
+    @abc.abstractmethod
+    def prune_relayed(self, before: datetime, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` messages relayed before ``before`` (never a pending one); return how
+        many."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCursor:
+    """How far a relay has delivered an ordered stream, and its last failure if the next entry failed."""
+
+    name: str
+    position: int
+    attempts: int = 0
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+class RelayCursors(abc.ABC):
+    """Positions of the relays of ordered streams (the AUDIT log), one row per relay."""
+
+    @abc.abstractmethod
+    def get(self, name: str) -> RelayCursor:
+        """The cursor ``name``; position 0 when it was never moved."""
+
+    @abc.abstractmethod
+    def advance(self, name: str, position: int, at: datetime) -> None:
+        """Move ``name`` to ``position`` and clear its failure."""
+
+    @abc.abstractmethod
+    def record_failure(self, name: str, error: str, at: datetime) -> None:
+        """Keep the error of the entry after the cursor's position, and count the attempt."""
+
+
+Handler = Callable[[OutboxMessage], None]
+
+
+class EventBus(abc.ABC):
+    """Delivers relayed outbox messages to the handlers subscribed to their event type."""
+
+    @abc.abstractmethod
+    def subscribe(self, event_type: str, handler: Handler) -> None: ...
+
+    @abc.abstractmethod
+    def publish(self, message: OutboxMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of an event stream: its position (opaque, increasing within the stream) and the
+    message."""
+
+    position: str
+    message: OutboxMessage
+
+
+class EventStream(abc.ABC):
+    """Where relayed events leave the process for downstream consumers (certificate issuing, the
+    telemetry pipeline, ...): one stream per event type, in relay order.
+
+    ``append`` is all or nothing. A relay appends a page of messages before it moves its cursor or marks
+    them relayed, so delivery is at least once: after a crash in between, the page is appended again
+    with the same message ids (the outbox id, or the AUDIT entry id with the telemetry's ``mid``), by
+    which consumers drop repeats. Each stream keeps its newest ``max_length`` entries.
+    """
+
+    @abc.abstractmethod
+    def append(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+    @abc.abstractmethod
+    def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
+        """Entries of one stream, oldest first, after the position ``after`` (from the first kept entry
+        when None)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass
+class JobCounters:
+    """Counts of one run of a job; added to the cumulative :class:`CounterStore`."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    #: The job added these counts to the store in its own transaction: the caller adds them no more.
+    stored: bool = False
+
+    def inc(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return iter(self.counts.items())

@@ -1,0 +1,19 @@
+"""Legacy sync: user groups linked to cohorts, teams and enrollment tracks, kept in step with them."""
+
+from courseinfra.services.sync.handlers import (
+    DeletePolicy,
+    DeleteRestricted,
+    LegacySync,
+    SyncFailed,
+    Undo,
+    failure_json,
+)
+
+__all__ = [
+    "DeletePolicy",
+    "DeleteRestricted",
+    "LegacySync",
+    "SyncFailed",
+    "Undo",
+    "failure_json",
+]

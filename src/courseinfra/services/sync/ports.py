@@ -1,0 +1,141 @@
+"""The ports of legacy sync: the legacy groups (cohorts, teams, enrollment tracks) and the sync log."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from courseinfra.domain.legacy import AssignmentType, Cohort, CohortAddResult, Team, Teamset, Track
+
+if TYPE_CHECKING:
+    from courseinfra.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFailure:
+    """A linked-group operation that failed on the legacy side: the legacy error, and what could not be
+    undone (empty: both sides are as they were before the operation)."""
+
+    id: int
+    at: datetime
+    group_id: str
+    operation: str
+    code: str
+    message: str
+    not_undone: tuple[str, ...] = ()
+
+
+class SyncLog(abc.ABC):
+    """The failures of linked-group operations, for ``sync status``."""
+
+    @abc.abstractmethod
+    def add(self, failure: SyncFailure) -> int: ...
+
+    @abc.abstractmethod
+    def list(self, *, after_id: int = 0, limit: int = 100) -> list[SyncFailure]:
+        """The latest failures first."""
+
+
+class LegacyGroups(abc.ABC):
+    """The legacy groups (cohorts, teams, enrollment tracks) behind one interface: the local tables, or a
+    real Open edX instance over its REST APIs. Every rule breach raises a ``domain.legacy.LegacyError``
+    with a stable code; a transport failure raises ``LegacyUnavailable``. Users are named by their user
+    id (the Open edX client maps it to the username).
+
+    Operations on several users are all or nothing where the backend allows it (local: one
+    transaction); where it cannot (a remote API called per user), a failure raises the error with
+    ``details`` naming the users already done, so that the caller can compensate.
+    """
+
+    def within(self, uow: UnitOfWork) -> LegacyGroups | None:
+        """The same legacy groups with their operations inside ``uow``'s transaction, when they live in
+        its database (then a failure rolls both sides back, and no undo is needed); None for a remote
+        system, whose operations the caller must undo itself."""
+        return None
+
+    # --- cohorts ---
+
+    @abc.abstractmethod
+    def create_cohort(
+        self, course_id: str, name: str, assignment_type: AssignmentType = AssignmentType.MANUAL
+    ) -> Cohort: ...
+
+    @abc.abstractmethod
+    def get_cohort(self, course_id: str, cohort_id: str) -> Cohort:
+        """The cohort with its member count; ``CohortNotFound`` if the course has no such cohort."""
+
+    @abc.abstractmethod
+    def list_cohorts(self, course_id: str) -> list[Cohort]: ...
+
+    @abc.abstractmethod
+    def update_cohort(
+        self,
+        course_id: str,
+        cohort_id: str,
+        *,
+        name: str | None = None,
+        assignment_type: AssignmentType | None = None,
+    ) -> Cohort: ...
+
+    @abc.abstractmethod
+    def delete_cohort(self, course_id: str, cohort_id: str) -> None:
+        """Always refused: ``NotDeletable`` (``CohortNotFound`` first if there is no such cohort)."""
+
+    @abc.abstractmethod
+    def cohort_members(self, course_id: str, cohort_id: str) -> set[str]: ...
+
+    @abc.abstractmethod
+    def add_to_cohort(self, course_id: str, cohort_id: str, user_ids: Sequence[str]) -> CohortAddResult:
+        """Add users, moving those in another cohort of the course (``moved`` names where from)."""
+
+    @abc.abstractmethod
+    def remove_from_cohort(self, course_id: str, cohort_id: str, user_ids: Sequence[str]) -> None:
+        """``UserNotInCohort`` (with the users in ``details``) if any is not in the cohort."""
+
+    # --- teams ---
+
+    @abc.abstractmethod
+    def list_teamsets(self, course_id: str) -> list[Teamset]: ...
+
+    @abc.abstractmethod
+    def create_team(self, course_id: str, teamset_id: str, name: str, description: str = "") -> Team: ...
+
+    @abc.abstractmethod
+    def get_team(self, team_id: str) -> Team: ...
+
+    @abc.abstractmethod
+    def update_team(
+        self, team_id: str, *, name: str | None = None, description: str | None = None
+    ) -> Team: ...
+
+    @abc.abstractmethod
+    def delete_team(self, team_id: str) -> None:
+        """Delete the team and its memberships."""
+
+    @abc.abstractmethod
+    def team_members(self, team_id: str) -> set[str]: ...
+
+    @abc.abstractmethod
+    def add_to_team(self, team_id: str, user_ids: Sequence[str]) -> list[str]:
+        """Add users (those already members are skipped); return the ones added."""
+
+    @abc.abstractmethod
+    def remove_from_team(self, team_id: str, user_ids: Sequence[str]) -> None:
+        """``UserNotInTeam`` if any is not a member."""
+
+    # --- enrollment tracks ---
+
+    @abc.abstractmethod
+    def list_tracks(self, course_id: str) -> list[Track]: ...
+
+    @abc.abstractmethod
+    def track_members(self, course_id: str, mode: str) -> set[str]:
+        """Users whose active enrolment in the course is in ``mode``."""
+
+    @abc.abstractmethod
+    def set_track(self, course_id: str, user_ids: Sequence[str], mode: str) -> dict[str, str]:
+        """Change the users' enrolment mode; return each user's previous mode. ``UnknownTrack`` for a
+        mode the course does not offer, ``NotEnrolled`` for users not enrolled."""
