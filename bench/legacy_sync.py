@@ -427,7 +427,7 @@ def measure_kind(
         check_sizes(
             result, "after sync add", legacy_members(legacy, link), stored_members(app, group_id), everyone
         )
-        count = groups.get_group(group_id, app.uow_factory()).group.member_count
+        count = groups.get_group(group_id, app.uow_factory).group.member_count
         if count != n:
             result.problems.append(f"after sync add: the group's member_count is {count:,}, not {n:,}")
         if result.sync_add.error is not None:

@@ -73,7 +73,7 @@ def states_metrics_ledger(app: App, users: list[str]) -> dict[str, Any]:
     metrics = {}
     for user in users:
         key = EnrolmentKey(user, "course", "b1")
-        state = enrolments.get_enrolment(key, app.uow_factory()).state
+        state = enrolments.get_enrolment(key, app.uow_factory).state
         states[user] = (
             dict(state.content_status),
             state.progress,
@@ -82,11 +82,11 @@ def states_metrics_ledger(app: App, users: list[str]) -> dict[str, Any]:
             state.completed_on is not None,
         )
         metrics[user] = {
-            (m.activity_type, m.activity_id): m.agg for m in enrolments.activity(key, app.uow_factory())
+            (m.activity_type, m.activity_id): m.agg for m in enrolments.activity(key, app.uow_factory)
         }
     ledger = sorted(
         (e.record.enrolment.user_id, e.record.object_type.value, e.record.object_id, e.record.action.value)
-        for e in enrolments.audit_events(app.uow_factory(), limit=1_000_000)
+        for e in enrolments.audit_events(app.uow_factory, limit=1_000_000)
     )
     return {"states": states, "metrics": metrics, "ledger": ledger}
 

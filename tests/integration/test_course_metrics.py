@@ -95,11 +95,11 @@ def test_progress_metrics_and_audit_of_a_first_consumption(app: App) -> None:
     published = Published(app)
     report = run(app, progress_event("u1", ("r1", 2), ("r2", 1)))
     assert report.rejected == []
-    enrolment = enrolments.get_enrolment(KEY, app.uow_factory())
+    enrolment = enrolments.get_enrolment(KEY, app.uow_factory)
     assert dict(enrolment.state.content_status) == {"r1": 2, "r2": 1}
     assert (enrolment.state.progress, enrolment.state.completion_percentage) == (1, 33)
     assert enrolment.state.status is EnrolmentStatus.IN_PROGRESS
-    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory())}
+    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory)}
     assert metrics == {
         ("Course", "course"): {"completedCount": 1, "leafNodesCount": 3, "progress": 33},
         ("CourseUnit", "unit1"): {"completedCount": 1, "leafNodesCount": 2, "progress": 50},
@@ -113,7 +113,7 @@ def test_progress_metrics_and_audit_of_a_first_consumption(app: App) -> None:
             ("Content", "r2", "start"): 1,
         }
     )
-    [entry, *_] = enrolments.audit_events(app.uow_factory(), user_id="u1")
+    [entry, *_] = enrolments.audit_events(app.uow_factory, user_id="u1")
     telemetry = entry.telemetry
     assert telemetry["eid"] == "AUDIT"
     assert telemetry["ver"] == "3.0"
@@ -141,10 +141,10 @@ def test_every_audit_event_is_emitted_once_under_duplicates_disorder_and_replays
     assert set(audits.values()) == {1}, audits
     assert ("Course", "course", "complete") in audits
     assert published.certificates() == 1
-    enrolment = enrolments.get_enrolment(KEY, app.uow_factory())
+    enrolment = enrolments.get_enrolment(KEY, app.uow_factory)
     assert enrolment.state.status is EnrolmentStatus.COMPLETED
     assert enrolment.state.completion_percentage == 100
-    ledger = enrolments.audit_events(app.uow_factory(), user_id="u1")
+    ledger = enrolments.audit_events(app.uow_factory, user_id="u1")
     assert len(ledger) == sum(audits.values())
 
 
@@ -153,7 +153,7 @@ def test_every_event_of_an_enrolment_in_one_batch_is_applied(app: App) -> None:
     run(
         app, progress_event("u1", ("r1", 2)), progress_event("u1", ("r2", 2)), progress_event("u1", ("r3", 1))
     )
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert dict(state.content_status) == {"r1": 2, "r2": 2, "r3": 1}
     assert state.last_read_content_id == "r3"
 
@@ -178,11 +178,11 @@ def test_a_crash_before_commit_changes_nothing_and_the_rerun_emits_once(
     with pytest.raises(RuntimeError, match="power cut"):
         run(app, progress_event("u1", ("r1", 2)))
     monkeypatch.setattr(SqlUnitOfWork, "_commit", original)
-    assert enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status == {}
-    assert enrolments.audit_events(app.uow_factory()) == []
+    assert enrolments.get_enrolment(KEY, app.uow_factory).state.content_status == {}
+    assert enrolments.audit_events(app.uow_factory) == []
     run(app, progress_event("u1", ("r1", 2)))
     assert set(published.audits().values()) == {1}
-    assert len(enrolments.audit_events(app.uow_factory())) == 4
+    assert len(enrolments.audit_events(app.uow_factory)) == 4
 
 
 def test_a_crash_after_the_batch_commits_keeps_its_failures_and_counters_with_its_state(
@@ -200,7 +200,7 @@ def test_a_crash_after_the_batch_commits_keeps_its_failures_and_counters_with_it
     with pytest.raises(RuntimeError, match="killed"):
         run(app, progress_event("u1", ("r1", 2)), progress_event("stranger", ("r1", 2)))
     monkeypatch.undo()
-    assert dict(enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status) == {"r1": 2}
+    assert dict(enrolments.get_enrolment(KEY, app.uow_factory).state.content_status) == {"r1": 2}
     with app.uow_factory() as uow:
         assert [(e.source, e.code) for e in uow.failed_events.list()] == [("events:2", "enrolment-not-found")]
         counts = uow.counters.all()["course-metrics-aggregator"]
@@ -221,7 +221,7 @@ def test_a_failing_audit_consumer_stops_the_relay_in_order_and_the_next_relay_re
 
     app.bus.subscribe(AuditEventEmitted.event_type, consumer)
     ingest([progress_event("u1", ("r1", 2), ("r2", 1))], "events", app.router, app.uow_factory)
-    ids = [entry.id for entry in enrolments.audit_events(app.uow_factory())]
+    ids = [entry.id for entry in enrolments.audit_events(app.uow_factory)]
     assert len(ids) == 5
     broken["id"] = ids[2]
     assert relay_audit_log(app.uow_factory, app.bus, locks=app.locks) == 2
@@ -247,7 +247,7 @@ def test_relayed_audit_events_are_pruned_after_the_window_and_never_emitted_agai
     published = Published(app)
     lines = [progress_event("u1", ("r1", 2), ("r2", 1)), progress_event("u1", ("r3", 2))]
     run(app, *lines)
-    relayed = len(enrolments.audit_events(app.uow_factory()))
+    relayed = len(enrolments.audit_events(app.uow_factory))
     assert relayed == sum(published.audits().values()) > 0
     ingest([progress_event("u1", ("r4", 1))], "late", app.router, app.uow_factory)  # not relayed yet
     with app.uow_factory() as uow:
@@ -255,13 +255,13 @@ def test_relayed_audit_events_are_pruned_after_the_window_and_never_emitted_agai
     later = datetime.now(UTC) + timedelta(days=2)
     # Old enough, but an entry not relayed is kept.
     assert prune_audit_log(app.uow_factory, cursor, later) == relayed
-    pending = enrolments.audit_events(app.uow_factory())
+    pending = enrolments.audit_events(app.uow_factory)
     assert [(e.record.object_id, e.record.action.value) for e in pending] == [("r4", "start")]
     window = timedelta(days=1)
     assert (
         relay_audit_log(app.uow_factory, app.bus, locks=app.locks, retention=window, clock=lambda: later) == 1
     )
-    assert enrolments.audit_events(app.uow_factory()) == []
+    assert enrolments.audit_events(app.uow_factory) == []
     # Every event again, and a recomputation, after the pruning: nothing is emitted again.
     before = published.audits()
     run(app, *lines, progress_event("u1", ("r4", 1)), progress_event("u1", ("r2", 2)))
@@ -298,7 +298,7 @@ def test_bad_events_are_kept_and_the_rest_is_processed(app: App) -> None:
     ]
     counts = report.counters["course-metrics-aggregator"].counts
     assert (counts["total"], counts["success"], counts["failed"]) == (5, 1, 4)
-    assert enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status == {"r1": 2}
+    assert enrolments.get_enrolment(KEY, app.uow_factory).state.content_status == {"r1": 2}
 
 
 def test_a_cache_miss_falls_back_to_the_store_and_refills_the_cache(app: App) -> None:
@@ -330,7 +330,7 @@ def test_auto_enrol_when_the_setting_allows_and_the_batch_exists(auto_enrol_app:
     setup_course(app)
     report = run(app, progress_event("u2", ("r1", 2)), progress_event("u3", ("r1", 2), batch="nope"))
     assert [(r.source, r.code) for r in report.rejected] == [("events:2", "batch-not-found")]
-    enrolment = enrolments.get_enrolment(EnrolmentKey("u2", "course", "b1"), app.uow_factory())
+    enrolment = enrolments.get_enrolment(EnrolmentKey("u2", "course", "b1"), app.uow_factory)
     assert enrolment.added_by == "auto-enrol"
     assert enrolment.state.progress == 1
 
@@ -345,13 +345,13 @@ def test_republishing_with_fewer_leaves_recomputes_and_completes_once(app: App) 
     setup_course(app)
     published = Published(app)
     run(app, progress_event("u1", ("r1", 2), ("r2", 2)))
-    assert enrolments.get_enrolment(KEY, app.uow_factory()).state.completion_percentage == 66
+    assert enrolments.get_enrolment(KEY, app.uow_factory).state.completion_percentage == 66
     smaller = collection(
         "course", collection("unit1", leaf("r1"), leaf("r2")), visibility="Default", channel="ch1"
     )
     republish(app, smaller)
     republish(app, smaller)
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert (state.status, state.completion_percentage, state.progress) == (EnrolmentStatus.COMPLETED, 100, 2)
     assert published.audits()[("Course", "course", "complete")] == 1
     assert published.certificates() == 1
@@ -361,7 +361,7 @@ def test_republishing_with_fewer_leaves_recomputes_and_completes_once(app: App) 
 def test_a_completed_enrolment_stays_completed_when_the_course_grows(app: App) -> None:
     setup_course(app)
     run(app, progress_event("u1", ("r1", 2), ("r2", 2), ("r3", 2)))
-    completed_on = enrolments.get_enrolment(KEY, app.uow_factory()).state.completed_on
+    completed_on = enrolments.get_enrolment(KEY, app.uow_factory).state.completed_on
     bigger = collection(
         "course",
         collection("unit1", leaf("r1"), leaf("r2"), leaf("r9")),
@@ -369,13 +369,13 @@ def test_a_completed_enrolment_stays_completed_when_the_course_grows(app: App) -
         visibility="Default",
     )
     republish(app, bigger)
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert (state.status, state.completion_percentage, state.completed_on) == (
         EnrolmentStatus.COMPLETED,
         100,
         completed_on,
     )
-    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory())}
+    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory)}
     assert metrics[("CourseUnit", "unit1")] == {"completedCount": 2, "leafNodesCount": 3, "progress": 66}
 
 
@@ -392,7 +392,7 @@ def test_a_unit_that_a_republication_reopens_is_not_emitted_again_when_completed
         channel="ch1",
     )
     republish(app, wider)
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert (state.units_started, state.units_completed) == ({"unit1"}, {"unit1"})
     run(app, progress_event("u1", ("r9", 2)))
     run(app, progress_event("u1", ("r9", 2), ("r3", 2)))
@@ -404,7 +404,7 @@ def test_a_unit_that_a_republication_reopens_is_not_emitted_again_when_completed
     assert audits[("Course", "course", "complete")] == 1
     assert max(audits.values()) == 1
     assert published.certificates() == 1
-    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory())}
+    metrics = {(m.activity_type, m.activity_id): m.agg for m in enrolments.activity(KEY, app.uow_factory)}
     assert metrics[("CourseUnit", "unit1")] == {"completedCount": 3, "leafNodesCount": 3, "progress": 100}
 
 
@@ -414,7 +414,7 @@ def test_events_that_waited_for_the_course_are_replayed_when_it_is_published(app
     assert rejected.code == "course-not-published"
     content.publish("course", app.uow_factory())
     app.relay()
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert dict(state.content_status) == {"r1": 2}
     with app.uow_factory() as uow:
         assert uow.failed_events.list() == []
@@ -455,7 +455,7 @@ def test_events_for_a_course_published_without_leaves_are_replayed_when_leaves_a
     [rejected] = run(app, progress_event("u1", ("r1", 2))).rejected
     assert rejected.code == "course-has-no-leaves"
     republish(app, COURSE)
-    assert dict(enrolments.get_enrolment(KEY, app.uow_factory()).state.content_status) == {"r1": 2}
+    assert dict(enrolments.get_enrolment(KEY, app.uow_factory).state.content_status) == {"r1": 2}
 
 
 # --- input the aggregator does not expect, and input it has seen ---
@@ -493,7 +493,7 @@ def test_a_file_with_a_line_that_is_not_utf8_and_one_too_long_is_processed_and_b
     assert "Traceback" not in done.stderr
     assert "events.jsonl:2: invalid-utf8" in done.stderr
     assert "events.jsonl:3: line-too-long" in done.stderr
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert dict(state.content_status) == {"r1": 2, "r2": 2}
     with app.uow_factory() as uow:
         kept = {event.source: event for event in uow.failed_events.list()}
@@ -512,7 +512,7 @@ def test_the_api_keeps_a_line_that_is_not_utf8_and_processes_the_others(settings
         answer = client.post("/v1/events", content=body, headers={"content-type": "application/x-ndjson"})
     assert answer.status_code == 200, answer.text
     assert [r["code"] for r in answer.json()["rejected"]] == ["invalid-utf8"]
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert dict(state.content_status) == {"r1": 2, "r3": 1}
 
 
@@ -530,7 +530,7 @@ def test_a_content_that_is_not_a_leaf_of_the_course_is_skipped_and_applied_once_
     ]
     assert "elsewhere" in report.rejected[0].reason
     assert "1 other content update(s) applied" in report.rejected[0].reason
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert dict(state.content_status) == {"r1": 2, "r2": 1}
 
     grown = collection(
@@ -543,7 +543,7 @@ def test_a_content_that_is_not_a_leaf_of_the_course_is_skipped_and_applied_once_
     content.put_hierarchy(grown, app.uow_factory())
     content.publish("course", app.uow_factory())
     app.relay()
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert dict(state.content_status) == {"r1": 2, "r2": 1, "elsewhere": 2}  # replayed on republication
     with app.uow_factory() as uow:
         assert [e.code for e in uow.failed_events.list(outcomes=(Outcome.FAILED, Outcome.SKIPPED))] == [
@@ -562,8 +562,8 @@ def test_ingesting_a_processed_file_again_writes_nothing_and_tells_nobody(app: A
     ]
     run(app, *lines)
     assert len(updates) == 1
-    ledger = enrolments.audit_events(app.uow_factory(), limit=100)
-    state = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    ledger = enrolments.audit_events(app.uow_factory, limit=100)
+    state = enrolments.get_enrolment(KEY, app.uow_factory).state
 
     def metric_rows() -> list[tuple[str, str, str]]:
         with app.engine.connect() as connection:
@@ -582,13 +582,13 @@ def test_ingesting_a_processed_file_again_writes_nothing_and_tells_nobody(app: A
     assert {row[0] for row in metrics} == {"course", "unit1", "unit2"}
     run(app, *lines)
     assert len(updates) == 1
-    assert enrolments.audit_events(app.uow_factory(), limit=100) == ledger
-    assert enrolments.get_enrolment(KEY, app.uow_factory()).state == state
+    assert enrolments.audit_events(app.uow_factory, limit=100) == ledger
+    assert enrolments.get_enrolment(KEY, app.uow_factory).state == state
     assert metric_rows() == metrics  # not even their times were rewritten
 
     run(app, progress_event("u1", ("r1", 1)))  # a lower status than the one kept: only the last read moves
     assert len(updates) == 1
-    after = enrolments.get_enrolment(KEY, app.uow_factory()).state
+    after = enrolments.get_enrolment(KEY, app.uow_factory).state
     assert (after.last_read_content_id, after.last_read_content_status) == ("r1", 2)
     assert dict(after.content_status) == dict(state.content_status)
     assert metric_rows() == metrics
@@ -609,12 +609,12 @@ def test_recompute_restores_progress_and_metrics_and_emits_only_what_was_never_e
     )
     expected = {
         user: (
-            enrolments.get_enrolment(EnrolmentKey(user, "course", "b1"), app.uow_factory()).state.progress,
-            enrolments.activity(EnrolmentKey(user, "course", "b1"), app.uow_factory()),
+            enrolments.get_enrolment(EnrolmentKey(user, "course", "b1"), app.uow_factory).state.progress,
+            enrolments.activity(EnrolmentKey(user, "course", "b1"), app.uow_factory),
         )
         for user in ("u1", "u2")
     }
-    ledger = {e.record for e in enrolments.audit_events(app.uow_factory(), limit=100)}
+    ledger = {e.record for e in enrolments.audit_events(app.uow_factory, limit=100)}
     assert any(r.object_type.value == "Course" and r.action.value == "complete" for r in ledger)
 
     def damage() -> None:
@@ -632,10 +632,8 @@ def test_recompute_restores_progress_and_metrics_and_emits_only_what_was_never_e
     def restored() -> bool:
         return all(
             (
-                enrolments.get_enrolment(
-                    EnrolmentKey(user, "course", "b1"), app.uow_factory()
-                ).state.progress,
-                enrolments.activity(EnrolmentKey(user, "course", "b1"), app.uow_factory()),
+                enrolments.get_enrolment(EnrolmentKey(user, "course", "b1"), app.uow_factory).state.progress,
+                enrolments.activity(EnrolmentKey(user, "course", "b1"), app.uow_factory),
             )
             == expected[user]
             for user in ("u1", "u2")
@@ -645,7 +643,7 @@ def test_recompute_restores_progress_and_metrics_and_emits_only_what_was_never_e
     done = course_metrics.recompute_enrolments(app.views, app.uow_factory, course_id="course")
     assert (done.enrolments, done.audit_events) == (2, 1)
     assert restored()
-    assert {e.record for e in enrolments.audit_events(app.uow_factory(), limit=100)} == ledger
+    assert {e.record for e in enrolments.audit_events(app.uow_factory, limit=100)} == ledger
     again = course_metrics.recompute_enrolments(app.views, app.uow_factory, batch_id="b1")
     assert (again.enrolments, again.audit_events) == (2, 0)  # nothing is emitted twice
 

@@ -70,7 +70,7 @@ def test_every_commit_relays_what_it_wrote_with_no_relay_by_hand(stream_settings
         ingest([completion("u1")], "events", app.router, app.uow_factory)
         with app.uow_factory().reading() as uow:
             assert uow.outbox.pending() == []
-            assert uow.cursors.get(AUDIT_RELAY).position == enrolments.audit_events(app.uow_factory())[-1].id
+            assert uow.cursors.get(AUDIT_RELAY).position == enrolments.audit_events(app.uow_factory)[-1].id
         assert len(everything(app.stream, AuditEventEmitted.event_type)) == 8
         assert [
             e.message.payload["user_id"] for e in everything(app.stream, CertificateRequested.event_type)
@@ -90,7 +90,7 @@ def test_audit_events_and_certificate_requests_leave_by_the_stream_once(streamin
     ingest([completion("u1"), completion("u2"), completion("u1")], "events", app.router, app.uow_factory)
     app.relay()
     app.relay()  # nothing new: nothing appended twice
-    ledger = enrolments.audit_events(app.uow_factory())
+    ledger = enrolments.audit_events(app.uow_factory)
     audits = everything(app.stream, AuditEventEmitted.event_type)
     assert [e.message.id for e in audits] == [entry.id for entry in ledger]
     assert [e.message.payload["telemetry"] for e in audits] == [entry.telemetry for entry in ledger]

@@ -352,7 +352,7 @@ def test_every_type_and_operator_selects_the_members_written_by_hand(world: App)
         assert set(reasons(app, group_id).values()) <= {"criteria"}
         # The Python evaluation agrees, user by user (explain_membership's would_be_member).
         for user in ("ann", "ben", "cat", "dan", "eve"):
-            explained = explain_membership(group_id, user, app.uow_factory(), app.registry, now=NOW)
+            explained = explain_membership(group_id, user, app.uow_factory, app.registry, now=NOW)
             assert explained["would_be_member"] is (user in expected), (group_id, user)
             assert explained["member"] is (user in expected), (group_id, user)
 
@@ -413,7 +413,7 @@ def test_include_and_exclude_override_the_criteria_with_their_reasons(world: App
     # An included user who also matches is a member "included"; an excluded user is no member at all.
     assert make(app, "both", crit("staff_status", "is_staff"), include=["dan"], exclude=["ann"]) == ["dan"]
     assert reasons(app, "both") == {"dan": "included"}
-    explained = explain_membership("both", "ann", app.uow_factory(), app.registry, now=NOW)
+    explained = explain_membership("both", "ann", app.uow_factory, app.registry, now=NOW)
     assert (explained["member"], explained["would_be_member"], explained["reason"]) == (
         False,
         False,
@@ -480,13 +480,13 @@ def test_preview_writes_nothing(world: App) -> None:
     with app.uow_factory() as uow:
         before = uow.groups.get("g")
     result = preview_group(
-        "g", app.uow_factory(), app.registry, criteria=crit("last_login", "within_days", days=10), now=NOW
+        "g", app.uow_factory, app.registry, criteria=crit("last_login", "within_days", days=10), now=NOW
     )
     assert (result.joined, result.left, result.member_count) == (2, 1, 3)
     assert (result.joined_ids, result.left_ids) == (("ben", "eve"), ("dan",))
-    stored = preview_group("g", app.uow_factory(), app.registry, now=NOW)
+    stored = preview_group("g", app.uow_factory, app.registry, now=NOW)
     assert (stored.joined, stored.left, stored.member_count) == (0, 0, 2)
-    sampled = preview_group("g", app.uow_factory(), app.registry, criteria=None, sample=1, now=NOW)
+    sampled = preview_group("g", app.uow_factory, app.registry, criteria=None, sample=1, now=NOW)
     assert (sampled.left, sampled.left_ids, sampled.member_count) == (2, ("ann",), 0)
     assert members(app, "g") == ["ann", "dan"]
     assert changes(history(app, "g")) == [("ann", "joined", "criteria"), ("dan", "joined", "criteria")]

@@ -315,7 +315,7 @@ def test_the_sql_evaluation_equals_the_python_evaluation(app: App, case: dict[st
 
     # A preview of other criteria: who would join and leave, and how many would be members.
     second = python_members(app, rule(case["second"]), scope, ids)
-    preview = preview_group("g", app.uow_factory(), registry, criteria=case["second"], sample=1000, now=NOW)
+    preview = preview_group("g", app.uow_factory, registry, criteria=case["second"], sample=1000, now=NOW)
     assert preview.member_count == len(second)
     assert list(preview.joined_ids) == sorted(set(second) - set(first))
     assert list(preview.left_ids) == sorted(set(first) - set(second))

@@ -233,7 +233,7 @@ def test_a_rerun_replaces_the_dates_reports_and_a_failed_run_leaves_them(
     broken = start_run(app.uow_factory, as_of=AS_OF)
     with pytest.raises(ConnectionError):
         generate_reports(app.uow_factory, app.reports, options(), as_of=AS_OF, run_id=broken.run_id)
-    failed = get_run(app.uow_factory, broken.run_id)
+    failed = get_run(broken.run_id, app.uow_factory)
     assert failed.status is RunStatus.FAILED
     assert failed.error == "ConnectionError: database went away"
     assert app.reports.published_run(AS_OF) == second.run_id

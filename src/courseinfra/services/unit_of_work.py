@@ -132,3 +132,8 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def rollback(self) -> None: ...
+
+
+#: What a query reads through: it opens one reading unit of work (a snapshot that waits for no writer)
+#: per call. Entry points pass their application's unit-of-work factory.
+UowFactory = Callable[[], UnitOfWork]

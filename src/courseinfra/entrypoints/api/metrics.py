@@ -8,6 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from courseinfra.bootstrap import App
+from courseinfra.services import events, failed_events
 
 
 class CountersCollector:
@@ -22,9 +23,8 @@ class CountersCollector:
 
     def collect(self) -> Iterable[Metric]:
         app = self._app()
-        with app.uow_factory() as uow:
-            counters = uow.counters.all()
-            open_by_job = uow.failed_events.count_open()
+        counters = events.job_counters(app.uow_factory)
+        open_by_job = failed_events.open_counts(app.uow_factory)
         family = _counters_family()
         for job, counts in sorted(counters.items()):
             for name, value in sorted(counts.items()):

@@ -72,16 +72,13 @@ def batches_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
 ) -> None:
     """Batches in batch id order, as JSON lines."""
-    with application() as app, app.uow_factory() as uow:
-        found = uow.batches.list(course_id=course, after=after, limit=limit)
+    with application() as app:
+        found = enrolments.list_batches(app.uow_factory, course_id=course, after=after, limit=limit)
     emit_lines(batch_json(b) for b in found)
 
 
 @app.command("get")
 def batches_get(batch: BatchArg) -> None:
     """One batch as JSON."""
-    with application() as app, app.uow_factory() as uow:
-        found = uow.batches.get(batch)
-    if found is None:
-        raise enrolments.BatchNotFound(f"batch {batch} does not exist")
-    emit(batch_json(found))
+    with application() as app:
+        emit(batch_json(enrolments.get_batch(batch, app.uow_factory)))

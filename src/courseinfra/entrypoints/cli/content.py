@@ -10,7 +10,7 @@ import typer
 from courseinfra.domain.cache_layout import entries_by_kind
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.entrypoints.cli.common import Failure, application, emit, read_json_file
-from courseinfra.services import content
+from courseinfra.services import content, failed_events
 
 app = typer.Typer(no_args_is_help=True, help="The hierarchy store: store and publish content.")
 
@@ -39,12 +39,12 @@ def content_publish(
         if path is not None:
             identifier = content.put_hierarchy(read_json_file(path), app.uow_factory()).identifier
         assert identifier is not None
-        with app.uow_factory() as uow:
-            before = uow.failed_events.last_id()
+        before = failed_events.last_failed_id(app.uow_factory)
         event = content.publish(identifier, app.uow_factory())
         keys = app.cache.owned_keys(identifier)
-        with app.uow_factory() as uow:
-            since = uow.failed_events.list(outcomes=tuple(Outcome), after_id=before, limit=1000)
+        since = failed_events.list_failed_events(
+            app.uow_factory, outcomes=tuple(Outcome), after_id=before, limit=1000
+        )
     mine = [p for p in since if p.source.startswith("outbox:")]
     emit(
         {
@@ -61,10 +61,8 @@ def content_publish(
 @app.command("get")
 def content_get(identifier: str) -> None:
     """Print a stored hierarchy with its version."""
-    with application() as app, app.uow_factory() as uow:
-        stored = uow.hierarchies.get(identifier)
-    if stored is None:
-        raise Failure(f"no hierarchy is stored for {identifier}")
+    with application() as app:
+        stored = content.get_hierarchy(identifier, app.uow_factory)
     emit(
         {
             "identifier": stored.identifier,

@@ -51,7 +51,7 @@ def unenrol_command(user: UserArg, batch: BatchArg) -> None:
 def enrolments_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
     """One enrolment with its progress (the columns of ``user_enrolments``)."""
     with application() as app:
-        enrolment = enrolments.get_enrolment(EnrolmentKey(user, course, batch), app.uow_factory())
+        enrolment = enrolments.get_enrolment(EnrolmentKey(user, course, batch), app.uow_factory)
     emit(enrolment_json(enrolment))
 
 
@@ -88,14 +88,12 @@ def enrolments_list(
         raise Failure("give exactly one of --user and --batch", exit_code=2)
     if user is not None and after:
         raise Failure("--after pages the participants of a --batch", exit_code=2)
-    with application() as app, app.uow_factory() as uow:
+    with application() as app:
         if batch is not None:
-            if uow.batches.get(batch) is None:
-                raise enrolments.BatchNotFound(f"batch {batch} does not exist")
-            found = uow.enrolments.list_for_batch(batch, after_user=after, limit=limit)
+            found = enrolments.batch_enrolments(batch, app.uow_factory, after_user=after, limit=limit)
         else:
             assert user is not None
-            found = uow.enrolments.list_for_user(user)[:limit]
+            found = enrolments.user_enrolments(user, app.uow_factory)[:limit]
     emit_lines(enrolment_json(e) for e in found)
 
 
@@ -104,8 +102,7 @@ def activity_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
     """The course's and each unit's metrics of an enrolment (``user_activity_agg``)."""
     key = EnrolmentKey(user, course, batch)
     with application() as app:
-        enrolments.get_enrolment(key, app.uow_factory())
-        metrics = enrolments.activity(key, app.uow_factory())
+        metrics = enrolments.activity(key, app.uow_factory)
     emit(activity_json(metrics))
 
 
@@ -120,7 +117,7 @@ def audit_list(
     standard error tells the ``--after`` of the next one."""
     with application() as app:
         entries = enrolments.audit_events(
-            app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
+            app.uow_factory, user_id=user, course_id=course, after_id=after, limit=limit
         )
     emit_lines(entry.telemetry for entry in entries)
     if len(entries) == limit:

@@ -35,6 +35,7 @@ from courseinfra.entrypoints.cli.common import (
 )
 from courseinfra.entrypoints.schemas.events import stream_entry_json
 from courseinfra.entrypoints.workers import ingest_in_workers
+from courseinfra.services.events import job_counters
 from courseinfra.services.events.ingest import ingest as run_ingest
 from courseinfra.services.events.ingest import read_lines
 from courseinfra.services.events.streams import read_stream
@@ -153,8 +154,8 @@ def _duration(seconds: float) -> str:
 
 def counters_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Cumulative counters of every job."""
-    with application() as app, app.uow_factory() as uow:
-        counters = uow.counters.all()
+    with application() as app:
+        counters = job_counters(app.uow_factory)
     if as_json:
         emit(counters)
     else:

@@ -14,6 +14,7 @@ from rich.table import Table
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.entrypoints.cli.common import Failure, application
 from courseinfra.entrypoints.schemas.failed_events import failed_event_json
+from courseinfra.services import failed_events
 from courseinfra.services.events.ingest import replay_failed
 
 app = typer.Typer(no_args_is_help=True, help="Events that were not processed: list and replay.")
@@ -30,9 +31,14 @@ def failed_list(
 ) -> None:
     """Events kept because they were not processed, oldest first."""
     outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
-    with application() as app, app.uow_factory() as uow:
-        events = uow.failed_events.list(
-            job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+    with application() as app:
+        events = failed_events.list_failed_events(
+            app.uow_factory,
+            job=job,
+            outcomes=outcomes,
+            include_resolved=resolved,
+            limit=limit,
+            after_id=after,
         )
     if as_json or not sys.stdout.isatty():
         for event in events:
@@ -64,19 +70,10 @@ def failed_replay(
     if not ids and not replay_all:
         raise Failure("give event ids or --all", exit_code=2)
     with application() as app:
-        with app.uow_factory() as uow:
-            if replay_all:
-                events = []
-                after = 0
-                while page := uow.failed_events.list(job=job, after_id=after, limit=1000):
-                    events += page
-                    after = page[-1].id
-            else:
-                found = {i: uow.failed_events.get(i) for i in ids or []}
-                missing = [str(i) for i, event in found.items() if event is None]
-                if missing:
-                    raise Failure(f"no failed event with id {', '.join(missing)}")
-                events = [event for event in found.values() if event is not None]
+        if replay_all:
+            events = failed_events.open_failed_events(app.uow_factory, job=job)
+        else:
+            events = failed_events.get_failed_events(ids or [], app.uow_factory)
         results = replay_failed(events, app.router, app.uow_factory)
     for result in results:
         sys.stdout.write(orjson.dumps(asdict(result)).decode() + "\n")

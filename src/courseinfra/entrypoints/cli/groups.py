@@ -107,7 +107,7 @@ def groups_list(
 ) -> None:
     """Every group by id (without its include and exclude lists), as JSON lines."""
     with application() as app:
-        found = groups.list_groups(app.uow_factory(), scope=scope)
+        found = groups.list_groups(app.uow_factory, scope=scope)
     emit_lines(group_summary_json(group) for group in found)
 
 
@@ -178,10 +178,8 @@ def groups_members(
 ) -> None:
     """Members by user id with when and why they joined, as JSON lines. When the page is full, standard
     error tells the ``--after`` of the next one."""
-    with application() as app, app.uow_factory() as uow:
-        if uow.groups.get(group) is None:
-            raise groups.GroupNotFound(f"no user group {group}")
-        found = uow.memberships.members(group, after=after, limit=limit)
+    with application() as app:
+        found = groups.group_members(group, app.uow_factory, after=after, limit=limit)
     emit_lines(member_json(member) for member in found)
     if len(found) == limit:
         err.print(f"more may follow: --after {found[-1].user_id}", highlight=False, markup=False)
@@ -195,10 +193,8 @@ def groups_history(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
 ) -> None:
     """Joins and leaves in the order they happened, with time and reason, as JSON lines."""
-    with application() as app, app.uow_factory() as uow:
-        if uow.groups.get(group) is None:
-            raise groups.GroupNotFound(f"no user group {group}")
-        found = uow.memberships.history(group, user_id=user, after_id=after, limit=limit)
+    with application() as app:
+        found = groups.group_history(group, app.uow_factory, user_id=user, after_id=after, limit=limit)
     emit_lines(membership_change_json(change) for change in found)
     if len(found) == limit:
         err.print(f"more may follow: --after {found[-1].id}", highlight=False)
@@ -214,7 +210,7 @@ def groups_preview(
     nothing."""
     tree = groups.UNSET if criteria is None else read_json_file(criteria)
     with application() as app:
-        result = groups.preview_group(group, app.uow_factory(), app.registry, criteria=tree, sample=sample)
+        result = groups.preview_group(group, app.uow_factory, app.registry, criteria=tree, sample=sample)
     emit(preview_json(result))
 
 
@@ -223,7 +219,7 @@ def groups_explain(group: GroupArg, user: UserArg) -> None:
     """Why USER is or is not a member: stored membership, the decision now and every criterion's
     outcome."""
     with application() as app:
-        emit(groups.explain_membership(group, user, app.uow_factory(), app.registry))
+        emit(groups.explain_membership(group, user, app.uow_factory, app.registry))
 
 
 @app.command("refresh")

@@ -19,7 +19,7 @@ from courseinfra.entrypoints.cli.common import (
     progress_bar,
 )
 from courseinfra.entrypoints.schemas.reports import report_run_json, report_selection_json
-from courseinfra.services.reports import batches_to_report, generate_reports, get_run, list_runs
+from courseinfra.services.reports import generate_reports, get_run, list_runs, report_batches
 
 app = typer.Typer(no_args_is_help=True, help="Course progress reports, for TPD batches only.")
 
@@ -36,8 +36,8 @@ AsOfOption = Annotated[
 def reports_batches(as_of: AsOfOption = None) -> None:
     """The ongoing batches a report run would cover, and every other one with its reason (JSON)."""
     day = as_date(as_of) or datetime.now(UTC).date()
-    with application() as app, app.uow_factory() as uow:
-        selection = batches_to_report(uow, app.report_options.accepted, day)
+    with application() as app:
+        selection = report_batches(day, app.uow_factory, app.report_options.accepted)
     emit(report_selection_json(selection))
 
 
@@ -91,12 +91,12 @@ def reports_generate(
 def reports_runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
     """The latest report runs, newest first, as JSON lines."""
     with application() as app:
-        emit_lines(report_run_json(run) for run in list_runs(app.uow_factory, limit))
+        emit_lines(report_run_json(run) for run in list_runs(app.uow_factory, limit=limit))
 
 
 @app.command("status")
 def reports_status(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id.")]) -> None:
     """One report run (JSON), with the files it published."""
     with application() as app:
-        run = get_run(app.uow_factory, run_id)
+        run = get_run(run_id, app.uow_factory)
         emit({**report_run_json(run), "files": app.reports.files(run_id)})

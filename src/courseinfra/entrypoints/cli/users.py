@@ -47,7 +47,7 @@ def users_import(
 def users_get(user: UserIdArg) -> None:
     """One user as JSON."""
     with application() as app:
-        emit(user_json(users.get_user(user, app.uow_factory())))
+        emit(user_json(users.get_user(user, app.uow_factory)))
 
 
 @app.command("list")
@@ -59,8 +59,8 @@ def users_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
 ) -> None:
     """Users in user id order, as JSON lines."""
-    with application() as app, app.uow_factory() as uow:
-        found = uow.users.list(after=after, limit=limit, organisation=organisation)
+    with application() as app:
+        found = users.list_users(app.uow_factory, organisation=organisation, after=after, limit=limit)
     emit_lines(user_json(u) for u in found)
 
 

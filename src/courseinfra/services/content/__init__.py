@@ -7,11 +7,15 @@ from courseinfra.services.content.handlers import (
     publish,
     put_hierarchy,
 )
+from courseinfra.services.content.queries import (
+    get_hierarchy,
+)
 
 __all__ = [
     "ContentNotFound",
     "IdentifierMismatch",
     "StoredVersion",
+    "get_hierarchy",
     "publish",
     "put_hierarchy",
 ]

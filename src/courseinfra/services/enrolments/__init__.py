@@ -8,12 +8,18 @@ from courseinfra.services.enrolments.handlers import (
     EnrolmentClosed,
     EnrolmentNotFound,
     InvalidBatch,
-    activity,
-    audit_events,
     create_batch,
     enrol,
-    get_enrolment,
     unenrol,
+)
+from courseinfra.services.enrolments.queries import (
+    activity,
+    audit_events,
+    batch_enrolments,
+    get_batch,
+    get_enrolment,
+    list_batches,
+    user_enrolments,
 )
 
 __all__ = [
@@ -26,8 +32,12 @@ __all__ = [
     "InvalidBatch",
     "activity",
     "audit_events",
+    "batch_enrolments",
     "create_batch",
     "enrol",
+    "get_batch",
     "get_enrolment",
+    "list_batches",
     "unenrol",
+    "user_enrolments",
 ]

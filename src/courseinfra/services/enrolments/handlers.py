@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from courseinfra.domain.enrolments import CourseBatch, Enrolment
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import EnrolmentChanged
-from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetrics
-from courseinfra.services.audit.ports import AuditEntry
+from courseinfra.domain.progress import EnrolmentKey, EnrolmentState
 from courseinfra.services.unit_of_work import AlreadyExists, UnitOfWork
 
 
@@ -133,31 +132,3 @@ def _changed(enrolment: Enrolment, at: datetime) -> EnrolmentChanged:
         mode=enrolment.mode,
         occurred_at=at,
     )
-
-
-def get_enrolment(key: EnrolmentKey, uow: UnitOfWork) -> Enrolment:
-    with uow:
-        found = uow.enrolments.get_many([key]).get(key)
-    if found is None:
-        raise EnrolmentNotFound(
-            f"{key.user_id} is not enrolled in course {key.course_id}, batch {key.batch_id}"
-        )
-    return found
-
-
-def activity(key: EnrolmentKey, uow: UnitOfWork) -> list[UnitMetrics]:
-    """The course and unit metrics of an enrolment (``user_activity_agg``, context ``cb:<batchId>``)."""
-    with uow:
-        return uow.activity.for_user(key.user_id, f"cb:{key.batch_id}")
-
-
-def audit_events(
-    uow: UnitOfWork,
-    *,
-    user_id: str | None = None,
-    course_id: str | None = None,
-    after_id: int = 0,
-    limit: int = 1000,
-) -> list[AuditEntry]:
-    with uow:
-        return uow.audits.list(user_id=user_id, course_id=course_id, after_id=after_id, limit=limit)

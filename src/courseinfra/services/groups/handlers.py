@@ -90,7 +90,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _context(group: UserGroup, now: datetime) -> EvaluationContext:
+def evaluation_context(group: UserGroup, now: datetime) -> EvaluationContext:
     return EvaluationContext(group.scope, now.astimezone(UTC))
 
 
@@ -116,7 +116,9 @@ def _refresh(
     now = now.astimezone(UTC)  # stored times are UTC (SQLite keeps them as naive text)
     include, exclude = uow.groups.overrides(group.group_id)
     rule = MembershipRule(group.criteria, include, exclude)
-    result = uow.memberships.refresh(group, rule, _context(group, now), reason=trigger, only_users=only_users)
+    result = uow.memberships.refresh(
+        group, rule, evaluation_context(group, now), reason=trigger, only_users=only_users
+    )
     refreshed = replace(group, member_count=result.member_count, last_refreshed_at=now)
     uow.groups.record_refresh(group.group_id, result.member_count, now)
     if result.joined or result.left:
@@ -181,24 +183,6 @@ def create_group_in(
     if refresh and not group.frozen:
         group, result = _refresh(uow, group, "created", now)
     return GroupView(group, frozenset(include), frozenset(exclude)), result
-
-
-def get_group(group_id: str, uow: UnitOfWork) -> GroupView:
-    with uow:
-        group = uow.groups.get(group_id)
-        if group is None:
-            raise GroupNotFound(f"no user group {group_id}")
-        include, exclude = uow.groups.overrides(group_id)
-    return GroupView(group, include, exclude)
-
-
-def list_groups(uow: UnitOfWork, *, scope: str | None = None) -> list[UserGroup]:
-    with uow:
-        groups = uow.groups.all()
-    if scope is not None:
-        wanted = Scope.parse(scope)
-        groups = [group for group in groups if group.scope == wanted]
-    return groups
 
 
 def update_group(
@@ -303,70 +287,6 @@ def refresh_all(
         except (GroupNotFound, GroupFrozen):
             continue  # deleted or frozen since the list was read
     return results
-
-
-def preview_group(
-    group_id: str,
-    uow: UnitOfWork,
-    registry: CriteriaRegistry,
-    *,
-    criteria: Mapping[str, Any] | None = UNSET,
-    sample: int = 100,
-    now: datetime | None = None,
-) -> RefreshResult:
-    """Who would join and leave on a refresh, with the stored criteria or with ``criteria``; writes
-    nothing."""
-    now = now or _now()
-    with uow:
-        group = uow.groups.get(group_id)
-        if group is None:
-            raise GroupNotFound(f"no user group {group_id}")
-        tree = (
-            group.criteria
-            if criteria is UNSET
-            else (None if criteria is None else registry.parse(criteria, group.scope))
-        )
-        include, exclude = uow.groups.overrides(group_id)
-        result = uow.memberships.preview(
-            group, MembershipRule(tree, include, exclude), _context(group, now), sample=sample
-        )
-        uow.rollback()
-    return result
-
-
-def explain_membership(
-    group_id: str, user_id: str, uow: UnitOfWork, registry: CriteriaRegistry, *, now: datetime | None = None
-) -> dict[str, Any]:
-    """Why a user is (not) in a group: the stored membership, what an evaluation now decides and why,
-    and every criterion's outcome."""
-    now = now or _now()
-    with uow:
-        group = uow.groups.get(group_id)
-        if group is None:
-            raise GroupNotFound(f"no user group {group_id}")
-        include, exclude = uow.groups.overrides(group_id)
-        facts = uow.group_facts.load([user_id]).get(user_id)
-        member = uow.memberships.is_member(group_id, user_id)
-    if facts is None:
-        return {
-            "group_id": group_id,
-            "user_id": user_id,
-            "member": member,
-            "would_be_member": False,
-            "reason": "unknown-user",
-            "criteria": None,
-        }
-    context = _context(group, now)
-    admitted, reason = MembershipRule(group.criteria, include, exclude).decide(registry, facts, context)
-    return {
-        "group_id": group_id,
-        "user_id": user_id,
-        "member": member,
-        "would_be_member": admitted,
-        "reason": reason,
-        "frozen": group.frozen,
-        "criteria": None if group.criteria is None else registry.explain(group.criteria, facts, context),
-    }
 
 
 def import_members(

@@ -9,9 +9,12 @@ from courseinfra.services.reports.handlers import (
     batches_to_report,
     file_stem,
     generate_reports,
+    start_run,
+)
+from courseinfra.services.reports.queries import (
     get_run,
     list_runs,
-    start_run,
+    report_batches,
 )
 
 __all__ = [
@@ -25,5 +28,6 @@ __all__ = [
     "generate_reports",
     "get_run",
     "list_runs",
+    "report_batches",
     "start_run",
 ]

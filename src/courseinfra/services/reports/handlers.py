@@ -123,7 +123,11 @@ def generate_reports(
     if run_id is None:
         run = start_run(uow_factory, as_of=as_of, batch_ids=batch_ids, clock=clock)
     else:
-        run = get_run(uow_factory, run_id)
+        with uow_factory() as uow:
+            found = uow.report_runs.get(run_id)
+        if found is None:
+            raise UnknownReportRun(f"no report run {run_id}")
+        run = found
     draft = None
     try:
         with uow_factory() as uow:
@@ -239,16 +243,3 @@ def _manifest(run: ReportRun) -> dict[str, Any]:
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         **run.outcome,
     }
-
-
-def get_run(uow_factory: Callable[[], UnitOfWork], run_id: str) -> ReportRun:
-    with uow_factory() as uow:
-        run = uow.report_runs.get(run_id)
-    if run is None:
-        raise UnknownReportRun(f"no report run {run_id}")
-    return run
-
-
-def list_runs(uow_factory: Callable[[], UnitOfWork], limit: int = 50) -> list[ReportRun]:
-    with uow_factory() as uow:
-        return uow.report_runs.list(limit=limit)

@@ -107,23 +107,23 @@ class LegacySync:
             )
             result = self._pull(legacy, uow, view.group, link, now, "created")
             uow.commit()
-        return groups.get_group(group_id, self.uow_factory()), result
+        return groups.get_group(group_id, self.uow_factory), result
 
     def get_group(self, group_id: str) -> GroupView:
         """GET: a linked group's legacy group is read and the user group brought up to date first."""
-        view = groups.get_group(group_id, self.uow_factory())
+        view = groups.get_group(group_id, self.uow_factory)
         link = link_of(view.group.criteria)
         if link is None or not view.group.enabled:
             return view
         self.refresh_group(group_id, "pull")
-        return groups.get_group(group_id, self.uow_factory())
+        return groups.get_group(group_id, self.uow_factory)
 
     def update_group(
         self, group_id: str, *, expected_version: int | None, **changes: Any
     ) -> tuple[GroupView, RefreshResult | None]:
         """PUT/PATCH: the legacy group is updated first (its name; users added to or removed from it with
         ``include`` changes), then the user group mirrors it."""
-        current = groups.get_group(group_id, self.uow_factory())
+        current = groups.get_group(group_id, self.uow_factory)
         link = link_of(current.group.criteria)
         if link is None:
             return groups.update_group(
@@ -168,7 +168,7 @@ class LegacySync:
                 None if updated.frozen else self._pull(legacy, uow, updated, link, now, "definition-changed")
             )
             uow.commit()
-        return groups.get_group(group_id, self.uow_factory()), result
+        return groups.get_group(group_id, self.uow_factory), result
 
     def add_members(self, group_id: str, user_ids: Sequence[str]) -> RefreshResult:
         """Add users to a linked group: to its legacy group first. A learner moved out of another cohort
@@ -181,7 +181,7 @@ class LegacySync:
     def delete_group(self, group_id: str, *, expected_version: int | None) -> str:
         """DELETE: a team is deleted, then the user group. A cohort or a track cannot be deleted: the
         delete policy decides (restrict, detach or archive). Returns what was done."""
-        current = groups.get_group(group_id, self.uow_factory())
+        current = groups.get_group(group_id, self.uow_factory)
         link = link_of(current.group.criteria)
         if link is None:
             groups.delete_group(group_id, self.uow_factory(), expected_version=expected_version)
@@ -216,7 +216,7 @@ class LegacySync:
         self, group_id: str, trigger: str = groups.ON_DEMAND
     ) -> tuple[UserGroup, RefreshResult]:
         """Refresh: a linked group pulls its legacy group's membership; others are re-evaluated."""
-        view = groups.get_group(group_id, self.uow_factory())
+        view = groups.get_group(group_id, self.uow_factory)
         link = link_of(view.group.criteria)
         if link is None:
             return groups.refresh_group(group_id, self.uow_factory(), trigger=trigger)
@@ -574,7 +574,7 @@ class LegacySync:
     def _change_members(
         self, group_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> RefreshResult:
-        view = groups.get_group(group_id, self.uow_factory())
+        view = groups.get_group(group_id, self.uow_factory)
         link = link_of(view.group.criteria)
         if link is None:
             raise LegacyError(

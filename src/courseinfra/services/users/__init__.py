@@ -3,10 +3,13 @@
 from courseinfra.services.users.handlers import (
     ImportReport,
     UserNotFound,
-    get_user,
     import_users,
     record_login,
     update_profile,
+)
+from courseinfra.services.users.queries import (
+    get_user,
+    list_users,
 )
 
 __all__ = [
@@ -14,6 +17,7 @@ __all__ = [
     "UserNotFound",
     "get_user",
     "import_users",
+    "list_users",
     "record_login",
     "update_profile",
 ]

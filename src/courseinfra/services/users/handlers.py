@@ -91,14 +91,6 @@ def import_users(
     return ImportReport(inserted, updated, len(users) - inserted - updated)
 
 
-def get_user(user_id: str, uow: UnitOfWork) -> User:
-    with uow:
-        found = uow.users.get(user_id)
-    if found is None:
-        raise UserNotFound(f"user {user_id} does not exist")
-    return found
-
-
 def record_login(user_id: str, uow: UnitOfWork, at: datetime | None = None) -> tuple[User, bool]:
     """Record that a user logged in at ``at`` (now by default); return the user and whether their
     ``last_login_at`` moved. Only a later login moves it, and only then is a login event recorded: a

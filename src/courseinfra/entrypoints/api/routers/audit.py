@@ -29,6 +29,6 @@ def list_audit_events(
 ) -> list[dict[str, Any]]:
     """AUDIT events in the order they were emitted, each with its entry id (ids grow, with gaps)."""
     entries = enrolments.audit_events(
-        app.uow_factory(), user_id=user, course_id=course, after_id=after, limit=limit
+        app.uow_factory, user_id=user, course_id=course, after_id=after, limit=limit
     )
     return [{"id": e.id, "emitted_at": e.emitted_at, "event": e.telemetry} for e in entries]

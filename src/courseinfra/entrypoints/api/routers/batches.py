@@ -56,16 +56,11 @@ def list_batches(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Batches in batch id order."""
-    with app.uow_factory() as uow:
-        found = uow.batches.list(course_id=course, after=after, limit=limit)
+    found = enrolments.list_batches(app.uow_factory, course_id=course, after=after, limit=limit)
     return [batch_json(batch) for batch in found]
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses={**INVALID, **NOT_FOUND})
 def get_batch(app: AppDep, batch_id: str) -> dict[str, Any]:
     """One batch."""
-    with app.uow_factory() as uow:
-        found = uow.batches.get(batch_id)
-    if found is None:
-        raise enrolments.BatchNotFound(f"batch {batch_id} does not exist")
-    return batch_json(found)
+    return batch_json(enrolments.get_batch(batch_id, app.uow_factory))

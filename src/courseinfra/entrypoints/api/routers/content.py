@@ -51,10 +51,7 @@ def put_hierarchy(
 )
 def get_hierarchy(app: AppDep, identifier: str) -> HierarchyOut:
     """The stored hierarchy of a root, with its version and when it was last published."""
-    with app.uow_factory() as uow:
-        stored = uow.hierarchies.get(identifier)
-    if stored is None:
-        raise content.ContentNotFound(f"no hierarchy is stored for {identifier}")
+    stored = content.get_hierarchy(identifier, app.uow_factory)
     return HierarchyOut(
         identifier=stored.identifier,
         version=stored.version,

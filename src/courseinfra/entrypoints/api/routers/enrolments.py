@@ -86,10 +86,7 @@ def list_participants(
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[dict[str, Any]]:
     """The enrolments of a batch, by user id."""
-    with app.uow_factory() as uow:
-        if uow.batches.get(batch_id) is None:
-            raise enrolments.BatchNotFound(f"batch {batch_id} does not exist")
-        found = uow.enrolments.list_for_batch(batch_id, after_user=after, limit=limit)
+    found = enrolments.batch_enrolments(batch_id, app.uow_factory, after_user=after, limit=limit)
     return [enrolment_json(e) for e in found]
 
 
@@ -100,8 +97,7 @@ def list_participants(
 )
 def list_user_enrolments(app: AppDep, user_id: str) -> list[dict[str, Any]]:
     """A user's enrolments, by course and batch (empty for an unknown user)."""
-    with app.uow_factory() as uow:
-        found = uow.enrolments.list_for_user(user_id)
+    found = enrolments.user_enrolments(user_id, app.uow_factory)
     return [enrolment_json(e) for e in found]
 
 
@@ -113,7 +109,7 @@ def list_user_enrolments(app: AppDep, user_id: str) -> list[dict[str, Any]]:
 def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
     """One enrolment with its progress."""
     key = EnrolmentKey(user_id, course_id, batch_id)
-    return enrolment_json(enrolments.get_enrolment(key, app.uow_factory()))
+    return enrolment_json(enrolments.get_enrolment(key, app.uow_factory))
 
 
 @router.get(
@@ -124,8 +120,7 @@ def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> d
 def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
     """The course's and each unit's metrics of an enrolment (``user_activity_agg``)."""
     key = EnrolmentKey(user_id, course_id, batch_id)
-    enrolments.get_enrolment(key, app.uow_factory())
-    return activity_json(enrolments.activity(key, app.uow_factory()))
+    return activity_json(enrolments.activity(key, app.uow_factory))
 
 
 @router.post(

@@ -11,7 +11,6 @@ from fastapi import (
     Query,
 )
 
-from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.entrypoints.api.deps import (
     INVALID,
@@ -19,14 +18,10 @@ from courseinfra.entrypoints.api.deps import (
     AppDep,
 )
 from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut, failed_event_json
+from courseinfra.services import failed_events
 from courseinfra.services.events.ingest import replay_failed
 
 router = APIRouter(tags=["failed events"])
-
-
-class FailedEventNotFound(DomainError):
-    code = "failed-event-not-found"
-    kind = ErrorKind.NOT_FOUND
 
 
 @router.get("/v1/failed-events", response_model=list[FailedEventOut], responses=INVALID)
@@ -40,10 +35,9 @@ def list_failed(
 ) -> list[dict[str, Any]]:
     """Events kept because they were not processed, oldest first."""
     outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
-    with app.uow_factory() as uow:
-        events = uow.failed_events.list(
-            job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
-        )
+    events = failed_events.list_failed_events(
+        app.uow_factory, job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+    )
     return [failed_event_json(event) for event in events]
 
 
@@ -54,9 +48,6 @@ def list_failed(
 )
 def replay(app: AppDep, event_id: Annotated[int, Path(alias="id")]) -> ReplayOut:
     """Run a kept event through its job again; it is resolved if it is processed this time."""
-    with app.uow_factory() as uow:
-        event = uow.failed_events.get(event_id)
-    if event is None:
-        raise FailedEventNotFound(f"no failed event with id {event_id}")
-    [result] = replay_failed([event], app.router, app.uow_factory)
+    events = failed_events.get_failed_events([event_id], app.uow_factory)
+    [result] = replay_failed(events, app.router, app.uow_factory)
     return ReplayOut(**asdict(result))

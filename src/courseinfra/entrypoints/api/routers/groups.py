@@ -144,7 +144,7 @@ def list_user_groups(
     ] = None,
 ) -> list[dict[str, Any]]:
     """Every group by id, without its include and exclude lists."""
-    return [group_summary_json(group) for group in groups.list_groups(app.uow_factory(), scope=scope)]
+    return [group_summary_json(group) for group in groups.list_groups(app.uow_factory, scope=scope)]
 
 
 @router.get(
@@ -228,10 +228,7 @@ def list_group_members(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Members by user id, each with when and why it joined."""
-    with app.uow_factory() as uow:
-        if uow.groups.get(group_id) is None:
-            raise groups.GroupNotFound(f"no user group {group_id}")
-        found = uow.memberships.members(group_id, after=after, limit=limit)
+    found = groups.group_members(group_id, app.uow_factory, after=after, limit=limit)
     return {
         "members": [member_json(member) for member in found],
         "next_after": found[-1].user_id if len(found) == limit else None,
@@ -251,10 +248,7 @@ def list_group_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Joins and leaves in the order they happened, with their time and reason."""
-    with app.uow_factory() as uow:
-        if uow.groups.get(group_id) is None:
-            raise groups.GroupNotFound(f"no user group {group_id}")
-        found = uow.memberships.history(group_id, user_id=user_id, after_id=after, limit=limit)
+    found = groups.group_history(group_id, app.uow_factory, user_id=user_id, after_id=after, limit=limit)
     return {
         "history": [membership_change_json(change) for change in found],
         "next_after": found[-1].id if len(found) == limit else None,
@@ -275,7 +269,7 @@ def preview_user_group(
     """Who a refresh would add and remove, with the stored criteria or those of the body; writes
     nothing."""
     criteria = body.criteria if body is not None and "criteria" in body.model_fields_set else groups.UNSET
-    result = groups.preview_group(group_id, app.uow_factory(), app.registry, criteria=criteria, sample=sample)
+    result = groups.preview_group(group_id, app.uow_factory, app.registry, criteria=criteria, sample=sample)
     return preview_json(result)
 
 
@@ -283,7 +277,7 @@ def preview_user_group(
 def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[str, Any]:
     """Why a user is or is not a member: the stored membership, what an evaluation now decides and its
     reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome."""
-    return groups.explain_membership(group_id, user_id, app.uow_factory(), app.registry)
+    return groups.explain_membership(group_id, user_id, app.uow_factory, app.registry)
 
 
 @router.post(

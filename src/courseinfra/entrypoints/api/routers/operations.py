@@ -16,6 +16,7 @@ from courseinfra.entrypoints.api.deps import (
     AppDep,
 )
 from courseinfra.entrypoints.schemas.operations import HealthOut
+from courseinfra.services import events, failed_events
 
 router = APIRouter(tags=["operations"])
 
@@ -26,8 +27,7 @@ HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
 @router.get("/v1/counters", response_model=dict[str, dict[str, int]])
 def counters(app: AppDep) -> dict[str, dict[str, int]]:
     """Cumulative counters of every job."""
-    with app.uow_factory() as uow:
-        return uow.counters.all()
+    return events.job_counters(app.uow_factory)
 
 
 @router.get(
@@ -57,8 +57,7 @@ def healthz(app: AppDep, response: Response) -> HealthOut:
 
 
 def _last_failed_id(app: App) -> int:
-    with app.uow_factory() as uow:
-        return uow.failed_events.last_id()
+    return failed_events.last_failed_id(app.uow_factory)
 
 
 def _check(probe: Callable[[], object]) -> str:

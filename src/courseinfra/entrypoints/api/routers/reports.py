@@ -39,10 +39,9 @@ def report_batches(
     app: AppDep, as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None
 ) -> dict[str, Any]:
     """The ongoing batches a report run would cover, and every other one with its reason."""
-    with app.uow_factory() as uow:
-        selection = reports.batches_to_report(
-            uow, app.report_options.accepted, as_of or datetime.now(UTC).date()
-        )
+    selection = reports.report_batches(
+        as_of or datetime.now(UTC).date(), app.uow_factory, app.report_options.accepted
+    )
     return report_selection_json(selection)
 
 
@@ -66,20 +65,20 @@ def _carry_out_report_run(app: App, run_id: str, as_of: date, batch_ids: tuple[s
 @router.get("/v1/reports/runs", responses=INVALID)
 def list_report_runs(app: AppDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
     """The latest report runs, newest first."""
-    return [report_run_json(run) for run in reports.list_runs(app.uow_factory, limit)]
+    return [report_run_json(run) for run in reports.list_runs(app.uow_factory, limit=limit)]
 
 
 @router.get("/v1/reports/runs/{run_id}", responses={**INVALID, **NOT_FOUND})
 def get_report_run(app: AppDep, run_id: str) -> dict[str, Any]:
     """A report run's status and progress; when it succeeded, what it reported and its files."""
-    run = reports.get_run(app.uow_factory, run_id)
+    run = reports.get_run(run_id, app.uow_factory)
     return {**report_run_json(run), "files": app.reports.files(run_id)}
 
 
 @router.get("/v1/reports/runs/{run_id}/files/{name}", responses={**INVALID, **NOT_FOUND})
 def download_report_file(app: AppDep, run_id: str, name: str) -> FileResponse:
     """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest."""
-    reports.get_run(app.uow_factory, run_id)
+    reports.get_run(run_id, app.uow_factory)
     path = app.reports.path(run_id, name)
     if path is None:
         raise ReportFileNotFound(f"run {run_id} has no file {name}")

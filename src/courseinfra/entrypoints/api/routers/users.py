@@ -100,15 +100,14 @@ def list_users(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Users in user id order."""
-    with app.uow_factory() as uow:
-        found = uow.users.list(after=after, limit=limit, organisation=organisation)
+    found = users.list_users(app.uow_factory, organisation=organisation, after=after, limit=limit)
     return [user_json(user) for user in found]
 
 
 @router.get("/v1/users/{user_id}", response_model=UserOut, responses={**INVALID, **NOT_FOUND})
 def get_user(app: AppDep, user_id: str) -> dict[str, Any]:
     """One user."""
-    return user_json(users.get_user(user_id, app.uow_factory()))
+    return user_json(users.get_user(user_id, app.uow_factory))
 
 
 @router.post(
