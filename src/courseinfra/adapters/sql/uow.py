@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar, overload
 
 import sqlalchemy as sa
 
@@ -47,10 +47,66 @@ def is_contention(error: BaseException) -> bool:
     )
 
 
+T = TypeVar("T")
+
+
+class Store(Generic[T]):
+    """A store of the unit of work, built on its connection the first time a block uses it (a block
+    touches two or three of the sixteen stores), then kept for the rest of the block."""
+
+    def __init__(self, build: Callable[[SqlUnitOfWork], T]) -> None:
+        self.build = build
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        STORES.append(name)
+
+    @overload
+    def __get__(self, uow: None, owner: type) -> Store[T]: ...
+
+    @overload
+    def __get__(self, uow: SqlUnitOfWork, owner: type) -> T: ...
+
+    def __get__(self, uow: SqlUnitOfWork | None, owner: type) -> T | Store[T]:
+        if uow is None:
+            return self
+        store = self.build(uow)
+        uow.__dict__[self.name] = store  # found before this descriptor from now on
+        return store
+
+
+#: The names of the unit of work's stores.
+STORES: list[str] = []
+
+
 class SqlUnitOfWork(UnitOfWork):
     """A transaction on one connection of ``engine``, opened on entry and closed on exit. On SQLite it
     holds the write lock from its start (``read_only``: a snapshot that takes no lock; see
     :func:`~courseinfra.adapters.sql.engine.create_engine`)."""
+
+    engine: sa.Engine
+    registry: CriteriaRegistry
+    compiler: CriteriaCompiler
+    connection: sa.Connection
+
+    hierarchies = Store(lambda uow: SqlHierarchyStore(uow.connection))
+    failed_events = Store(lambda uow: SqlFailedEventStore(uow.connection))
+    counters = Store(lambda uow: SqlCounterStore(uow.connection))
+    outbox = Store(lambda uow: SqlOutbox(uow.connection))
+    batches = Store(lambda uow: SqlBatchStore(uow.connection))
+    enrolments = Store(lambda uow: SqlEnrolmentStore(uow.connection))
+    activity = Store(lambda uow: SqlActivityStore(uow.connection))
+    audits = Store(lambda uow: SqlAuditLog(uow.connection))
+    users = Store(lambda uow: SqlUserDirectory(uow.connection))
+    cursors = Store(lambda uow: SqlRelayCursors(uow.connection))
+    reports = Store(lambda uow: SqlReportReader(uow.connection))
+    report_runs = Store(lambda uow: SqlReportRuns(uow.connection))
+    groups = Store(lambda uow: SqlUserGroupStore(uow.connection, uow.registry))
+    group_facts = Store(lambda uow: SqlGroupFacts(uow.connection))
+    memberships = Store(
+        lambda uow: SqlMemberships(uow.connection, uow.registry, uow.compiler, uow.group_facts)
+    )
+    sync_log = Store(lambda uow: SqlSyncLog(uow.connection))
 
     def __init__(
         self,
@@ -85,22 +141,8 @@ class SqlUnitOfWork(UnitOfWork):
             raise
         if self.read_only and sqlite:
             self.connection.exec_driver_sql("PRAGMA query_only = ON")
-        self.hierarchies = SqlHierarchyStore(self.connection)
-        self.failed_events = SqlFailedEventStore(self.connection)
-        self.counters = SqlCounterStore(self.connection)
-        self.outbox = SqlOutbox(self.connection)
-        self.batches = SqlBatchStore(self.connection)
-        self.enrolments = SqlEnrolmentStore(self.connection)
-        self.activity = SqlActivityStore(self.connection)
-        self.audits = SqlAuditLog(self.connection)
-        self.users = SqlUserDirectory(self.connection)
-        self.cursors = SqlRelayCursors(self.connection)
-        self.reports = SqlReportReader(self.connection)
-        self.report_runs = SqlReportRuns(self.connection)
-        self.groups = SqlUserGroupStore(self.connection, self.registry)
-        self.group_facts = SqlGroupFacts(self.connection)
-        self.memberships = SqlMemberships(self.connection, self.registry, self.compiler, self.group_facts)
-        self.sync_log = SqlSyncLog(self.connection)
+        for name in STORES:
+            self.__dict__.pop(name, None)  # the previous block's, on its closed connection
         return super().__enter__()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
