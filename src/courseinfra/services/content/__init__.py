@@ -4,8 +4,8 @@ from courseinfra.services.content.handlers import (
     ContentNotFound,
     IdentifierMismatch,
     StoredVersion,
-    publish,
     put_hierarchy,
+    publish,
 )
 from courseinfra.services.content.queries import (
     get_hierarchy,

@@ -2,11 +2,11 @@
 
 from courseinfra.services.failed_events.queries import (
     FailedEventNotFound,
-    get_failed_events,
-    last_failed_id,
     list_failed_events,
-    open_counts,
+    get_failed_events,
     open_failed_events,
+    last_failed_id,
+    open_counts,
 )
 
 __all__ = [

@@ -3,9 +3,8 @@
 from courseinfra.services.sync.handlers import (
     DeletePolicy,
     DeleteRestricted,
-    LegacySync,
     SyncFailed,
-    Undo,
+    LegacySync,
     failure_json,
 )
 
@@ -14,6 +13,5 @@ __all__ = [
     "DeleteRestricted",
     "LegacySync",
     "SyncFailed",
-    "Undo",
     "failure_json",
 ]

@@ -30,16 +30,14 @@ from courseinfra.domain.legacy import (
     LegacyError,
     LegacyKind,
     LegacyLink,
-    NotDeletable,
     link_of,
 )
 from courseinfra.services import groups
 from courseinfra.services.groups import GroupDefinition, GroupNotFound, GroupView
 from courseinfra.services.groups.ports import RefreshResult
+from courseinfra.services.sync.kinds import RULES, UndoStack
 from courseinfra.services.sync.ports import LegacyGroups, SyncFailure
 from courseinfra.services.unit_of_work import UnitOfWork
-
-Undo = Callable[[], None]
 
 
 class DeletePolicy(enum.StrEnum):
@@ -95,7 +93,7 @@ class LegacySync:
             legacy, undo = self._bind(uow, stack)
             if uow.groups.get(group_id) is not None:
                 raise groups.GroupExists(f"a group with id {group_id} exists")
-            link = self._create_or_check_legacy(legacy, link, definition.name, undo)
+            link = RULES[link.kind].create_or_check(legacy, link, definition.name, undo)
             self._add_members(legacy, link, list(definition.include), undo, uow, now)
             view, _ = groups.create_group_in(
                 uow,
@@ -154,9 +152,9 @@ class LegacySync:
                 raise GroupNotFound(f"no user group {group_id}")
             group.check_version(expected_version)
             if "name" in changes and changes["name"].strip() != group.name:
-                self._rename(legacy, link, changes["name"].strip(), group.name, undo)
+                RULES[link.kind].rename(legacy, link, changes["name"].strip(), group.name, undo)
             if new_members is not groups.UNSET:
-                members = self._legacy_members(legacy, link)
+                members = RULES[link.kind].members(legacy, link)
                 wanted = set(new_members)
                 self._add_members(legacy, link, sorted(wanted - members), undo, uow, now)
                 self._remove_members(legacy, link, sorted(members - wanted), undo)
@@ -187,7 +185,7 @@ class LegacySync:
             groups.delete_group(group_id, self.uow_factory(), expected_version=expected_version)
             return "deleted"
         now = self.clock()
-        deletable = link.kind is LegacyKind.TEAM
+        deletable = RULES[link.kind].deletable
         if not deletable and self.delete_policy is DeletePolicy.RESTRICT:
             raise DeleteRestricted(
                 f"group {group_id} is linked to {link.kind.value} {link.legacy_id} of course {link.course_id}, "
@@ -204,11 +202,9 @@ class LegacySync:
                 uow.commit()
                 return "archived"
             uow.groups.delete(group_id)
-            if deletable and link.legacy_id is not None:
+            if deletable:
                 # Last: a deleted team cannot be restored, so nothing may fail after it but the commit.
-                legacy.delete_team(link.legacy_id)
-                team_id = link.legacy_id
-                undo.append((f"team {team_id} was deleted and cannot be restored", _cannot_undo))
+                RULES[link.kind].delete(legacy, link, undo)
             uow.commit()
         return "deleted" if deletable else "detached"
 
@@ -257,7 +253,7 @@ class LegacySync:
             if link is None:
                 continue
             try:
-                legacy_members = self._legacy_members(self.legacy, link)
+                legacy_members = RULES[link.kind].members(self.legacy, link)
             except LegacyError as error:
                 differing.append(
                     {"group_id": group.group_id, "link": link.config(), "error": f"{error.code}: {error}"}
@@ -288,9 +284,7 @@ class LegacySync:
 
     # --- steps -----------------------------------------------------------------------------------------
 
-    def _bind(
-        self, uow: UnitOfWork, undo: list[tuple[str, Undo]]
-    ) -> tuple[LegacyGroups, list[tuple[str, Undo]]]:
+    def _bind(self, uow: UnitOfWork, undo: UndoStack) -> tuple[LegacyGroups, UndoStack]:
         """The legacy groups for an operation in ``uow``: inside its transaction when they live in the
         same database (a rollback then undoes both sides; the undo stack is not used), else the
         remote system with the operation's undo stack."""
@@ -300,10 +294,10 @@ class LegacySync:
         return self.legacy, undo
 
     @contextmanager
-    def _operation(self, group_id: str, operation: str) -> Iterator[list[tuple[str, Undo]]]:
+    def _operation(self, group_id: str, operation: str) -> Iterator[UndoStack]:
         """Run an operation with an undo stack: on any failure the legacy steps done are undone in
         reverse, the failure is logged, and a legacy error becomes :class:`SyncFailed`."""
-        undo: list[tuple[str, Undo]] = []
+        undo: UndoStack = []
         try:
             yield undo
         except BaseException as error:
@@ -323,7 +317,7 @@ class LegacySync:
                 self._log(group_id, operation, type(error).__name__, str(error), not_undone)
             raise
 
-    def _undo(self, undo: list[tuple[str, Undo]]) -> list[str]:
+    def _undo(self, undo: UndoStack) -> list[str]:
         failed = []
         for description, action in reversed(undo):
             try:
@@ -360,215 +354,27 @@ class LegacySync:
             return None
         return link_of(self.registry.parse(criteria, Scope.parse(scope)))
 
-    def _create_or_check_legacy(
-        self, legacy: LegacyGroups, link: LegacyLink, name: str, undo: list[tuple[str, Undo]]
-    ) -> LegacyLink:
-        if link.kind is LegacyKind.COHORT:
-            if link.legacy_id is not None:
-                legacy.get_cohort(link.course_id, link.legacy_id)
-                return link
-            cohort = legacy.create_cohort(link.course_id, name, link.assignment_type)
-            # A cohort cannot be deleted: if the rest fails it stays, unlinked, and the log says so.
-            undo.append(
-                (f"cohort {cohort.cohort_id} of course {link.course_id} stays, unlinked", _cannot_undo)
-            )
-            return replace(link, legacy_id=cohort.cohort_id)
-        if link.kind is LegacyKind.TEAM:
-            if link.legacy_id is not None:
-                legacy.get_team(link.legacy_id)
-                return link
-            assert link.teamset_id is not None
-            team = legacy.create_team(link.course_id, link.teamset_id, name)
-            undo.append((f"delete team {team.team_id}", lambda: legacy.delete_team(team.team_id)))
-            return replace(link, legacy_id=team.team_id)
-        if link.legacy_id not in {track.mode for track in legacy.list_tracks(link.course_id)}:
-            raise LegacyError(
-                f"course {link.course_id} offers no {link.legacy_id!r} track", code="unknown-track"
-            )
-        return link
-
-    def _legacy_members(self, legacy: LegacyGroups, link: LegacyLink) -> set[str]:
-        assert link.legacy_id is not None
-        if link.kind is LegacyKind.COHORT:
-            return legacy.cohort_members(link.course_id, link.legacy_id)
-        if link.kind is LegacyKind.TEAM:
-            return legacy.team_members(link.legacy_id)
-        return legacy.track_members(link.course_id, link.legacy_id)
-
     def _add_members(
         self,
         legacy: LegacyGroups,
         link: LegacyLink,
         user_ids: Sequence[str],
-        undo: list[tuple[str, Undo]],
+        undo: UndoStack,
         uow: UnitOfWork,
         now: datetime,
     ) -> None:
         if not user_ids:
             return
-        course, legacy_id = link.course_id, link.legacy_id
-        assert legacy_id is not None
-        if link.kind is LegacyKind.COHORT:
-            try:
-                result = legacy.add_to_cohort(course, legacy_id, user_ids)
-            except LegacyError as error:
-                # A remote cohort add can fail after adding some users (named in details): take them
-                # out again; those moved from another cohort cannot be put back (their cohort is not
-                # known), which the failure log says.
-                done = list(error.details)
-                if done:
-                    undo.append(
-                        (
-                            f"remove {len(done)} users added before the failure from cohort {legacy_id}",
-                            lambda: legacy.remove_from_cohort(course, legacy_id, done),
-                        )
-                    )
-                raise
-            added, moved = list(result.added), dict(result.moved)
-
-            def undo_cohort() -> None:
-                if added:
-                    legacy.remove_from_cohort(course, legacy_id, added)
-                by_previous: dict[str, list[str]] = {}
-                for user, previous in moved.items():
-                    by_previous.setdefault(previous, []).append(user)
-                for previous, users in by_previous.items():
-                    legacy.add_to_cohort(course, previous, users)
-
-            undo.append((f"take {len(added) + len(moved)} users out of cohort {legacy_id}", undo_cohort))
-            self._follow_moves(legacy, uow, LegacyKind.COHORT, course, moved, now)
-        elif link.kind is LegacyKind.TEAM:
-            try:
-                added_team = legacy.add_to_team(legacy_id, user_ids)
-            except LegacyError as error:
-                # Users added before the failure (a remote API adds one per call) are taken out again.
-                done = (
-                    list(error.details)
-                    if error.code not in ("team-full", "already-in-teamset", "not-enrolled")
-                    else []
-                )
-                if done:
-                    undo.append(
-                        (
-                            f"remove {len(done)} users from team {legacy_id}",
-                            lambda: legacy.remove_from_team(legacy_id, done),
-                        )
-                    )
-                raise
-            undo.append(
-                (
-                    f"remove {len(added_team)} users from team {legacy_id}",
-                    lambda: legacy.remove_from_team(legacy_id, added_team),
-                )
-            )
-        else:
-            try:
-                previous = legacy.set_track(course, user_ids, legacy_id)
-            except LegacyError as error:
-                done = list(error.details)
-                if done:
-                    undo.append(
-                        (
-                            f"{len(done)} users were moved to track {legacy_id} before the failure",
-                            _cannot_undo,
-                        )
-                    )
-                raise
-
-            def undo_track() -> None:
-                by_mode: dict[str, list[str]] = {}
-                for user, mode in previous.items():
-                    by_mode.setdefault(mode, []).append(user)
-                for mode, users in by_mode.items():
-                    legacy.set_track(course, users, mode)
-
-            undo.append((f"put {len(previous)} users back on their previous tracks", undo_track))
-            self._follow_moves(
-                legacy,
-                uow,
-                LegacyKind.TRACK,
-                course,
-                {user: mode for user, mode in previous.items() if mode != legacy_id},
-                now,
-            )
+        moved = RULES[link.kind].add(legacy, link, user_ids, undo)
+        if moved:
+            self._follow_moves(legacy, uow, link.kind, link.course_id, moved, now)
 
     def _remove_members(
-        self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: list[tuple[str, Undo]]
+        self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: UndoStack
     ) -> None:
-        if not user_ids:
-            return
-        course, legacy_id = link.course_id, link.legacy_id
-        assert legacy_id is not None
-        users = list(user_ids)
-        try:
-            self._remove(legacy, link, users)
-        except LegacyError as error:
-            # A remote removal goes user by user: those removed before the failure are put back.
-            done = list(error.details)
-            if done and link.kind is LegacyKind.COHORT:
-                undo.append(
-                    (
-                        f"add {len(done)} users back to cohort {legacy_id}",
-                        lambda: _ignore(legacy.add_to_cohort(course, legacy_id, done)),
-                    )
-                )
-            elif done and link.kind is LegacyKind.TEAM:
-                undo.append(
-                    (
-                        f"add {len(done)} users back to team {legacy_id}",
-                        lambda: _ignore(legacy.add_to_team(legacy_id, done)),
-                    )
-                )
-            raise
-        if link.kind is LegacyKind.COHORT:
-            undo.append(
-                (
-                    f"add {len(users)} users back to cohort {legacy_id}",
-                    lambda: _ignore(legacy.add_to_cohort(course, legacy_id, users)),
-                )
-            )
-        else:
-            undo.append(
-                (
-                    f"add {len(users)} users back to team {legacy_id}",
-                    lambda: _ignore(legacy.add_to_team(legacy_id, users)),
-                )
-            )
+        if user_ids:
+            RULES[link.kind].remove(legacy, link, user_ids, undo)
 
-    @staticmethod
-    def _remove(legacy: LegacyGroups, link: LegacyLink, users: list[str]) -> None:
-        assert link.legacy_id is not None
-        if link.kind is LegacyKind.COHORT:
-            legacy.remove_from_cohort(link.course_id, link.legacy_id, users)
-        elif link.kind is LegacyKind.TEAM:
-            legacy.remove_from_team(link.legacy_id, users)
-        else:
-            raise NotDeletable(
-                f"a learner cannot leave the {link.legacy_id!r} track of course {link.course_id}: a track "
-                "changes by moving the learner to another one (add them to the group linked to it)"
-            )
-
-    def _rename(
-        self, legacy: LegacyGroups, link: LegacyLink, name: str, old_name: str, undo: list[tuple[str, Undo]]
-    ) -> None:
-        course, legacy_id = link.course_id, link.legacy_id
-        assert legacy_id is not None
-        if link.kind is LegacyKind.COHORT:
-            legacy.update_cohort(course, legacy_id, name=name)
-            undo.append(
-                (
-                    f"rename cohort {legacy_id} back",
-                    lambda: _ignore(legacy.update_cohort(course, legacy_id, name=old_name)),
-                )
-            )
-        elif link.kind is LegacyKind.TEAM:
-            legacy.update_team(legacy_id, name=name)
-            undo.append(
-                (
-                    f"rename team {legacy_id} back",
-                    lambda: _ignore(legacy.update_team(legacy_id, name=old_name)),
-                )
-            )
         # A track's name is the course's, not the group's: nothing to rename.
 
     def _change_members(
@@ -628,7 +434,7 @@ class LegacySync:
         only_users: Sequence[str] | None = None,
     ) -> RefreshResult:
         """Make the user group's membership the legacy group's (only ``only_users`` if given)."""
-        members = frozenset(self._legacy_members(legacy, link))
+        members = frozenset(RULES[link.kind].members(legacy, link))
         source = trigger if trigger.startswith("legacy-") else f"legacy-{trigger}"
         rule = MembershipRule(None, include=members, source=source)
         context = EvaluationContext(group.scope, now.astimezone(UTC))
@@ -643,14 +449,6 @@ class LegacySync:
             members.update(m.user_id for m in page)
             after = page[-1].user_id
         return members
-
-
-def _cannot_undo() -> None:
-    raise NotDeletable("cannot be undone")
-
-
-def _ignore(_value: object) -> None:
-    return None
 
 
 def failure_json(failure: SyncFailure) -> dict[str, Any]:
