@@ -1,15 +1,15 @@
 """The relation cache: the job that writes each published course's leaf nodes and ancestors."""
 
 from courseinfra.services.cache.job import (
-    JOB_NAME,
-    CACHE_WRITES,
     CACHE_DELETES,
+    CACHE_WRITES,
     DB_READS,
-    gc_paused,
-    update_relation_cache,
+    JOB_NAME,
     RelationCacheJob,
-    rebuild_requests,
+    gc_paused,
     published_roots,
+    rebuild_requests,
+    update_relation_cache,
 )
 
 __all__ = [

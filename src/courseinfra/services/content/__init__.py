@@ -4,8 +4,8 @@ from courseinfra.services.content.handlers import (
     ContentNotFound,
     IdentifierMismatch,
     StoredVersion,
-    put_hierarchy,
     publish,
+    put_hierarchy,
 )
 from courseinfra.services.content.queries import (
     get_hierarchy,

@@ -1,32 +1,32 @@
 """Enrolments: course batches, enrolling and unenrolling, and what a learner's enrolment holds."""
 
 from courseinfra.services.enrolments.handlers import (
+    DEFAULT_MODE,
     BatchExists,
     BatchNotFound,
     CourseNotFound,
-    EnrolmentNotFound,
     EnrolmentClosed,
+    EnrolmentNotFound,
     InvalidBatch,
-    DEFAULT_MODE,
     create_batch,
     enrol,
     unenrol,
 )
 from courseinfra.services.enrolments.queries import (
-    get_batch,
-    list_batches,
-    batch_enrolments,
-    user_enrolments,
-    get_enrolment,
     activity,
     audit_events,
+    batch_enrolments,
+    get_batch,
+    get_enrolment,
+    list_batches,
+    user_enrolments,
 )
 
 __all__ = [
+    "DEFAULT_MODE",
     "BatchExists",
     "BatchNotFound",
     "CourseNotFound",
-    "DEFAULT_MODE",
     "EnrolmentClosed",
     "EnrolmentNotFound",
     "InvalidBatch",

@@ -2,11 +2,11 @@
 
 from courseinfra.services.failed_events.queries import (
     FailedEventNotFound,
-    list_failed_events,
     get_failed_events,
-    open_failed_events,
     last_failed_id,
+    list_failed_events,
     open_counts,
+    open_failed_events,
 )
 
 __all__ = [

@@ -6,15 +6,15 @@ from courseinfra.services.reports.handlers import (
     ProgressCallback,
     ReportOptions,
     UnknownReportRun,
-    start_run,
     batches_to_report,
     file_stem,
     generate_reports,
+    start_run,
 )
 from courseinfra.services.reports.queries import (
-    report_batches,
     get_run,
     list_runs,
+    report_batches,
 )
 
 __all__ = [

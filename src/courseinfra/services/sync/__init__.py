@@ -3,8 +3,8 @@
 from courseinfra.services.sync.handlers import (
     DeletePolicy,
     DeleteRestricted,
-    SyncFailed,
     LegacySync,
+    SyncFailed,
     failure_json,
 )
 

@@ -1,8 +1,8 @@
 """The user directory: imports, logins and profiles."""
 
 from courseinfra.services.users.handlers import (
-    UserNotFound,
     ImportReport,
+    UserNotFound,
     import_users,
     record_login,
     update_profile,
