@@ -29,6 +29,26 @@ def _ignore(_value: object) -> None:
     return None
 
 
+def _remove_undoably(
+    remove: Callable[[list[str]], None],
+    add_back: Callable[[list[str]], object],
+    group: str,
+    user_ids: Sequence[str],
+    undo: UndoStack,
+) -> None:
+    """Remove users from a cohort or a team, pushing the undo that adds back those removed: all of
+    them, or those a remote backend removed before it failed (named in the error's details)."""
+    users = list(user_ids)
+    try:
+        remove(users)
+    except LegacyError as error:
+        done = list(error.details)
+        if done:
+            undo.append((f"add {len(done)} users back to {group}", lambda: _ignore(add_back(done))))
+        raise
+    undo.append((f"add {len(users)} users back to {group}", lambda: _ignore(add_back(users))))
+
+
 def _legacy_id(link: LegacyLink) -> str:
     assert link.legacy_id is not None, "the legacy group of a stored link exists"
     return link.legacy_id
@@ -128,24 +148,12 @@ class CohortRules(LegacyKindRules):
         self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: UndoStack
     ) -> None:
         course, cohort = link.course_id, _legacy_id(link)
-        users = list(user_ids)
-        try:
-            legacy.remove_from_cohort(course, cohort, users)
-        except LegacyError as error:
-            done = list(error.details)
-            if done:
-                undo.append(
-                    (
-                        f"add {len(done)} users back to cohort {cohort}",
-                        lambda: _ignore(legacy.add_to_cohort(course, cohort, done)),
-                    )
-                )
-            raise
-        undo.append(
-            (
-                f"add {len(users)} users back to cohort {cohort}",
-                lambda: _ignore(legacy.add_to_cohort(course, cohort, users)),
-            )
+        _remove_undoably(
+            lambda users: legacy.remove_from_cohort(course, cohort, users),
+            lambda users: legacy.add_to_cohort(course, cohort, users),
+            f"cohort {cohort}",
+            user_ids,
+            undo,
         )
 
     def rename(
@@ -209,21 +217,12 @@ class TeamRules(LegacyKindRules):
         self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: UndoStack
     ) -> None:
         team = _legacy_id(link)
-        users = list(user_ids)
-        try:
-            legacy.remove_from_team(team, users)
-        except LegacyError as error:
-            done = list(error.details)
-            if done:
-                undo.append(
-                    (
-                        f"add {len(done)} users back to team {team}",
-                        lambda: _ignore(legacy.add_to_team(team, done)),
-                    )
-                )
-            raise
-        undo.append(
-            (f"add {len(users)} users back to team {team}", lambda: _ignore(legacy.add_to_team(team, users)))
+        _remove_undoably(
+            lambda users: legacy.remove_from_team(team, users),
+            lambda users: legacy.add_to_team(team, users),
+            f"team {team}",
+            user_ids,
+            undo,
         )
 
     def rename(
