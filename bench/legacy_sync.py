@@ -23,9 +23,9 @@ of a teamset only). For ``openedx`` the same users, enrolments and teamsets are 
 
 Measured for each backend and each legacy kind (cohort, team), with ``time.perf_counter`` around the calls:
 
-1. *bulk, through the sync service*: a linked user group created with ``app.sync.create_group`` (criteria
+1. *bulk, through the sync service*: a linked user group created with ``app.groups.create_group`` (criteria
    ``legacy_cohort`` / ``legacy_team`` without an id: the cohort or team is created; scope the course; not
-   timed), then ``sync.add_members(group, all users)`` timed, then ``sync.remove_members(group, all users)``
+   timed), then ``change_legacy_members(group, add=all users)`` timed, then ``change_legacy_members(group, remove=all users)``
    timed. Checked: the legacy group and the user group hold every user after the add and none after the
    remove;
 2. *bulk, the port alone*: ``legacy.add_to_cohort(course, cohort, all users)`` /
@@ -401,7 +401,7 @@ def measure_kind(
     fake: FakeOpenEdx | None,
     log: Callable[[str], None],
 ) -> KindResult:
-    legacy, sync = app.legacy, app.sync
+    legacy, sync = app.legacy, app.groups
     n = len(users)
     everyone = set(users)
     result = KindResult(kind)
@@ -421,8 +421,10 @@ def measure_kind(
         link = link_of(view.group.criteria)
         assert link is not None
         assert link.legacy_id is not None
-        log(f"  {kind}: linked group {group_id} created ({kind} {link.legacy_id}); sync.add_members({n:,})")
-        result.sync_add = timed(lambda: sync.add_members(group_id, users), n, n, fake, log)
+        log(
+            f"  {kind}: linked group {group_id} created ({kind} {link.legacy_id}); change_legacy_members(add={n:,})"
+        )
+        result.sync_add = timed(lambda: sync.change_legacy_members(group_id, add=users), n, n, fake, log)
         log(f"    {result.sync_add.seconds:.2f} s")
         check_sizes(
             result, "after sync add", legacy_members(legacy, link), stored_members(app, group_id), everyone
@@ -431,14 +433,16 @@ def measure_kind(
         if count != n:
             result.problems.append(f"after sync add: the group's member_count is {count:,}, not {n:,}")
         if result.sync_add.error is not None:
-            result.problems.append(f"sync.add_members failed: {result.sync_add.error}")
+            result.problems.append(f"change_legacy_members(add) failed: {result.sync_add.error}")
             result.sync_remove.error = "not run: the add failed"
         else:
-            log(f"  {kind}: sync.remove_members({n:,})")
-            result.sync_remove = timed(lambda: sync.remove_members(group_id, users), n, n, fake, log)
+            log(f"  {kind}: change_legacy_members(remove={n:,})")
+            result.sync_remove = timed(
+                lambda: sync.change_legacy_members(group_id, remove=users), n, n, fake, log
+            )
             log(f"    {result.sync_remove.seconds:.2f} s")
             if result.sync_remove.error is not None:
-                result.problems.append(f"sync.remove_members failed: {result.sync_remove.error}")
+                result.problems.append(f"change_legacy_members(remove) failed: {result.sync_remove.error}")
             check_sizes(
                 result,
                 "after sync remove",

@@ -22,7 +22,7 @@ from courseinfra.adapters.locks import FileLocks, PostgresLocks
 from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.engine import SqliteTuning, create_engine, migrate
-from courseinfra.adapters.sql.uow import SqlUnitOfWork
+from courseinfra.adapters.sql.uow import LegacyBinding, SqlUnitOfWork
 from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
 from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, CriterionType
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
@@ -33,11 +33,10 @@ from courseinfra.services.cache.ports import RelationCache
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
 from courseinfra.services.events.ingest import Router
 from courseinfra.services.events.ports import EventBus, EventStream
-from courseinfra.services.groups import GROUP_TRIGGERS, group_refresh_handler
+from courseinfra.services.groups import GROUP_TRIGGERS, DeletePolicy, UserGroups, group_refresh_handler
 from courseinfra.services.messagebus import Publication, post_publish_handler, relay_audit_log, relay_outbox
 from courseinfra.services.reports import ReportOptions
 from courseinfra.services.reports.ports import ReportArchive
-from courseinfra.services.sync import DeletePolicy, LegacySync
 from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.services.unit_of_work import Locks, UnitOfWork
 from courseinfra.settings import Settings, SettingsError, load_settings
@@ -56,7 +55,7 @@ class App:
     reports: ReportArchive = field(repr=False)
     registry: CriteriaRegistry = field(repr=False)
     legacy: LegacyGroups = field(repr=False)
-    sync: LegacySync = field(repr=False)
+    groups: UserGroups = field(repr=False)
     views: CourseViews = field(repr=False)
     locks: Locks = field(repr=False)
     stream: EventStream | None = field(default=None, repr=False)
@@ -100,21 +99,25 @@ class App:
 
     def close(self) -> None:
         self.locks.close()
+        self.legacy.close()
         self.cache.close()
         if self.stream is not None:
             self.stream.close()
         self.engine.dispose()
 
 
-def build_legacy(settings: Settings, engine: sa.Engine) -> LegacyGroups:
-    """The legacy groups: the local tables, or an Open edX instance (its URL and token are required)."""
+def build_legacy(settings: Settings, engine: sa.Engine) -> tuple[LegacyGroups, LegacyBinding | None]:
+    """The legacy groups, and what a unit of work hands out as ``uow.legacy``: the local tables (bound
+    to the unit of work's connection, the default), or an Open edX instance (its URL and token are
+    required), the same client for every unit of work."""
     if settings.legacy_backend == "openedx":
         if not settings.openedx_url or not settings.openedx_token:
             raise SettingsError(
                 "COURSEINFRA_LEGACY_BACKEND=openedx needs COURSEINFRA_OPENEDX_URL and COURSEINFRA_OPENEDX_TOKEN"
             )
-        return OpenEdxLegacyGroups(settings.openedx_url, settings.openedx_token)
-    return LocalLegacyGroups(engine)
+        client = OpenEdxLegacyGroups(settings.openedx_url, settings.openedx_token)
+        return client, lambda _connection: client
+    return LocalLegacyGroups(engine), None
 
 
 def build_stream(settings: Settings) -> EventStream | None:
@@ -200,9 +203,12 @@ def bootstrap(
     registry, compiler = build_criteria()
 
     publication = Publication()
+    legacy, legacy_binding = build_legacy(settings, engine)
 
     def uow_factory() -> UnitOfWork:
-        return SqlUnitOfWork(engine, registry, compiler, on_publish=publication.committed)
+        return SqlUnitOfWork(
+            engine, registry, compiler, on_publish=publication.committed, legacy=legacy_binding
+        )
 
     views = CourseViews(cache, settings.cache_layout, uow_factory)
     router = Router(
@@ -216,8 +222,7 @@ def bootstrap(
     refresh_groups = group_refresh_handler(uow_factory, registry)
     for event_type in GROUP_TRIGGERS:
         bus.subscribe(event_type, refresh_groups)
-    legacy = build_legacy(settings, engine)
-    sync = LegacySync(uow_factory, legacy, registry, DeletePolicy(settings.legacy_delete_policy))
+    user_groups = UserGroups(uow_factory, registry, DeletePolicy(settings.legacy_delete_policy))
     app = App(
         settings,
         engine,
@@ -228,7 +233,7 @@ def bootstrap(
         LocalReportArchive(settings.reports_path),
         registry,
         legacy,
-        sync,
+        user_groups,
         views,
         build_locks(settings, engine),
         build_stream(settings),

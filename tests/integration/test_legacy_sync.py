@@ -21,11 +21,13 @@ from courseinfra.adapters.legacy import LocalLegacyGroups
 from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.sql.tables import legacy_cohorts, legacy_teams
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
-from courseinfra.bootstrap import App
+from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.errors import DomainError
+from courseinfra.domain.groups import VersionConflict
 from courseinfra.domain.legacy import (
     LegacyError,
+    LegacyLink,
     LegacyUnavailable,
     Teamset,
     TeamsetType,
@@ -34,10 +36,19 @@ from courseinfra.domain.legacy import (
 )
 from courseinfra.domain.users import User
 from courseinfra.entrypoints.api import create_app
+from courseinfra.entrypoints.schemas.sync import sync_status_json
 from courseinfra.services import content, enrolments
-from courseinfra.services.groups import GroupDefinition, GroupNotFound
+from courseinfra.services.groups import (
+    DeletePolicy,
+    DeleteRestricted,
+    GroupDefinition,
+    GroupNotFound,
+    InvalidMembersFile,
+    SyncFailed,
+    UserGroups,
+)
 from courseinfra.services.groups.ports import MembershipChange
-from courseinfra.services.sync import DeletePolicy, DeleteRestricted, LegacySync, SyncFailed
+from courseinfra.services.sync import sync_status
 from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import Settings
 from tests.conftest import EXAMPLES
@@ -67,7 +78,7 @@ class World:
     course: str
     monkeypatch: pytest.MonkeyPatch
     fake: FakeOpenEdx | None = None
-    sync: LegacySync = field(init=False)
+    sync: UserGroups = field(init=False)
 
     def __post_init__(self) -> None:
         self.sync = self.with_policy(DeletePolicy.RESTRICT)
@@ -76,8 +87,8 @@ class World:
     def remote(self) -> bool:
         return self.fake is not None
 
-    def with_policy(self, policy: DeletePolicy) -> LegacySync:
-        return LegacySync(self.app.uow_factory, self.legacy, self.app.registry, policy)
+    def with_policy(self, policy: DeletePolicy) -> UserGroups:
+        return UserGroups(self.app.uow_factory, self.app.registry, policy)
 
     # --- failure injection ---
 
@@ -112,7 +123,7 @@ class World:
             )
             return
         name = step.replace("_new_", "_")
-        # On the class: the sync works on an instance bound to its own transaction (within()).
+        # On the class: each unit of work hands out an instance bound to its transaction (uow.legacy).
         original = getattr(type(self.legacy), name)
         left = {"after": after, "times": 1}
 
@@ -170,7 +181,11 @@ def add_directory_users(app: App, user_ids: tuple[str, ...] = USERS) -> None:
 
 
 @pytest.fixture(params=["local", "openedx"])
-def world(request: pytest.FixtureRequest, app: App, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, app: App, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """The local tables (the application as bootstrapped), or an application bootstrapped on the same
+    database with the Open edX backend, a fake Open edX server."""
     add_directory_users(app)
     if request.param == "local":
         seed_local(app)
@@ -178,9 +193,14 @@ def world(request: pytest.FixtureRequest, app: App, monkeypatch: pytest.MonkeyPa
         return
     base_url, fake = request.getfixturevalue("openedx")
     fake.seed(REMOTE_COURSE, enrolled=MODES, tracks=["audit", "verified"], teamsets=teamsets(REMOTE_COURSE))
-    client = OpenEdxLegacyGroups(base_url, TOKEN)
-    yield World(app, client, REMOTE_COURSE, monkeypatch, fake)
-    client.close()
+    remote = bootstrap(
+        settings.model_copy(
+            update={"legacy_backend": "openedx", "openedx_url": base_url, "openedx_token": TOKEN}
+        )
+    )
+    assert isinstance(remote.legacy, OpenEdxLegacyGroups)
+    yield World(remote, remote.legacy, REMOTE_COURSE, monkeypatch, fake)
+    remote.close()
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -280,6 +300,11 @@ def legacy_state(world: World, kind: str, legacy_id: str) -> tuple[str | None, s
     return legacy_name(world, kind, legacy_id), legacy_members(world, kind, legacy_id), tracks
 
 
+def status(world: World) -> dict[str, Any]:
+    """The sync status as the API and the CLI show it."""
+    return sync_status_json(sync_status(world.app.uow_factory))
+
+
 def sync_failed(call: Callable[[], object]) -> SyncFailed:
     with pytest.raises(SyncFailed) as caught:
         call()
@@ -289,7 +314,7 @@ def sync_failed(call: Callable[[], object]) -> SyncFailed:
 
 
 def only_failure(world: World) -> dict[str, Any]:
-    failures: list[dict[str, Any]] = world.sync.status()["failures"]
+    failures: list[dict[str, Any]] = status(world)["failures"]
     assert len(failures) == 1, failures
     return failures[0]
 
@@ -406,7 +431,7 @@ def test_status_does_not_count_legacy_members_outside_the_directory(world: World
     world.legacy.add_to_cohort(world.course, legacy_id, ["u1", "stranger"])
     create(world, "g", "cohort", legacy_id=legacy_id)
     world.sync.refresh_group("g")
-    assert world.sync.status()["differing"] == []
+    assert status(world)["differing"] == []
 
 
 def test_a_linked_group_has_no_exclude_list_and_no_other_criteria(world: World) -> None:
@@ -424,7 +449,7 @@ def test_a_linked_group_has_no_exclude_list_and_no_other_criteria(world: World) 
     assert world.cohort_names() == []
 
 
-# --- GET: pull -----------------------------------------------------------------------------------------
+# --- reads: GET, preview, explain; import -----------------------------------------------------------------------------------------
 
 
 def change_behind(world: World, kind: str, legacy_id: str) -> None:
@@ -454,28 +479,125 @@ def moved(kind: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_get_pulls_the_legacy_membership(world: World, kind: str) -> None:
+def test_get_reads_the_stored_membership_and_writes_nothing(world: World, kind: str) -> None:
     legacy_id, before = setup_group(world, kind)
-    version = stored(world, "g")[1]
+    kept = stored(world, "g")
+    change_behind(world, kind, legacy_id)
+    view = world.sync.get_group("g")
+    assert stored(world, "g") == kept, "a read never writes: no pull, no history row"
+    assert (view.group.member_count, view.group.version) == (len(before), kept[1])
+    world.fail(READ_STEP[kind])
+    assert world.sync.get_group("g").group.group_id == "g", "a read does not call the legacy system"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_preview_shows_what_a_refresh_would_pull_and_writes_nothing(world: World, kind: str) -> None:
+    legacy_id, before = setup_group(world, kind)
+    kept = stored(world, "g")
     change_behind(world, kind, legacy_id)
     joiner, leaver = moved(kind)
-    view = world.sync.get_group("g")
+    preview = world.sync.preview("g")
+    assert (preview.joined, preview.left, preview.joined_ids, preview.left_ids) == (
+        1,
+        1,
+        (joiner,),
+        (leaver,),
+    )
+    assert stored(world, "g") == kept
+    same = world.sync.preview("g", criteria=link_of_group(world, "g").criteria())
+    assert (same.joined, same.left) == (1, 1), "the group's own criteria are the stored ones"
+    with pytest.raises(LegacyError) as refused:
+        world.sync.preview("g", criteria={"type": "staff_status", "operator": "is_staff", "config": {}})
+    assert refused.value.code == "invalid-group"
+    _, result = world.sync.refresh_group("g")
+    assert (result.joined, result.left) == (1, 1)
     assert members(world, "g") == (before - {leaver}) | {joiner}
-    assert view.group.member_count == len(before)
-    assert view.group.version == version, "a pull is no change of the definition"
-    [joined] = list(history(world, "g", joiner))
-    assert joined.change == "joined"
-    assert [c.change for c in history(world, "g", leaver)] == ["joined", "left"]
+    nothing = world.sync.preview("g")
+    assert (nothing.joined, nothing.left) == (0, 0)
+
+
+def test_preview_of_a_linked_group_failing_at_the_legacy_read_logs_nothing(world: World) -> None:
+    setup_group(world, "cohort")
+    world.fail("cohort_members")
+    error = sync_failed(lambda: world.sync.preview("g"))
+    assert error.legacy_code == "legacy-unavailable"
+    assert status(world)["failures"] == [], "a read is no failed operation"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_explain_says_whether_the_legacy_group_has_the_user(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    change_behind(world, kind, legacy_id)
+    joiner, leaver = moved(kind)
+    joining = world.sync.explain("g", joiner)
+    assert (joining["member"], joining["would_be_member"], joining["reason"]) == (
+        False,
+        True,
+        "legacy-member",
+    )
+    assert joining["criteria"]["holds"] is True
+    assert joining["criteria"]["type"] == f"legacy_{kind}"
+    leaving = world.sync.explain("g", leaver)
+    assert (leaving["member"], leaving["would_be_member"], leaving["reason"]) == (
+        True,
+        False,
+        "not-in-legacy-group",
+    )
+    unknown = world.sync.explain("g", "nobody")
+    assert (unknown["would_be_member"], unknown["reason"]) == (False, "unknown-user")
 
 
 @pytest.mark.parametrize("kind", ["cohort"])
-def test_get_pull_history_carries_a_legacy_reason(world: World, kind: str) -> None:
+def test_refresh_history_carries_a_legacy_reason(world: World, kind: str) -> None:
     legacy_id, _ = setup_group(world, kind)
     change_behind(world, kind, legacy_id)
-    world.sync.get_group("g")
+    world.sync.refresh_group("g")
     joiner, leaver = moved(kind)
     reasons = [c.reason for c in history(world, "g", joiner)] + [history(world, "g", leaver)[-1].reason]
     assert all(reason.startswith("legacy-") for reason in reasons), reasons
+
+
+@pytest.mark.parametrize("kind", ["cohort", "team"])
+def test_import_adds_and_removes_on_the_legacy_side(world: World, kind: str) -> None:
+    legacy_id, _ = setup_group(world, kind)
+    version = stored(world, "g")[1]
+    view, result = world.sync.import_members(
+        "g", "user_id,action\nu3,include\nu1,exclude\n", expected_version=version
+    )
+    assert result is not None
+    assert (result.joined, result.left) == (1, 1)
+    assert legacy_members(world, kind, legacy_id) == {"u2", "u3"} == members(world, "g")
+    assert (view.include, view.exclude) == (frozenset(), frozenset()), "a linked group has no overrides"
+    assert [c.reason for c in history(world, "g", "u3")] == ["legacy-import"]
+
+
+def test_an_import_with_a_bad_row_changes_neither_side(world: World) -> None:
+    legacy_id, before = setup_group(world, "cohort")
+    kept = stored(world, "g")
+    with pytest.raises(InvalidMembersFile) as caught:
+        world.sync.import_members("g", "user_id\nu3\nnobody\nu3\n")
+    assert caught.value.rows == [(3, "unknown user nobody"), (4, "user u3 is already on line 2")]
+    assert legacy_members(world, "cohort", legacy_id) == before
+    assert stored(world, "g") == kept
+    with pytest.raises(VersionConflict):
+        world.sync.import_members("g", "user_id\nu3\n", expected_version=kept[1] + 1)
+    assert legacy_members(world, "cohort", legacy_id) == before
+
+
+def test_an_import_failing_on_the_legacy_side_is_undone_and_logged(world: World) -> None:
+    legacy_id, before = setup_group(world, "team")
+    kept = stored(world, "g")
+    world.fail("remove_from_team")
+    error = sync_failed(lambda: world.sync.import_members("g", "user_id,action\nu3,include\nu1,exclude\n"))
+    assert_clean_failure(world, "g", "import", error)
+    assert legacy_members(world, "team", legacy_id) == before
+    assert stored(world, "g") == kept
+
+
+def link_of_group(world: World, group_id: str) -> LegacyLink:
+    link = link_of(world.sync.get_group(group_id).group.criteria)
+    assert link is not None
+    return link
 
 
 # --- PUT / PATCH ---------------------------------------------------------------------------------------
@@ -604,7 +726,7 @@ def test_detach_deletes_only_the_user_group(world: World, kind: str) -> None:
     assert legacy_members(world, kind, legacy_id) == before, "the legacy group stays with its members"
     if kind == "cohort":
         assert world.legacy.get_cohort(world.course, legacy_id).name == "G"
-    assert world.sync.status()["links"] == 0
+    assert status(world)["links"] == 0
 
 
 @pytest.mark.parametrize("kind", ["cohort", "track"])
@@ -635,20 +757,20 @@ def test_deleting_under_a_stale_version_changes_nothing(world: World) -> None:
 def test_adding_to_cohort_b_moves_the_learner_out_of_the_group_linked_to_cohort_a(world: World) -> None:
     cohort_a = create(world, "a", "cohort", ("u1", "u2"))
     cohort_b = create(world, "b", "cohort", ("u3",))
-    result = world.sync.add_members("b", ["u1"])
+    result = world.sync.change_legacy_members("b", add=["u1"])
     assert (result.joined, result.member_count) == (1, 2)
     assert world.legacy.cohort_members(world.course, cohort_a) == {"u2"}
     assert world.legacy.cohort_members(world.course, cohort_b) == {"u1", "u3"}
     assert members(world, "a") == {"u2"}
     assert members(world, "b") == {"u1", "u3"}
     assert [c.change for c in history(world, "a", "u1")] == ["joined", "left"]
-    assert world.sync.status()["differing"] == []
+    assert status(world)["differing"] == []
 
 
 def test_the_leave_of_a_cohort_move_has_the_reason_legacy_move(world: World) -> None:
     create(world, "a", "cohort", ("u1", "u2"))
     create(world, "b", "cohort", ("u3",))
-    world.sync.add_members("b", ["u1"])
+    world.sync.change_legacy_members("b", add=["u1"])
     last = history(world, "a", "u1")[-1]
     assert (last.change, last.reason) == ("left", "legacy-move")
 
@@ -656,11 +778,11 @@ def test_the_leave_of_a_cohort_move_has_the_reason_legacy_move(world: World) -> 
 def test_a_track_change_moves_the_learner_out_of_the_group_of_the_previous_track(world: World) -> None:
     create(world, "audit", "track", legacy_id="audit")
     create(world, "verified", "track")
-    world.sync.add_members("verified", ["u1", "u2"])
+    world.sync.change_legacy_members("verified", add=["u1", "u2"])
     assert members(world, "verified") == {"u1", "u2", "u4", "u5"}
     assert members(world, "audit") == {"u3", "u6"}
     assert [c.change for c in history(world, "audit", "u2")] == ["joined", "left"]
-    assert world.sync.status()["differing"] == []
+    assert status(world)["differing"] == []
 
 
 # --- refresh and status --------------------------------------------------------------------------------
@@ -671,7 +793,7 @@ def test_refresh_group_pulls_and_reports_what_changed(world: World, kind: str) -
     legacy_id, before = setup_group(world, kind)
     change_behind(world, kind, legacy_id)
     joiner, leaver = moved(kind)
-    differing = world.sync.status()["differing"]
+    differing = status(world)["differing"]
     assert [
         (d["group_id"], d["only_in_user_group"], d["only_in_legacy_group"], d["differences"])
         for d in differing
@@ -681,8 +803,8 @@ def test_refresh_group_pulls_and_reports_what_changed(world: World, kind: str) -
     assert (result.joined, result.left, result.member_count) == (1, 1, len(before))
     assert group.member_count == len(before)
     assert members(world, "g") == (before - {leaver}) | {joiner}
-    status = world.sync.status()
-    assert (status["links"], status["differing"], status["failures"]) == (1, [], [])
+    after = status(world)
+    assert (after["links"], after["differing"], after["failures"]) == (1, [], [])
 
 
 def test_refresh_all_pulls_every_linked_group(world: World) -> None:
@@ -693,7 +815,7 @@ def test_refresh_all_pulls_every_linked_group(world: World) -> None:
     world.legacy.add_to_cohort(world.course, cohort, ["u5"])
     world.legacy.remove_from_team(team, ["u4"])
     world.legacy.set_track(world.course, ["u6"], "verified")
-    assert {d["group_id"] for d in world.sync.status()["differing"]} == {"c", "t", "v"}
+    assert {d["group_id"] for d in status(world)["differing"]} == {"c", "t", "v"}
     results = world.sync.refresh_all()
     assert set(results) == {"c", "t", "v", "plain"}
     assert (results["c"].joined, results["c"].left) == (1, 0)
@@ -703,14 +825,14 @@ def test_refresh_all_pulls_every_linked_group(world: World) -> None:
     assert members(world, "c") == {"u1", "u2", "u5"}
     assert members(world, "t") == {"u3"}
     assert members(world, "v") == {"u4", "u5", "u6"}
-    assert world.sync.status()["differing"] == []
-    assert world.sync.status()["links"] == 3
+    assert status(world)["differing"] == []
+    assert status(world)["links"] == 3
 
 
 def test_status_lists_a_legacy_group_that_is_gone(world: World) -> None:
     team = create(world, "t", "team", ("u1",))
     world.legacy.delete_team(team)
-    [differing] = world.sync.status()["differing"]
+    [differing] = status(world)["differing"]
     assert differing["group_id"] == "t"
     assert "team-not-found" in differing["error"]
 
@@ -827,7 +949,7 @@ def test_add_members_failing_changes_nothing(world: World, kind: str) -> None:
     other = create(world, "other", "cohort", ("u3",)) if kind == "cohort" else None
     before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
     world.fail(ADD_STEP[kind])
-    error = sync_failed(lambda: world.sync.add_members("g", ["u3", "u6"]))
+    error = sync_failed(lambda: world.sync.change_legacy_members("g", add=["u3", "u6"]))
     assert stored(world, "g") == before
     assert legacy_state(world, kind, legacy_id) == legacy_before
     if other is not None:
@@ -840,7 +962,7 @@ def test_remove_members_failing_changes_nothing(world: World, kind: str) -> None
     legacy_id, _ = setup_group(world, kind)
     before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
     world.fail(REMOVE_STEP[kind])
-    error = sync_failed(lambda: world.sync.remove_members("g", ["u1"]))
+    error = sync_failed(lambda: world.sync.change_legacy_members("g", remove=["u1"]))
     assert stored(world, "g") == before
     assert legacy_state(world, kind, legacy_id) == legacy_before
     assert_clean_failure(world, "g", "members", error)
@@ -852,7 +974,7 @@ def test_a_team_add_failing_midway_is_undone(world: World) -> None:
     legacy_id, _ = setup_group(world, "team")
     before = stored(world, "g")
     world.fail("add_to_team", after=1 if world.remote else 0)
-    error = sync_failed(lambda: world.sync.add_members("g", ["u3", "u4"]))
+    error = sync_failed(lambda: world.sync.change_legacy_members("g", add=["u3", "u4"]))
     assert stored(world, "g") == before
     assert world.legacy.team_members(legacy_id) == {"u1", "u2"}, "u3, added before the failure, was taken out"
     assert_clean_failure(world, "g", "members", error)
@@ -863,7 +985,7 @@ def test_a_remove_failing_midway_is_undone(world: World, kind: str) -> None:
     legacy_id, _ = setup_group(world, kind)
     before, legacy_before = stored(world, "g"), legacy_state(world, kind, legacy_id)
     world.fail(REMOVE_STEP[kind], after=1 if world.remote else 0)
-    error = sync_failed(lambda: world.sync.remove_members("g", ["u1", "u2"]))
+    error = sync_failed(lambda: world.sync.change_legacy_members("g", remove=["u1", "u2"]))
     assert stored(world, "g") == before
     assert legacy_state(world, kind, legacy_id) == legacy_before, "u1, removed before the failure, is back"
     assert_clean_failure(world, "g", "members", error)
@@ -893,9 +1015,9 @@ def test_refresh_failing_at_the_legacy_read_changes_nothing(world: World, kind: 
     world.fail(READ_STEP[kind])
     assert "g" not in world.sync.refresh_all()
     assert stored(world, "g") == before
-    assert [f["operation"] for f in world.sync.status()["failures"]] == ["refresh", "refresh"]
+    assert [f["operation"] for f in status(world)["failures"]] == ["refresh", "refresh"]
     world.fail(READ_STEP[kind])
-    assert sync_failed(lambda: world.sync.get_group("g")).legacy_code == "legacy-unavailable"
+    assert sync_failed(lambda: world.sync.preview("g")).legacy_code == "legacy-unavailable"
     assert stored(world, "g") == before
 
 
@@ -978,7 +1100,7 @@ def test_a_failed_commit_of_a_cohort_move_puts_the_learner_back(
     before_a, before_b = stored(world, "a"), stored(world, "b")
     fail_next_commit(monkeypatch)
     with pytest.raises(RuntimeError):
-        world.sync.add_members("b", ["u1", "u2"])
+        world.sync.change_legacy_members("b", add=["u1", "u2"])
     assert world.legacy.cohort_members(world.course, cohort_a) == {"u1"}, "u1 moved back to cohort A"
     assert world.legacy.cohort_members(world.course, cohort_b) == {"u3"}
     assert (stored(world, "a"), stored(world, "b")) == (before_a, before_b)
@@ -991,7 +1113,7 @@ def test_a_failed_commit_of_a_track_change_puts_the_learner_back(
     setup_group(world, "track")
     fail_next_commit(monkeypatch)
     with pytest.raises(RuntimeError):
-        world.sync.add_members("g", ["u1"])
+        world.sync.change_legacy_members("g", add=["u1"])
     assert world.legacy.track_members(world.course, "verified") == {"u4", "u5"}
     assert "u1" in world.legacy.track_members(world.course, "audit")
     assert members(world, "g") == {"u4", "u5"}
@@ -1020,7 +1142,7 @@ def test_a_failed_commit_after_the_team_deletion_is_reported(
 
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
-    world.app.sync = world.sync  # the API on this world's legacy backend
+    world.app.groups = world.sync  # the API with this world's delete policy
     with TestClient(create_app(world.app)) as client:
         yield client
 
@@ -1043,8 +1165,19 @@ def test_api_creates_a_linked_group_and_reports_the_sync_status(world: World, cl
     world.legacy.add_to_cohort(world.course, cohort_id, ["u3"])
     [differing] = ok(client.get("/v1/sync/status"))["differing"]
     assert (differing["group_id"], differing["only_in_legacy_group"]) == ("g", ["u3"])
-    assert ok(client.get("/v1/groups/g"))["member_count"] == 3, "a GET pulls"
+    assert ok(client.get("/v1/groups/g"))["member_count"] == 2, "a GET does not pull"
+    assert ok(client.post("/v1/groups/g/preview"))["joined_ids"] == ["u3"]
+    explained = ok(client.get("/v1/groups/g/explain/u3"))
+    assert (explained["member"], explained["reason"]) == (False, "legacy-member")
+    assert ok(client.post("/v1/groups/g/refresh"))["member_count"] == 3
     assert ok(client.get("/v1/sync/status"))["differing"] == []
+    imported = client.post(
+        "/v1/groups/g/members/import",
+        content="user_id,action\nu4,include\n",
+        headers={"content-type": "text/csv"},
+    )
+    assert ok(imported)["refresh"]["member_count"] == 4
+    assert world.legacy.cohort_members(world.course, cohort_id) == {"u1", "u2", "u3", "u4"}
 
 
 def test_api_changes_legacy_members(world: World, client: TestClient) -> None:
@@ -1077,7 +1210,7 @@ def test_api_delete_under_restrict_is_409_and_a_legacy_failure_502(world: World,
         "legacy-unavailable",
     )
     world.fail("cohort_members")
-    pulled = client.get("/v1/groups/g")
+    pulled = client.post("/v1/groups/g/refresh")
     assert error_code(pulled, 502) == "legacy-sync-failed"
 
 

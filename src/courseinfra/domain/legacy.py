@@ -278,7 +278,7 @@ def check_track(course_id: str, mode: str, tracks: Iterable[Track]) -> None:
 #
 # A user group whose criteria is one legacy criterion mirrors that legacy group: the legacy group's id is
 # kept in the criterion's config, every operation on the user group is carried out on the legacy group
-# first (services/legacy_sync.py), and a refresh pulls the legacy membership. The criterion cannot be
+# first (services/groups/linked.py), and a refresh pulls the legacy membership. The criterion cannot be
 # evaluated from the platform's own data, so it is never combined with others (``standalone``).
 
 

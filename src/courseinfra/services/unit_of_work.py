@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from courseinfra.services.failed_events.ports import FailedEventStore
     from courseinfra.services.groups.ports import GroupFacts, Memberships, UserGroupStore
     from courseinfra.services.reports.ports import ReportReader, ReportRuns
-    from courseinfra.services.sync.ports import SyncLog
+    from courseinfra.services.sync.ports import LegacyGroups, SyncLog
     from courseinfra.services.users.ports import UserDirectory
 
 
@@ -76,6 +76,8 @@ class UnitOfWork(abc.ABC):
     memberships: Memberships
     group_facts: GroupFacts
     sync_log: SyncLog
+    #: The legacy groups, in this unit of work's transaction when they live in its database.
+    legacy: LegacyGroups
 
     def __init__(self, on_publish: Callable[[], None] | None = None) -> None:
         self._recorded: list[Event] = []

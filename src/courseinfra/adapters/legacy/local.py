@@ -58,7 +58,6 @@ from courseinfra.domain.legacy import (
     plan_cohort_add,
 )
 from courseinfra.services.sync.ports import LegacyGroups
-from courseinfra.services.unit_of_work import UnitOfWork
 
 cohorts, cohort_members = legacy_cohorts, legacy_cohort_members
 teams, team_members, teamsets = legacy_teams, legacy_team_members, legacy_teamsets
@@ -133,12 +132,12 @@ class LocalLegacyGroups(LegacyGroups):
         self.engine = engine
         self.connection = connection
 
-    def within(self, uow: UnitOfWork) -> LegacyGroups | None:
-        """These tables live in the unit of work's database: operations join its transaction, so that
-        the user group and its legacy group commit or roll back together (and SQLite, one writer at a
-        time, is not asked for a second write lock by another connection)."""
-        connection = getattr(uow, "connection", None)
-        return None if connection is None else LocalLegacyGroups(self.engine, connection)
+    @property
+    def joins_transaction(self) -> bool:
+        """Bound to a unit of work's connection (``uow.legacy``), operations join its transaction, so
+        that the user group and its legacy group commit or roll back together (and SQLite, one writer at
+        a time, is not asked for a second write lock by another connection)."""
+        return self.connection is not None
 
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:

@@ -7,6 +7,7 @@ from typing import Any, Generic, Self, TypeVar, overload
 
 import sqlalchemy as sa
 
+from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.sql.audit import SqlAuditLog
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.enrolments import (
@@ -26,6 +27,7 @@ from courseinfra.adapters.sql.store import (
 from courseinfra.adapters.sql.sync_log import SqlSyncLog
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
+from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.services.unit_of_work import Contention, UnitOfWork
 
 #: PostgreSQL's codes for a transaction that lost to another: serialization failure, deadlock, a lock
@@ -48,6 +50,10 @@ def is_contention(error: BaseException) -> bool:
 
 
 T = TypeVar("T")
+
+#: The legacy groups a unit of work hands out, given its connection: the local tables bound to it (the
+#: default), or a remote system's client, the same for every unit of work.
+LegacyBinding = Callable[[sa.Connection], LegacyGroups]
 
 
 class Store(Generic[T]):
@@ -107,6 +113,7 @@ class SqlUnitOfWork(UnitOfWork):
         lambda uow: SqlMemberships(uow.connection, uow.registry, uow.compiler, uow.group_facts)
     )
     sync_log = Store(lambda uow: SqlSyncLog(uow.connection))
+    legacy = Store(lambda uow: uow.legacy_binding(uow.connection))
 
     def __init__(
         self,
@@ -116,10 +123,14 @@ class SqlUnitOfWork(UnitOfWork):
         *,
         read_only: bool = False,
         on_publish: Callable[[], None] | None = None,
+        legacy: LegacyBinding | None = None,
     ) -> None:
         super().__init__(on_publish)
         self.read_only = read_only
         self.engine = engine
+        self.legacy_binding: LegacyBinding = legacy or (
+            lambda connection: LocalLegacyGroups(engine, connection)
+        )
         self.registry = registry or CriteriaRegistry()
         self.compiler = compiler or CriteriaCompiler()
 

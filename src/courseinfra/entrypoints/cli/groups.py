@@ -90,7 +90,7 @@ def groups_create(
         exclude=exclude or (),
     )
     with application() as app:
-        view, result = app.sync.create_group(group, definition)
+        view, result = app.groups.create_group(group, definition)
     emit(_changed_json(view, result))
 
 
@@ -98,7 +98,7 @@ def groups_create(
 def groups_get(group: GroupArg) -> None:
     """One group with its include and exclude lists, as JSON."""
     with application() as app:
-        emit(group_json(app.sync.get_group(group)))
+        emit(group_json(app.groups.get_group(group)))
 
 
 @app.command("list")
@@ -107,7 +107,7 @@ def groups_list(
 ) -> None:
     """Every group by id (without its include and exclude lists), as JSON lines."""
     with application() as app:
-        found = groups.list_groups(app.uow_factory, scope=scope)
+        found = app.groups.list_groups(scope=scope)
     emit_lines(group_summary_json(group) for group in found)
 
 
@@ -157,7 +157,7 @@ def groups_update(
     if not changes:
         raise Failure("nothing to change: give at least one option", exit_code=2)
     with application() as app:
-        view, result = app.sync.update_group(group, expected_version=if_version, **changes)
+        view, result = app.groups.update_group(group, expected_version=if_version, **changes)
     emit(_changed_json(view, result))
 
 
@@ -166,7 +166,7 @@ def groups_delete(group: GroupArg, if_version: IfVersionOption = None) -> None:
     """Delete a group, its overrides, members and history. A group linked to a team deletes
     the team; one linked to a cohort or a track follows COURSEINFRA_LEGACY_DELETE_POLICY."""
     with application() as app:
-        outcome = app.sync.delete_group(group, expected_version=if_version)
+        outcome = app.groups.delete_group(group, expected_version=if_version)
     emit({"group_id": group, "deleted": outcome != "archived", "outcome": outcome})
 
 
@@ -179,7 +179,7 @@ def groups_members(
     """Members by user id with when and why they joined, as JSON lines. When the page is full, standard
     error tells the ``--after`` of the next one."""
     with application() as app:
-        found = groups.group_members(group, app.uow_factory, after=after, limit=limit)
+        found = app.groups.members(group, after=after, limit=limit)
     emit_lines(member_json(member) for member in found)
     if len(found) == limit:
         err.print(f"more may follow: --after {found[-1].user_id}", highlight=False, markup=False)
@@ -194,7 +194,7 @@ def groups_history(
 ) -> None:
     """Joins and leaves in the order they happened, with time and reason, as JSON lines."""
     with application() as app:
-        found = groups.group_history(group, app.uow_factory, user_id=user, after_id=after, limit=limit)
+        found = app.groups.history(group, user_id=user, after_id=after, limit=limit)
     emit_lines(membership_change_json(change) for change in found)
     if len(found) == limit:
         err.print(f"more may follow: --after {found[-1].id}", highlight=False)
@@ -210,7 +210,7 @@ def groups_preview(
     nothing."""
     tree = groups.UNSET if criteria is None else read_json_file(criteria)
     with application() as app:
-        result = groups.preview_group(group, app.uow_factory, app.registry, criteria=tree, sample=sample)
+        result = app.groups.preview(group, criteria=tree, sample=sample)
     emit(preview_json(result))
 
 
@@ -219,7 +219,7 @@ def groups_explain(group: GroupArg, user: UserArg) -> None:
     """Why USER is or is not a member: stored membership, the decision now and every criterion's
     outcome."""
     with application() as app:
-        emit(groups.explain_membership(group, user, app.uow_factory, app.registry))
+        emit(app.groups.explain(group, user))
 
 
 @app.command("refresh")
@@ -248,10 +248,10 @@ def groups_refresh(
         return
     with application() as app:
         if group is not None:
-            refreshed, result = app.sync.refresh_group(group)
+            refreshed, result = app.groups.refresh_group(group)
             emit({"group_id": refreshed.group_id, **refresh_json(result)})
             return
-        results = app.sync.refresh_all()
+        results = app.groups.refresh_all()
     emit(refresh_all_json(results))
 
 
@@ -271,7 +271,7 @@ def _refresh_on_schedule(every: float) -> None:
             while not stop.is_set():
                 started = datetime.now(UTC)
                 try:
-                    results = app.sync.refresh_all(trigger=groups.SCHEDULE)
+                    results = app.groups.refresh_all(trigger=groups.SCHEDULE)
                 except Exception as error:
                     err.print(
                         f"refresh round at {started.isoformat()} failed: {type(error).__name__}: {error}",
@@ -300,7 +300,7 @@ def groups_import_members(
     text = read_text(path)
     with application() as app:
         try:
-            view, result = groups.import_members(group, text, app.uow_factory(), expected_version=if_version)
+            view, result = app.groups.import_members(group, text, expected_version=if_version)
         except groups.InvalidMembersFile as error:
             for line, reason in error.rows:
                 err.print(f"line {line}: {reason}", highlight=False, soft_wrap=True, markup=False)
@@ -322,7 +322,7 @@ def groups_add_members(
     """Add users to a group linked to a legacy group: to the legacy group first (a cohort moves them out
     of their previous cohort, and out of the group linked to it)."""
     with application() as app:
-        result = app.sync.add_members(group, users_)
+        result = app.groups.change_legacy_members(group, add=users_)
     emit({"group_id": group, **refresh_json(result)})
 
 
@@ -332,5 +332,5 @@ def groups_remove_members(
 ) -> None:
     """Remove users from a group linked to a cohort or a team: from the legacy group first."""
     with application() as app:
-        result = app.sync.remove_members(group, users_)
+        result = app.groups.change_legacy_members(group, remove=users_)
     emit({"group_id": group, **refresh_json(result)})

@@ -1,4 +1,5 @@
-"""User groups: criteria, evaluation, refreshes, overrides and membership history."""
+"""User groups: criteria, evaluation, refreshes, overrides and membership history; linked to legacy
+groups or not. Entry points use :class:`UserGroups`, the one door for both."""
 
 from courseinfra.services.groups.handlers import (
     GROUP_TRIGGERS,
@@ -10,6 +11,7 @@ from courseinfra.services.groups.handlers import (
     GroupNotFound,
     GroupView,
     InvalidMembersFile,
+    MembersFile,
     create_group,
     create_group_in,
     delete_group,
@@ -17,11 +19,14 @@ from courseinfra.services.groups.handlers import (
     facts_changed_by,
     group_refresh_handler,
     import_members,
+    read_members_file,
+    record_refresh,
     refresh_all,
     refresh_group,
     refresh_on_event,
     update_group,
 )
+from courseinfra.services.groups.linked import DeletePolicy, DeleteRestricted, LinkedGroups, SyncFailed
 from courseinfra.services.groups.queries import (
     explain_membership,
     get_group,
@@ -30,17 +35,24 @@ from courseinfra.services.groups.queries import (
     list_groups,
     preview_group,
 )
+from courseinfra.services.groups.service import UserGroups
 
 __all__ = [
     "GROUP_TRIGGERS",
     "ON_DEMAND",
     "SCHEDULE",
     "UNSET",
+    "DeletePolicy",
+    "DeleteRestricted",
     "GroupDefinition",
     "GroupExists",
     "GroupNotFound",
     "GroupView",
     "InvalidMembersFile",
+    "LinkedGroups",
+    "MembersFile",
+    "SyncFailed",
+    "UserGroups",
     "create_group",
     "create_group_in",
     "delete_group",
@@ -54,6 +66,8 @@ __all__ = [
     "import_members",
     "list_groups",
     "preview_group",
+    "read_members_file",
+    "record_refresh",
     "refresh_all",
     "refresh_group",
     "refresh_on_event",

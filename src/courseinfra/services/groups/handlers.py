@@ -120,18 +120,21 @@ def _refresh(
         group, rule, evaluation_context(group, now), reason=trigger, only_users=only_users
     )
     refreshed = replace(group, member_count=result.member_count, last_refreshed_at=now)
-    uow.groups.record_refresh(group.group_id, result.member_count, now)
+    record_refresh(uow, group.group_id, result, trigger, now)
+    return refreshed, result
+
+
+def record_refresh(
+    uow: UnitOfWork, group_id: str, result: RefreshResult, trigger: str, now: datetime
+) -> None:
+    """Keep a refresh's member count and time, and record the change event if anyone joined or left."""
+    uow.groups.record_refresh(group_id, result.member_count, now)
     if result.joined or result.left:
         uow.record(
             GroupMembershipChanged(
-                group_id=group.group_id,
-                joined=result.joined,
-                left=result.left,
-                trigger=trigger,
-                occurred_at=now,
+                group_id=group_id, joined=result.joined, left=result.left, trigger=trigger, occurred_at=now
             )
         )
-    return refreshed, result
 
 
 def create_group(
@@ -289,19 +292,38 @@ def refresh_all(
     return results
 
 
-def import_members(
-    group_id: str,
-    text: str,
-    uow: UnitOfWork,
-    *,
-    expected_version: int | None = None,
-    now: datetime | None = None,
-) -> tuple[GroupView, RefreshResult | None]:
-    """Add the users of a CSV file (a ``user_id`` column; an optional ``action`` column, ``include`` by
-    default or ``exclude``) to the group's overrides. Every row is checked first (a known user, no
-    duplicate, a valid action); with any bad row nothing is applied and :class:`InvalidMembersFile`
-    lists them all with their line numbers."""
-    now = now or _now()
+@dataclass(frozen=True, slots=True)
+class MembersFile:
+    """The rows of a members file that parsed (line, user id, ``include`` or ``exclude``), and the bad
+    ones (line, reason)."""
+
+    rows: tuple[tuple[int, str, str], ...]
+    bad: tuple[tuple[int, str], ...]
+
+    @property
+    def included(self) -> set[str]:
+        return {user for _, user, action in self.rows if action == "include"}
+
+    @property
+    def excluded(self) -> set[str]:
+        return {user for _, user, action in self.rows if action == "exclude"}
+
+    def check_known(self, uow: UnitOfWork) -> None:
+        """:class:`InvalidMembersFile` listing every bad row, an unknown user among them, if any."""
+        known = uow.users.get_many([user_id for _, user_id, _ in self.rows])
+        bad = [
+            *self.bad,
+            *((line, f"unknown user {user}") for line, user, _ in self.rows if user not in known),
+        ]
+        if bad:
+            bad.sort()
+            raise InvalidMembersFile(f"{len(bad)} bad rows; nothing was imported", bad)
+
+
+def read_members_file(text: str) -> MembersFile:
+    """The rows of a CSV members file: a ``user_id`` column and an optional ``action`` column
+    (``include`` by default, or ``exclude``); an empty id, a bad action or a repeated user is a bad row.
+    :class:`InvalidMembersFile` at once without a ``user_id`` column."""
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or "user_id" not in [name.strip() for name in reader.fieldnames]:
         raise InvalidMembersFile("line 1: the header must have a user_id column", [(1, "no user_id column")])
@@ -323,21 +345,29 @@ def import_members(
             continue
         seen[user_id] = line
         rows.append((line, user_id, action))
+    return MembersFile(tuple(rows), tuple(bad))
+
+
+def import_members(
+    group_id: str,
+    text: str,
+    uow: UnitOfWork,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> tuple[GroupView, RefreshResult | None]:
+    """Add the users of a members file (:func:`read_members_file`) to the group's include or exclude
+    list and refresh. Every row is checked first (a known user among them); with any bad row nothing is
+    applied and :class:`InvalidMembersFile` lists them all with their line numbers."""
+    now = now or _now()
+    members_file = read_members_file(text)
     with uow:
         group = _locked(uow, group_id)
         group.check_version(expected_version)
-        known = uow.users.get_many([user_id for _, user_id, _ in rows])
-        bad += [(line, f"unknown user {user_id}") for line, user_id, _ in rows if user_id not in known]
-        if bad:
-            bad.sort()
-            raise InvalidMembersFile(f"{len(bad)} bad rows; nothing was imported", bad)
+        members_file.check_known(uow)
         include, exclude = uow.groups.overrides(group_id)
-        new_include = (set(include) | {u for _, u, a in rows if a == "include"}) - {
-            u for _, u, a in rows if a == "exclude"
-        }
-        new_exclude = (set(exclude) - {u for _, u, a in rows if a == "include"}) | {
-            u for _, u, a in rows if a == "exclude"
-        }
+        new_include = (set(include) | members_file.included) - members_file.excluded
+        new_exclude = (set(exclude) - members_file.included) | members_file.excluded
         uow.groups.set_overrides(group_id, sorted(new_include), sorted(new_exclude))
         updated = group.changed(now)
         uow.groups.save(updated)

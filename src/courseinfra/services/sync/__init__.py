@@ -1,17 +1,7 @@
-"""Legacy sync: user groups linked to cohorts, teams and enrollment tracks, kept in step with them."""
+"""Legacy sync: the legacy groups (cohorts, teams, enrollment tracks) user groups link to, what each
+kind does, the sync log and the sync status. The linked groups' operations are user groups' own
+(:mod:`courseinfra.services.groups`)."""
 
-from courseinfra.services.sync.handlers import (
-    DeletePolicy,
-    DeleteRestricted,
-    LegacySync,
-    SyncFailed,
-    failure_json,
-)
+from courseinfra.services.sync.queries import LinkDifference, SyncStatus, sync_status
 
-__all__ = [
-    "DeletePolicy",
-    "DeleteRestricted",
-    "LegacySync",
-    "SyncFailed",
-    "failure_json",
-]
+__all__ = ["LinkDifference", "SyncStatus", "sync_status"]

@@ -1,6 +1,6 @@
 """What each kind of legacy group (cohort, team, enrollment track) does when its linked user group is
 created, renamed, given or relieved of members, or deleted: one class per kind, so that an operation of
-:class:`~courseinfra.services.sync.handlers.LegacySync` asks the link's kind instead of branching.
+:class:`~courseinfra.services.groups.linked.LinkedGroups` asks the link's kind instead of branching.
 
 Every step that changes the legacy side pushes its undo (a description and an action) on the
 operation's stack; a step that cannot be undone pushes an action that raises, so that the failure log

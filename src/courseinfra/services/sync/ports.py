@@ -6,12 +6,8 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from courseinfra.domain.legacy import AssignmentType, Cohort, CohortAddResult, Team, Teamset, Track
-
-if TYPE_CHECKING:
-    from courseinfra.services.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +46,15 @@ class LegacyGroups(abc.ABC):
     ``details`` naming the users already done, so that the caller can compensate.
     """
 
-    def within(self, uow: UnitOfWork) -> LegacyGroups | None:
-        """The same legacy groups with their operations inside ``uow``'s transaction, when they live in
-        its database (then a failure rolls both sides back, and no undo is needed); None for a remote
-        system, whose operations the caller must undo itself."""
-        return None
+    @property
+    def joins_transaction(self) -> bool:
+        """Whether the operations run inside the unit of work that handed these legacy groups out (the
+        local tables, in its database): a rollback then undoes both sides and no undo is needed. A
+        remote system's operations are not undone by a rollback: the caller undoes them itself."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 - a no-op unless the backend holds connections
+        """Release connections (a remote client's)."""
 
     # --- cohorts ---
 

@@ -131,7 +131,7 @@ def criteria_types(app: AppDep) -> list[dict[str, Any]]:
 def create_user_group(app: AppDep, body: GroupIn, response: Response) -> dict[str, Any]:
     """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
     or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
-    view, result = app.sync.create_group(body.group_id, body.definition())
+    view, result = app.groups.create_group(body.group_id, body.definition())
     response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
     return _changed(view, result, response)
 
@@ -144,7 +144,7 @@ def list_user_groups(
     ] = None,
 ) -> list[dict[str, Any]]:
     """Every group by id, without its include and exclude lists."""
-    return [group_summary_json(group) for group in groups.list_groups(app.uow_factory, scope=scope)]
+    return [group_summary_json(group) for group in app.groups.list_groups(scope=scope)]
 
 
 @router.get(
@@ -153,8 +153,9 @@ def list_user_groups(
     responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND},
 )
 def get_user_group(app: AppDep, group_id: str, response: Response) -> dict[str, Any]:
-    """One group with its include and exclude lists; the ETag header is what If-Match takes."""
-    view = app.sync.get_group(group_id)
+    """One group with its include and exclude lists; the ETag header is what If-Match takes. A read
+    writes nothing: a linked group's membership is as of its last refresh."""
+    view = app.groups.get_group(group_id)
     response.headers["ETag"] = view.group.etag
     return group_json(view)
 
@@ -170,7 +171,7 @@ def replace_user_group(
     """Replace a group's definition (a missing optional field takes its default); the membership is
     refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
     definition = body.definition()
-    view, result = app.sync.update_group(
+    view, result = app.groups.update_group(
         group_id,
         expected_version=expected_version(if_match, group_id),
         name=definition.name,
@@ -195,7 +196,7 @@ def patch_user_group(
 ) -> dict[str, Any]:
     """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
     too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
-    view, result = app.sync.update_group(
+    view, result = app.groups.update_group(
         group_id, expected_version=expected_version(if_match, group_id), **body.changes()
     )
     return _changed(view, result, response)
@@ -212,7 +213,7 @@ def delete_user_group(app: AppDep, group_id: str, if_match: IfMatch = None) -> R
     the team first; one linked to a cohort or a track follows the delete policy (409
     ``delete-restricted`` under restrict). The ``Courseinfra-Delete-Outcome`` header says what was done:
     ``deleted``, ``detached`` (the legacy group stays) or ``archived`` (both stay, the group disabled)."""
-    outcome = app.sync.delete_group(group_id, expected_version=expected_version(if_match, group_id))
+    outcome = app.groups.delete_group(group_id, expected_version=expected_version(if_match, group_id))
     return Response(status_code=204, headers={"Courseinfra-Delete-Outcome": outcome})
 
 
@@ -228,7 +229,7 @@ def list_group_members(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Members by user id, each with when and why it joined."""
-    found = groups.group_members(group_id, app.uow_factory, after=after, limit=limit)
+    found = app.groups.members(group_id, after=after, limit=limit)
     return {
         "members": [member_json(member) for member in found],
         "next_after": found[-1].user_id if len(found) == limit else None,
@@ -248,7 +249,7 @@ def list_group_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Joins and leaves in the order they happened, with their time and reason."""
-    found = groups.group_history(group_id, app.uow_factory, user_id=user_id, after_id=after, limit=limit)
+    found = app.groups.history(group_id, user_id=user_id, after_id=after, limit=limit)
     return {
         "history": [membership_change_json(change) for change in found],
         "next_after": found[-1].id if len(found) == limit else None,
@@ -267,17 +268,18 @@ def preview_user_group(
     sample: Annotated[int, Query(ge=0, le=1000, description="How many ids of each kind to list.")] = 100,
 ) -> dict[str, Any]:
     """Who a refresh would add and remove, with the stored criteria or those of the body; writes
-    nothing."""
+    nothing. For a group linked to a legacy group: what a refresh would pull from it."""
     criteria = body.criteria if body is not None and "criteria" in body.model_fields_set else groups.UNSET
-    result = groups.preview_group(group_id, app.uow_factory, app.registry, criteria=criteria, sample=sample)
+    result = app.groups.preview(group_id, criteria=criteria, sample=sample)
     return preview_json(result)
 
 
 @router.get("/v1/groups/{group_id}/explain/{user_id}", responses={**INVALID, **NOT_FOUND})
 def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[str, Any]:
     """Why a user is or is not a member: the stored membership, what an evaluation now decides and its
-    reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome."""
-    return groups.explain_membership(group_id, user_id, app.uow_factory, app.registry)
+    reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome. For
+    a linked group: whether its legacy group has the user (legacy-member, not-in-legacy-group)."""
+    return app.groups.explain(group_id, user_id)
 
 
 @router.post(
@@ -287,7 +289,7 @@ def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[s
 )
 def refresh_all_groups(app: AppDep) -> dict[str, Any]:
     """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
-    results = app.sync.refresh_all()
+    results = app.groups.refresh_all()
     return refresh_all_json(results)
 
 
@@ -299,7 +301,7 @@ def refresh_all_groups(app: AppDep) -> dict[str, Any]:
 def refresh_user_group(app: AppDep, group_id: str) -> dict[str, Any]:
     """Re-evaluate a group now and apply the difference (even a disabled one); 409 ``group-frozen`` for
     a frozen group. The version, and so the ETag, does not change."""
-    group, result = app.sync.refresh_group(group_id)
+    group, result = app.groups.refresh_group(group_id)
     return {"group_id": group.group_id, **refresh_json(result)}
 
 
@@ -343,7 +345,8 @@ def import_group_members(
 ) -> Any:
     """Add the users of a CSV file to the include (or exclude) list and refresh the membership, all or
     nothing: with any bad row (unknown user, duplicate, bad action), 422 ``invalid-members-file`` lists
-    every one in ``details`` (``{line, reason}``) and nothing changes."""
+    every one in ``details`` (``{line, reason}``) and nothing changes. A group linked to a legacy group
+    has no overrides: its include rows are added to the legacy group, its exclude rows removed."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in TEXT_MEDIA_TYPES:
         raise StarletteHTTPException(415, f"the body is CSV text (text/csv), not {media_type}")
@@ -352,8 +355,8 @@ def import_group_members(
     except UnicodeDecodeError as error:
         raise InvalidBody(f"the body is not UTF-8: {error}") from None
     try:
-        view, result = groups.import_members(
-            group_id, text, app.uow_factory(), expected_version=expected_version(if_match, group_id)
+        view, result = app.groups.import_members(
+            group_id, text, expected_version=expected_version(if_match, group_id)
         )
     except groups.InvalidMembersFile as error:
         return error_json(

@@ -15,7 +15,8 @@ from courseinfra.entrypoints.api.deps import (
 )
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 from courseinfra.entrypoints.schemas.groups import refresh_json
-from courseinfra.entrypoints.schemas.sync import LegacyMembersIn
+from courseinfra.entrypoints.schemas.sync import LegacyMembersIn, sync_status_json
+from courseinfra.services import sync
 
 router = APIRouter(tags=["sync"])
 
@@ -31,13 +32,11 @@ router = APIRouter(tags=["sync"])
 def change_legacy_members(app: AppDep, group_id: str, body: LegacyMembersIn) -> dict[str, Any]:
     """Change the members of a group linked to a legacy group: the legacy group first, then the user
     group mirrors it; on a legacy failure nothing changes on either side (``legacy-sync-failed``)."""
-    result = app.sync.add_members(group_id, body.add) if body.add else None
-    if body.remove:
-        result = app.sync.remove_members(group_id, body.remove)
-    return {"group_id": group_id, **(refresh_json(result) if result else {})}
+    result = app.groups.change_legacy_members(group_id, add=body.add, remove=body.remove)
+    return {"group_id": group_id, **refresh_json(result)}
 
 
 @router.get("/v1/sync/status")
 def sync_status(app: AppDep) -> dict[str, Any]:
     """Every link whose user group and legacy group differ, and the sync failures with the legacy error."""
-    return app.sync.status()
+    return sync_status_json(sync.sync_status(app.uow_factory))

@@ -1,0 +1,381 @@
+"""User groups linked to legacy groups (cohorts, teams, enrollment tracks): User Group -> Legacy Group.
+
+A linked group's criteria is one legacy criterion whose config holds the legacy group's id. Every
+operation on it is carried out on the legacy group and on the user group together, or on neither:
+
+1. the user group's changes are made in an open transaction (nothing committed);
+2. the legacy operations run, each pushing its undo on a stack;
+3. the transaction commits.
+
+A legacy failure rolls the transaction back and undoes the legacy operations already done (in reverse);
+a failed commit undoes them too. Legacy groups in the unit of work's own database join its transaction
+instead (``LegacyGroups.joins_transaction``): a rollback undoes both sides and the stack stays empty.
+What cannot be undone (a cohort cannot be deleted, a deleted team cannot be restored) is either ordered
+last (team deletion) or recorded as a sync failure for the operator. Every failure is kept in the sync
+log with the legacy error, and the caller gets a clear error.
+
+Reads (a preview, an explanation) read the legacy group and write nothing, not even the log.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.criteria import CriteriaRegistry, EvaluationContext, MembershipRule, criteria_json
+from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.domain.groups import GroupFrozen, UserGroup
+from courseinfra.domain.legacy import LegacyError, LegacyKind, LegacyLink, link_of
+from courseinfra.services.groups.handlers import (
+    UNSET,
+    GroupDefinition,
+    GroupExists,
+    GroupNotFound,
+    MembersFile,
+    create_group_in,
+    record_refresh,
+)
+from courseinfra.services.groups.ports import RefreshResult
+from courseinfra.services.sync.kinds import RULES, UndoStack
+from courseinfra.services.sync.ports import LegacyGroups, SyncFailure
+from courseinfra.services.unit_of_work import UnitOfWork
+
+
+class DeletePolicy(enum.StrEnum):
+    """What deleting a user group linked to a legacy group that cannot be deleted does."""
+
+    RESTRICT = "restrict"  # refuse
+    DETACH = "detach"  # delete the user group, keep the legacy group and its members
+    ARCHIVE = "archive"  # keep both; the user group is disabled
+
+
+class DeleteRestricted(DomainError):
+    code = "delete-restricted"
+    kind = ErrorKind.CONFLICT
+
+
+class SyncFailed(DomainError):
+    """A legacy operation failed; both sides are as they were (or the log says what could not be
+    undone). ``legacy_code`` is the legacy error's code."""
+
+    code = "legacy-sync-failed"
+    kind = ErrorKind.UPSTREAM
+
+    def __init__(self, message: str, *, legacy_code: str, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.legacy_code = legacy_code
+        self.details = list(details)
+
+
+def no_exclude_list() -> LegacyError:
+    return LegacyError(
+        "a linked group has no exclude list: remove users from the legacy group", code="invalid-group"
+    )
+
+
+@dataclass
+class LinkedGroups:
+    """The operations on linked groups, each given the group's link (read by the caller)."""
+
+    uow_factory: Callable[[], UnitOfWork]
+    registry: CriteriaRegistry
+    delete_policy: DeletePolicy = DeletePolicy.RESTRICT
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def create(self, group_id: str, definition: GroupDefinition, link: LegacyLink) -> RefreshResult:
+        """A legacy criterion creates the legacy group (or links the one whose id it gives), adds the
+        include list to it, and the user group mirrors it."""
+        if definition.exclude:
+            raise no_exclude_list()
+        now = self.clock()
+        with self._operation(group_id, "create") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
+            if uow.groups.get(group_id) is not None:
+                raise GroupExists(f"a group with id {group_id} exists")
+            link = RULES[link.kind].create_or_check(legacy, link, definition.name, undo)
+            self._add_members(legacy, link, list(definition.include), undo, uow, now)
+            view, _ = create_group_in(
+                uow,
+                group_id,
+                replace(definition, criteria=link.criteria(), include=(), exclude=(), frozen=False),
+                self.registry,
+                now=now,
+                refresh=False,
+            )
+            result = self._pull(legacy, uow, view.group, link, now, "created")
+            uow.commit()
+        return result
+
+    def update(
+        self, group_id: str, link: LegacyLink, *, expected_version: int | None, changes: Mapping[str, Any]
+    ) -> RefreshResult | None:
+        """The legacy group is updated first (its name; users added to or removed from it by an
+        ``include`` change), then the user group mirrors it. ``changes`` leave criteria and scope alone."""
+        if changes.get("exclude"):
+            raise no_exclude_list()
+        now = self.clock()
+        new_members = changes.get("include", UNSET)
+        with self._operation(group_id, "update") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            group.check_version(expected_version)
+            if "name" in changes and changes["name"].strip() != group.name:
+                RULES[link.kind].rename(legacy, link, changes["name"].strip(), group.name, undo)
+            if new_members is not UNSET:
+                members = RULES[link.kind].members(legacy, link)
+                wanted = set(new_members)
+                self._add_members(legacy, link, sorted(wanted - members), undo, uow, now)
+                self._remove_members(legacy, link, sorted(members - wanted), undo)
+            kept = ("name", "description", "enabled", "frozen")
+            updated = group.changed(now, **{k: v for k, v in changes.items() if k in kept})
+            uow.groups.save(updated)
+            result = (
+                None if updated.frozen else self._pull(legacy, uow, updated, link, now, "definition-changed")
+            )
+            uow.commit()
+        return result
+
+    def delete(self, group_id: str, link: LegacyLink, *, expected_version: int | None) -> str:
+        """A team is deleted, then the user group. A cohort or a track cannot be deleted: the delete
+        policy decides (restrict, detach or archive). Returns what was done."""
+        now = self.clock()
+        deletable = RULES[link.kind].deletable
+        if not deletable and self.delete_policy is DeletePolicy.RESTRICT:
+            raise DeleteRestricted(
+                f"group {group_id} is linked to {link.kind.value} {link.legacy_id} of course {link.course_id}, "
+                "which cannot be deleted; the delete policy is restrict (detach or archive allow it)"
+            )
+        with self._operation(group_id, "delete") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            group.check_version(expected_version)
+            if not deletable and self.delete_policy is DeletePolicy.ARCHIVE:
+                uow.groups.save(group.changed(now, enabled=False, frozen=True))
+                uow.commit()
+                return "archived"
+            uow.groups.delete(group_id)
+            if deletable:
+                # Last: a deleted team cannot be restored, so nothing may fail after it but the commit.
+                RULES[link.kind].delete(legacy, link, undo)
+            uow.commit()
+        return "deleted" if deletable else "detached"
+
+    def refresh(self, group_id: str, link: LegacyLink, trigger: str) -> tuple[UserGroup, RefreshResult]:
+        """Pull the legacy group's membership."""
+        now = self.clock()
+        with self._operation(group_id, "refresh") as stack, self.uow_factory() as uow:
+            legacy, _undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            if group.frozen:
+                raise GroupFrozen(f"group {group_id} is frozen: its membership is not refreshed")
+            result = self._pull(legacy, uow, group, link, now, trigger)
+            uow.commit()
+        return replace(group, member_count=result.member_count, last_refreshed_at=now), result
+
+    def change_members(
+        self,
+        group_id: str,
+        link: LegacyLink,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        operation: str = "members",
+        expected_version: int | None = None,
+        members_file: MembersFile | None = None,
+    ) -> RefreshResult:
+        """Add users to the legacy group and remove others, then pull. A learner moved out of another
+        cohort or track leaves the user group linked to it. With a ``members_file``, its rows are what
+        is added (include) and removed (exclude), every one checked first."""
+        now = self.clock()
+        with self._operation(group_id, operation) as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            group.check_version(expected_version)
+            if members_file is not None:
+                members_file.check_known(uow)
+                add, remove = sorted(members_file.included), sorted(members_file.excluded)
+            self._add_members(legacy, link, list(add), undo, uow, now)
+            self._remove_members(legacy, link, list(remove), undo)
+            trigger = "import" if members_file is not None else "members-changed"
+            result = self._pull(legacy, uow, group, link, now, trigger)
+            uow.commit()
+        return result
+
+    def preview(self, group_id: str, link: LegacyLink, *, sample: int = 100) -> RefreshResult:
+        """Who a pull would add and remove; writes nothing (the preview's temporary table aside)."""
+        with self._reading(group_id, "preview"), self.uow_factory() as uow:
+            group = self._locked(uow, group_id, for_update=False)
+            rule, context = self._pull_rule(uow.legacy, group, link, self.clock(), "pull")
+            return uow.memberships.preview(group, rule, context, sample=sample)
+
+    def explain(self, group_id: str, user_id: str, link: LegacyLink) -> dict[str, Any]:
+        """Whether a user is a member, and whether a pull would keep them: in the legacy group and
+        known to the directory (reasons ``legacy-member``, ``not-in-legacy-group``, ``unknown-user``)."""
+        with self._reading(group_id, "explain"), self.uow_factory().reading() as uow:
+            group = self._locked(uow, group_id, for_update=False)
+            member = uow.memberships.is_member(group_id, user_id)
+            known = bool(uow.users.get_many([user_id]))
+            in_legacy = user_id in RULES[link.kind].members(uow.legacy, link)
+        reason = "unknown-user" if not known else "legacy-member" if in_legacy else "not-in-legacy-group"
+        assert group.criteria is not None, "a linked group's criteria is its link"
+        return {
+            "group_id": group_id,
+            "user_id": user_id,
+            "member": member,
+            "would_be_member": known and in_legacy,
+            "reason": reason,
+            "frozen": group.frozen,
+            "criteria": {**criteria_json(group.criteria), "holds": in_legacy},
+        }
+
+    # --- steps -----------------------------------------------------------------------------------------
+
+    def _locked(self, uow: UnitOfWork, group_id: str, *, for_update: bool = True) -> UserGroup:
+        group = uow.groups.get(group_id, for_update=for_update)
+        if group is None:
+            raise GroupNotFound(f"no user group {group_id}")
+        return group
+
+    def _bind(self, uow: UnitOfWork, undo: UndoStack) -> tuple[LegacyGroups, UndoStack]:
+        """The unit of work's legacy groups and the undo stack their steps push on: none when they join
+        its transaction (a rollback then undoes both sides)."""
+        legacy = uow.legacy
+        return legacy, ([] if legacy.joins_transaction else undo)
+
+    @contextmanager
+    def _operation(self, group_id: str, operation: str) -> Iterator[UndoStack]:
+        """Run an operation with an undo stack: on any failure the legacy steps done are undone in
+        reverse, the failure is logged, and a legacy error becomes :class:`SyncFailed`."""
+        undo: UndoStack = []
+        try:
+            yield undo
+        except BaseException as error:
+            not_undone = self._undo(undo)
+            if isinstance(error, LegacyError):
+                self._log(group_id, operation, error.code, str(error), not_undone)
+                raise SyncFailed(
+                    f"{operation} of group {group_id} failed on the legacy side ({error.code}: {error}); "
+                    + ("nothing was changed" if not not_undone else f"not undone: {'; '.join(not_undone)}"),
+                    legacy_code=error.code,
+                    details=error.details,
+                ) from error
+            if not isinstance(error, DomainError):
+                # An infrastructure failure (a commit refused, a connection lost) after legacy steps:
+                # the operator must know, even when everything was rolled back or undone. A caller's
+                # mistake (a version conflict, a name taken) is only the caller's error.
+                self._log(group_id, operation, type(error).__name__, str(error), not_undone)
+            raise
+
+    @contextmanager
+    def _reading(self, group_id: str, operation: str) -> Iterator[None]:
+        """A legacy error in a read becomes :class:`SyncFailed`; nothing was changed, nothing is logged."""
+        try:
+            yield
+        except LegacyError as error:
+            raise SyncFailed(
+                f"{operation} of group {group_id} failed on the legacy side ({error.code}: {error}); "
+                "nothing was changed",
+                legacy_code=error.code,
+                details=error.details,
+            ) from error
+
+    def _undo(self, undo: UndoStack) -> list[str]:
+        failed = []
+        for description, action in reversed(undo):
+            try:
+                action()
+            except Exception as error:
+                failed.append(f"{description} ({type(error).__name__}: {error})")
+        return failed
+
+    def _log(self, group_id: str, operation: str, code: str, message: str, not_undone: Sequence[str]) -> None:
+        failure = SyncFailure(
+            id=0,
+            at=self.clock(),
+            group_id=group_id,
+            operation=operation,
+            code=code,
+            message=message,
+            not_undone=tuple(not_undone),
+        )
+        try:
+            with self.uow_factory() as uow:
+                uow.sync_log.add(failure)
+                uow.commit()
+        except Exception:  # the database may be what failed: the caller still gets the first error
+            return
+
+    def _add_members(
+        self,
+        legacy: LegacyGroups,
+        link: LegacyLink,
+        user_ids: Sequence[str],
+        undo: UndoStack,
+        uow: UnitOfWork,
+        now: datetime,
+    ) -> None:
+        if not user_ids:
+            return
+        moved = RULES[link.kind].add(legacy, link, user_ids, undo)
+        if moved:
+            self._follow_moves(legacy, uow, link.kind, link.course_id, moved, now)
+
+    def _remove_members(
+        self, legacy: LegacyGroups, link: LegacyLink, user_ids: Sequence[str], undo: UndoStack
+    ) -> None:
+        if user_ids:
+            RULES[link.kind].remove(legacy, link, user_ids, undo)
+
+    def _follow_moves(
+        self,
+        legacy: LegacyGroups,
+        uow: UnitOfWork,
+        kind: LegacyKind,
+        course_id: str,
+        moved: Mapping[str, str],
+        now: datetime,
+    ) -> None:
+        """Users moved out of another cohort or track of the course (user to the legacy id they left)
+        leave the user groups linked to it."""
+        by_origin: dict[str, list[str]] = {}
+        for user, origin in moved.items():
+            by_origin.setdefault(origin, []).append(user)
+        for group in uow.groups.all():
+            link = link_of(group.criteria)
+            if link is None or link.kind is not kind or link.course_id != course_id:
+                continue
+            users = by_origin.get(link.legacy_id or "")
+            if users:
+                locked = uow.groups.get(group.group_id, for_update=True)
+                if locked is not None and not locked.frozen:
+                    self._pull(legacy, uow, locked, link, now, "legacy-move", only_users=users)
+
+    def _pull_rule(
+        self, legacy: LegacyGroups, group: UserGroup, link: LegacyLink, now: datetime, trigger: str
+    ) -> tuple[MembershipRule, EvaluationContext]:
+        """The rule that makes the membership the legacy group's, each change with a ``legacy-`` reason."""
+        members = frozenset(RULES[link.kind].members(legacy, link))
+        source = trigger if trigger.startswith("legacy-") else f"legacy-{trigger}"
+        return MembershipRule(None, include=members, source=source), EvaluationContext(
+            group.scope, now.astimezone(UTC)
+        )
+
+    def _pull(
+        self,
+        legacy: LegacyGroups,
+        uow: UnitOfWork,
+        group: UserGroup,
+        link: LegacyLink,
+        now: datetime,
+        trigger: str,
+        only_users: Sequence[str] | None = None,
+    ) -> RefreshResult:
+        """Make the user group's membership the legacy group's (only ``only_users`` if given)."""
+        rule, context = self._pull_rule(legacy, group, link, now, trigger)
+        result = uow.memberships.refresh(group, rule, context, reason=trigger, only_users=only_users)
+        record_refresh(uow, group.group_id, result, trigger, now.astimezone(UTC))
+        return result

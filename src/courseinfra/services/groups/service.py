@@ -1,0 +1,186 @@
+"""The one door of user groups, linked to a legacy group or not.
+
+Every verb of the user groups API and CLI is a method here. A group whose criteria is a legacy criterion
+(its link) goes to :class:`~courseinfra.services.groups.linked.LinkedGroups`, which carries the operation
+out on the legacy group too; any other goes to the plain handlers and queries. Reads never write: a
+linked group's membership is the legacy group's as of its last refresh (``last_refreshed_at``), and a
+preview shows what a refresh would pull.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.criteria import CriteriaRegistry, Scope
+from courseinfra.domain.groups import GroupFrozen, UserGroup
+from courseinfra.domain.legacy import LegacyError, LegacyLink, link_of
+from courseinfra.services.groups import handlers, queries
+from courseinfra.services.groups.handlers import (
+    ON_DEMAND,
+    UNSET,
+    GroupDefinition,
+    GroupNotFound,
+    GroupView,
+    read_members_file,
+)
+from courseinfra.services.groups.linked import DeletePolicy, LinkedGroups, SyncFailed
+from courseinfra.services.groups.ports import Member, MembershipChange, RefreshResult
+from courseinfra.services.unit_of_work import UnitOfWork
+
+
+@dataclass
+class UserGroups:
+    """The user group operations, with the settings they need."""
+
+    uow_factory: Callable[[], UnitOfWork]
+    registry: CriteriaRegistry
+    delete_policy: DeletePolicy = DeletePolicy.RESTRICT
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def linked(self) -> LinkedGroups:
+        return LinkedGroups(self.uow_factory, self.registry, self.delete_policy, self.clock)
+
+    # --- commands --------------------------------------------------------------------------------------
+
+    def create_group(self, group_id: str, definition: GroupDefinition) -> tuple[GroupView, RefreshResult]:
+        """Create a group and compute its membership (not for a frozen one); a legacy criterion creates
+        or links its legacy group and pushes the include list to it."""
+        link = None
+        if definition.criteria is not None:
+            link = link_of(self.registry.parse(definition.criteria, Scope.parse(definition.scope)))
+        if link is None:
+            return handlers.create_group(group_id, definition, self.uow_factory(), self.registry)
+        result = self.linked.create(group_id, definition, link)
+        return self.get_group(group_id), result
+
+    def update_group(
+        self, group_id: str, *, expected_version: int | None, **changes: Any
+    ) -> tuple[GroupView, RefreshResult | None]:
+        """A PUT or a PATCH: ``changes`` are the fields given. A linked group's name and include list go
+        to its legacy group; its criteria and scope cannot change (repeating them is no change)."""
+        current, link = self._read(group_id)
+        if link is None:
+            return handlers.update_group(
+                group_id, self.uow_factory(), self.registry, expected_version=expected_version, **changes
+            )
+        if "scope" in changes and Scope.parse(changes["scope"]) == current.scope:
+            del changes["scope"]
+        criteria = changes.get("criteria")
+        if criteria is not None and link_of(self.registry.parse(criteria, current.scope)) == link:
+            del changes["criteria"]
+        if "criteria" in changes or "scope" in changes:
+            raise LegacyError(
+                "a linked group's criteria and scope cannot change: delete it and link another legacy group",
+                code="invalid-group",
+            )
+        result = self.linked.update(group_id, link, expected_version=expected_version, changes=changes)
+        return self.get_group(group_id), result
+
+    def delete_group(self, group_id: str, *, expected_version: int | None) -> str:
+        """Delete a group; returns ``deleted``, ``detached`` (its legacy group stays) or ``archived``."""
+        _, link = self._read(group_id)
+        if link is None:
+            handlers.delete_group(group_id, self.uow_factory(), expected_version=expected_version)
+            return "deleted"
+        return self.linked.delete(group_id, link, expected_version=expected_version)
+
+    def import_members(
+        self, group_id: str, text: str, *, expected_version: int | None = None
+    ) -> tuple[GroupView, RefreshResult | None]:
+        """A members file's users join the include or the exclude list, all or nothing; for a linked
+        group, they are added to or removed from its legacy group."""
+        _, link = self._read(group_id)
+        if link is None:
+            return handlers.import_members(
+                group_id, text, self.uow_factory(), expected_version=expected_version
+            )
+        members_file = read_members_file(text)
+        result = self.linked.change_members(
+            group_id, link, operation="import", expected_version=expected_version, members_file=members_file
+        )
+        return self.get_group(group_id), result
+
+    def change_legacy_members(
+        self, group_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> RefreshResult:
+        """Add users to a linked group's legacy group and remove others; the user group mirrors it."""
+        _, link = self._read(group_id)
+        if link is None:
+            raise LegacyError(
+                f"group {group_id} is not linked to a legacy group: change its include list",
+                code="invalid-group",
+            )
+        return self.linked.change_members(group_id, link, add=add, remove=remove)
+
+    def refresh_group(self, group_id: str, trigger: str = ON_DEMAND) -> tuple[UserGroup, RefreshResult]:
+        """Re-evaluate a group now (a linked one pulls its legacy group's membership)."""
+        _, link = self._read(group_id)
+        if link is None:
+            return handlers.refresh_group(group_id, self.uow_factory(), trigger=trigger, now=self.clock())
+        return self.linked.refresh(group_id, link, trigger)
+
+    def refresh_all(self, trigger: str = ON_DEMAND) -> dict[str, RefreshResult]:
+        """Refresh every enabled, unfrozen group, one transaction each; the results by group id. A
+        group deleted or frozen meanwhile is left out, as one whose legacy side failed (in the log)."""
+        ids = [g.group_id for g in queries.list_groups(self.uow_factory) if g.enabled and not g.frozen]
+        results = {}
+        for group_id in ids:
+            try:
+                _, results[group_id] = self.refresh_group(group_id, trigger)
+            except (GroupNotFound, GroupFrozen, SyncFailed):
+                continue
+        return results
+
+    # --- queries ---------------------------------------------------------------------------------------
+
+    def get_group(self, group_id: str) -> GroupView:
+        return queries.get_group(group_id, self.uow_factory)
+
+    def list_groups(self, *, scope: str | None = None) -> list[UserGroup]:
+        return queries.list_groups(self.uow_factory, scope=scope)
+
+    def members(self, group_id: str, *, after: str = "", limit: int = 100) -> list[Member]:
+        return queries.group_members(group_id, self.uow_factory, after=after, limit=limit)
+
+    def history(
+        self, group_id: str, *, user_id: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[MembershipChange]:
+        return queries.group_history(
+            group_id, self.uow_factory, user_id=user_id, after_id=after_id, limit=limit
+        )
+
+    def preview(
+        self, group_id: str, *, criteria: Mapping[str, Any] | None = UNSET, sample: int = 100
+    ) -> RefreshResult:
+        """Who a refresh would add and remove, with the stored criteria or ``criteria``; writes nothing.
+        A linked group's preview is what a pull would change (other criteria are refused)."""
+        current, link = self._read(group_id)
+        if link is None:
+            return queries.preview_group(
+                group_id, self.uow_factory, self.registry, criteria=criteria, sample=sample, now=self.clock()
+            )
+        if criteria is not UNSET and (
+            criteria is None or link_of(self.registry.parse(criteria, current.scope)) != link
+        ):
+            raise LegacyError(
+                "a linked group's criteria cannot change: its preview is what a refresh would pull",
+                code="invalid-group",
+            )
+        return self.linked.preview(group_id, link, sample=sample)
+
+    def explain(self, group_id: str, user_id: str) -> dict[str, Any]:
+        """Why a user is, or is not, a member (for a linked group: whether the legacy group has them)."""
+        _, link = self._read(group_id)
+        if link is None:
+            return queries.explain_membership(
+                group_id, user_id, self.uow_factory, self.registry, now=self.clock()
+            )
+        return self.linked.explain(group_id, user_id, link)
+
+    def _read(self, group_id: str) -> tuple[UserGroup, LegacyLink | None]:
+        group = queries.get_group(group_id, self.uow_factory).group
+        return group, link_of(group.criteria)
