@@ -36,7 +36,7 @@ from courseinfra.domain.legacy import (
 )
 from courseinfra.domain.users import User
 from courseinfra.entrypoints.api import create_app
-from courseinfra.entrypoints.schemas.sync import sync_status_json
+from courseinfra.entrypoints.schemas.sync import SyncStatusOut
 from courseinfra.services import content, enrolments
 from courseinfra.services.groups import (
     DeletePolicy,
@@ -302,7 +302,7 @@ def legacy_state(world: World, kind: str, legacy_id: str) -> tuple[str | None, s
 
 def status(world: World) -> dict[str, Any]:
     """The sync status as the API and the CLI show it."""
-    return sync_status_json(sync_status(world.app.uow_factory))
+    return SyncStatusOut.of(sync_status(world.app.uow_factory)).model_dump(mode="json")
 
 
 def sync_failed(call: Callable[[], object]) -> SyncFailed:

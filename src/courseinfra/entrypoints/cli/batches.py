@@ -10,7 +10,7 @@ import typer
 
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.entrypoints.cli.common import BatchArg, application, as_date, emit, emit_lines
-from courseinfra.entrypoints.schemas.batches import batch_json
+from courseinfra.entrypoints.schemas.batches import BatchOut
 from courseinfra.services import enrolments
 
 app = typer.Typer(no_args_is_help=True, help="Course batches: create, list, read.")
@@ -62,7 +62,7 @@ def batches_create(
     )
     with application() as app:
         created = enrolments.create_batch(new, app.uow_factory())
-    emit(batch_json(created))
+    emit(BatchOut.of(created))
 
 
 @app.command("list")
@@ -74,11 +74,11 @@ def batches_list(
     """Batches in batch id order, as JSON lines."""
     with application() as app:
         found = enrolments.list_batches(app.uow_factory, course_id=course, after=after, limit=limit)
-    emit_lines(batch_json(b) for b in found)
+    emit_lines(BatchOut.of(b) for b in found)
 
 
 @app.command("get")
 def batches_get(batch: BatchArg) -> None:
     """One batch as JSON."""
     with application() as app:
-        emit(batch_json(enrolments.get_batch(batch, app.uow_factory)))
+        emit(BatchOut.of(enrolments.get_batch(batch, app.uow_factory)))

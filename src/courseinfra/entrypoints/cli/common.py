@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.job_requests import Outcome
+from courseinfra.entrypoints.schemas.events import IngestOut
 from courseinfra.services.events.ingest import IngestReport
 from courseinfra.settings import load_settings
 
@@ -48,14 +50,23 @@ def application() -> Iterator[App]:
         app.close()
 
 
+def _shape(value: object) -> Any:
+    """A response model as the API answers it, so that a command prints the same JSON."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def emit(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+    """One JSON document, indented, keys sorted; response models as the API answers them."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    sys.stdout.write(orjson.dumps(value, default=_shape, option=option).decode() + "\n")
 
 
 def emit_lines(values: Iterable[Any]) -> None:
     """One compact JSON document a line (for ``jq``, ``grep`` and paging)."""
     for value in values:
-        sys.stdout.write(orjson.dumps(value).decode() + "\n")
+        sys.stdout.write(orjson.dumps(value, default=_shape).decode() + "\n")
 
 
 def read_json_file(path: Path) -> Any:
@@ -126,9 +137,10 @@ def print_report(report: IngestReport, as_json: bool) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
+    shape = IngestOut.of(report)
     if as_json:
-        emit(report.as_json())
+        emit(shape)
     else:
-        counters_table(report.as_json()["jobs"], "this run")  # type: ignore[arg-type]
+        counters_table(shape.jobs, "this run")
     if report.counters.total("failed"):
         raise typer.Exit(1)

@@ -17,7 +17,7 @@ from courseinfra.entrypoints.cli.common import (
     emit_lines,
     err,
 )
-from courseinfra.entrypoints.schemas.enrolments import activity_json, enrolment_json
+from courseinfra.entrypoints.schemas.enrolments import ActivityOut, EnrolmentOut, EnrolOut, RecomputedOut
 from courseinfra.services import course_metrics, enrolments
 
 app = typer.Typer(no_args_is_help=True, help="Enrolments and their progress.")
@@ -37,14 +37,14 @@ def enrol_command(
     ``created``, false if it existed."""
     with application() as app:
         enrolment, created = enrolments.enrol(user, batch, app.uow_factory(), added_by=added_by, mode=mode)
-    emit({**enrolment_json(enrolment), "created": created})
+    emit(EnrolOut.of(enrolment, created=created))
 
 
 def unenrol_command(user: UserArg, batch: BatchArg) -> None:
     """Mark USER's enrolment in BATCH inactive (its progress is kept); print the enrolment."""
     with application() as app:
         enrolment = enrolments.unenrol(user, batch, app.uow_factory())
-    emit(enrolment_json(enrolment))
+    emit(EnrolmentOut.of(enrolment))
 
 
 @app.command("get")
@@ -52,7 +52,7 @@ def enrolments_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
     """One enrolment with its progress (the columns of ``user_enrolments``)."""
     with application() as app:
         enrolment = enrolments.get_enrolment(EnrolmentKey(user, course, batch), app.uow_factory)
-    emit(enrolment_json(enrolment))
+    emit(EnrolmentOut.of(enrolment))
 
 
 @app.command("recompute")
@@ -71,7 +71,7 @@ def enrolments_recompute(
         done = course_metrics.recompute_enrolments(
             app.views, app.uow_factory, course_id=course, batch_id=batch, user_id=user
         )
-    emit({"enrolments": done.enrolments, "audit_events": done.audit_events})
+    emit(RecomputedOut.of(done))
 
 
 @app.command("list")
@@ -94,7 +94,7 @@ def enrolments_list(
         else:
             assert user is not None
             found = enrolments.user_enrolments(user, app.uow_factory)[:limit]
-    emit_lines(enrolment_json(e) for e in found)
+    emit_lines(EnrolmentOut.of(e) for e in found)
 
 
 @activity_app.command("get")
@@ -103,7 +103,7 @@ def activity_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
     key = EnrolmentKey(user, course, batch)
     with application() as app:
         metrics = enrolments.activity(key, app.uow_factory)
-    emit(activity_json(metrics))
+    emit(ActivityOut.of(metrics))
 
 
 @audit_app.command("list")

@@ -33,7 +33,7 @@ from courseinfra.entrypoints.cli.common import (
     err,
     print_report,
 )
-from courseinfra.entrypoints.schemas.events import stream_entry_json
+from courseinfra.entrypoints.schemas.events import StreamEntryOut
 from courseinfra.entrypoints.workers import ingest_in_workers
 from courseinfra.services.events import job_counters
 from courseinfra.services.events.ingest import ingest as run_ingest
@@ -175,6 +175,6 @@ def events_read(
     payload). When the page is full, standard error tells the ``--after`` of the next one."""
     with application() as app:
         entries = read_stream(app.stream, event_type, after=after, limit=limit)
-    emit_lines(stream_entry_json(entry) for entry in entries)
+    emit_lines(StreamEntryOut.of(entry) for entry in entries)
     if len(entries) == limit:
         err.print(f"more may follow: --after {entries[-1].position}", highlight=False)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.entrypoints.cli.common import Failure, application
-from courseinfra.entrypoints.schemas.failed_events import failed_event_json
+from courseinfra.entrypoints.cli.common import Failure, application, emit_lines
+from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut
 from courseinfra.services import failed_events
 from courseinfra.services.events.ingest import replay_failed
 
@@ -41,8 +39,7 @@ def failed_list(
             after_id=after,
         )
     if as_json or not sys.stdout.isatty():
-        for event in events:
-            sys.stdout.write(orjson.dumps(failed_event_json(event)).decode() + "\n")
+        emit_lines(FailedEventOut.of(event) for event in events)
         return
     table = Table(title=f"{len(events)} kept event(s)")
     for column in ("id", "job", "outcome", "code", "source", "attempts", "reason"):
@@ -75,7 +72,6 @@ def failed_replay(
         else:
             events = failed_events.get_failed_events(ids or [], app.uow_factory)
         results = replay_failed(events, app.router, app.uow_factory)
-    for result in results:
-        sys.stdout.write(orjson.dumps(asdict(result)).decode() + "\n")
+    emit_lines(ReplayOut.of(result) for result in results)
     if any(not result.resolved for result in results):
         raise typer.Exit(1)

@@ -23,18 +23,18 @@ from courseinfra.entrypoints.cli.common import (
     read_text,
 )
 from courseinfra.entrypoints.schemas.groups import (
+    GroupChangedOut,
+    GroupOut,
+    GroupRefreshOut,
+    GroupSummaryOut,
+    MemberOut,
+    MembershipChangeOut,
+    MembersImportOut,
+    PreviewOut,
+    RefreshOut,
     criteria_types_json,
-    group_json,
-    group_summary_json,
-    member_json,
-    members_import_json,
-    membership_change_json,
-    preview_json,
-    refresh_all_json,
-    refresh_json,
 )
 from courseinfra.services import groups
-from courseinfra.services.groups.ports import RefreshResult
 
 app = typer.Typer(
     no_args_is_help=True, help="User groups: define them by criteria, refresh, preview and explain them."
@@ -52,10 +52,6 @@ IfVersionOption = Annotated[
         "--if-version", min=1, metavar="N", help="Refuse (version-conflict) unless the group is at version N."
     ),
 ]
-
-
-def _changed_json(view: groups.GroupView, result: RefreshResult | None) -> dict[str, Any]:
-    return {**group_json(view), "refresh": None if result is None else refresh_json(result)}
 
 
 @app.command("create")
@@ -91,14 +87,14 @@ def groups_create(
     )
     with application() as app:
         view, result = app.groups.create_group(group, definition)
-    emit(_changed_json(view, result))
+    emit(GroupChangedOut.of_change(view, result))
 
 
 @app.command("get")
 def groups_get(group: GroupArg) -> None:
     """One group with its include and exclude lists, as JSON."""
     with application() as app:
-        emit(group_json(app.groups.get_group(group)))
+        emit(GroupOut.of_view(app.groups.get_group(group)))
 
 
 @app.command("list")
@@ -108,7 +104,7 @@ def groups_list(
     """Every group by id (without its include and exclude lists), as JSON lines."""
     with application() as app:
         found = app.groups.list_groups(scope=scope)
-    emit_lines(group_summary_json(group) for group in found)
+    emit_lines(GroupSummaryOut.of(group) for group in found)
 
 
 @app.command("update")
@@ -158,7 +154,7 @@ def groups_update(
         raise Failure("nothing to change: give at least one option", exit_code=2)
     with application() as app:
         view, result = app.groups.update_group(group, expected_version=if_version, **changes)
-    emit(_changed_json(view, result))
+    emit(GroupChangedOut.of_change(view, result))
 
 
 @app.command("delete")
@@ -180,7 +176,7 @@ def groups_members(
     error tells the ``--after`` of the next one."""
     with application() as app:
         found = app.groups.members(group, after=after, limit=limit)
-    emit_lines(member_json(member) for member in found)
+    emit_lines(MemberOut.of(member) for member in found)
     if len(found) == limit:
         err.print(f"more may follow: --after {found[-1].user_id}", highlight=False, markup=False)
 
@@ -195,7 +191,7 @@ def groups_history(
     """Joins and leaves in the order they happened, with time and reason, as JSON lines."""
     with application() as app:
         found = app.groups.history(group, user_id=user, after_id=after, limit=limit)
-    emit_lines(membership_change_json(change) for change in found)
+    emit_lines(MembershipChangeOut.of(change) for change in found)
     if len(found) == limit:
         err.print(f"more may follow: --after {found[-1].id}", highlight=False)
 
@@ -211,7 +207,7 @@ def groups_preview(
     tree = groups.UNSET if criteria is None else read_json_file(criteria)
     with application() as app:
         result = app.groups.preview(group, criteria=tree, sample=sample)
-    emit(preview_json(result))
+    emit(PreviewOut.of_preview(result))
 
 
 @app.command("explain")
@@ -249,10 +245,10 @@ def groups_refresh(
     with application() as app:
         if group is not None:
             refreshed, result = app.groups.refresh_group(group)
-            emit({"group_id": refreshed.group_id, **refresh_json(result)})
+            emit(GroupRefreshOut.of(result, group_id=refreshed.group_id))
             return
         results = app.groups.refresh_all()
-    emit(refresh_all_json(results))
+    emit(RefreshOut.by_group(results))
 
 
 def _refresh_on_schedule(every: float) -> None:
@@ -280,7 +276,7 @@ def _refresh_on_schedule(every: float) -> None:
                         soft_wrap=True,
                     )
                 else:
-                    emit_lines([{"at": started.isoformat(), "groups": refresh_all_json(results)}])
+                    emit_lines([{"at": started.isoformat(), "groups": RefreshOut.by_group(results)}])
                     sys.stdout.flush()
                 stop.wait(every)
     finally:
@@ -305,7 +301,7 @@ def groups_import_members(
             for line, reason in error.rows:
                 err.print(f"line {line}: {reason}", highlight=False, soft_wrap=True, markup=False)
             raise Failure(f"{len(error.rows)} bad row(s) in {path}: nothing was imported") from None
-    emit(members_import_json(view, result))
+    emit(MembersImportOut.of(view, result))
 
 
 @app.command("criteria-types")
@@ -323,7 +319,7 @@ def groups_add_members(
     of their previous cohort, and out of the group linked to it)."""
     with application() as app:
         result = app.groups.change_legacy_members(group, add=users_)
-    emit({"group_id": group, **refresh_json(result)})
+    emit(GroupRefreshOut.of(result, group_id=group))
 
 
 @app.command("remove-members")
@@ -333,4 +329,4 @@ def groups_remove_members(
     """Remove users from a group linked to a cohort or a team: from the legacy group first."""
     with application() as app:
         result = app.groups.change_legacy_members(group, remove=users_)
-    emit({"group_id": group, **refresh_json(result)})
+    emit(GroupRefreshOut.of(result, group_id=group))

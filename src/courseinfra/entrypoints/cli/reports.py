@@ -18,7 +18,7 @@ from courseinfra.entrypoints.cli.common import (
     err,
     progress_bar,
 )
-from courseinfra.entrypoints.schemas.reports import report_run_json, report_selection_json
+from courseinfra.entrypoints.schemas.reports import ReportRunFilesOut, ReportRunOut, ReportSelectionOut
 from courseinfra.services.reports import generate_reports, get_run, list_runs, report_batches
 
 app = typer.Typer(no_args_is_help=True, help="Course progress reports, for TPD batches only.")
@@ -38,7 +38,7 @@ def reports_batches(as_of: AsOfOption = None) -> None:
     day = as_date(as_of) or datetime.now(UTC).date()
     with application() as app:
         selection = report_batches(day, app.uow_factory, app.report_options.accepted)
-    emit(report_selection_json(selection))
+    emit(ReportSelectionOut.of(selection))
 
 
 @app.command("generate")
@@ -78,7 +78,7 @@ def reports_generate(
                 )
             except Exception as error:
                 raise Failure(f"report run failed: {type(error).__name__}: {error}") from None
-    emit(report_run_json(run))
+    emit(ReportRunOut.of(run))
     folder = (out or app.settings.reports_path) / day.isoformat()
     err.print(
         f"{run.batches_done} batches, {run.rows_written:,} rows in {folder}; "
@@ -91,7 +91,7 @@ def reports_generate(
 def reports_runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
     """The latest report runs, newest first, as JSON lines."""
     with application() as app:
-        emit_lines(report_run_json(run) for run in list_runs(app.uow_factory, limit=limit))
+        emit_lines(ReportRunOut.of(run) for run in list_runs(app.uow_factory, limit=limit))
 
 
 @app.command("status")
@@ -99,4 +99,4 @@ def reports_status(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A 
     """One report run (JSON), with the files it published."""
     with application() as app:
         run = get_run(run_id, app.uow_factory)
-        emit({**report_run_json(run), "files": app.reports.files(run_id)})
+        emit(ReportRunFilesOut.of(run, files=app.reports.files(run_id)))

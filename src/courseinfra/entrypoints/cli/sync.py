@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from courseinfra.entrypoints.cli.common import application, emit
-from courseinfra.entrypoints.schemas.sync import sync_status_json
+from courseinfra.entrypoints.schemas.sync import SyncStatusOut
 from courseinfra.services import sync
 
 app = typer.Typer(no_args_is_help=True, help="User groups linked to legacy groups (cohorts, teams, tracks).")
@@ -17,6 +17,6 @@ def sync_status() -> None:
     when a link differs or a failure is recorded."""
     with application() as app:
         status = sync.sync_status(app.uow_factory)
-    emit(sync_status_json(status))
+    emit(SyncStatusOut.of(status))
     if not status.clean:
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ import typer
 
 from courseinfra.domain.users import InvalidTimestamp, RecordFormat, guess_format, parse_timestamp
 from courseinfra.entrypoints.cli.common import Failure, application, emit, emit_lines, err, read_text
-from courseinfra.entrypoints.schemas.users import import_report_json, user_json
+from courseinfra.entrypoints.schemas.users import ImportOut, LoginOut, UserOut
 from courseinfra.services import users
 
 app = typer.Typer(no_args_is_help=True, help="The user directory: import, read, logins, profiles.")
@@ -40,14 +40,14 @@ def users_import(
         for bad in report.errors:
             err.print(str(bad), highlight=False, soft_wrap=True, markup=False)
         raise Failure(f"{len(report.errors)} bad row(s) in {path}: nothing was imported")
-    emit(import_report_json(report))
+    emit(ImportOut.of(report))
 
 
 @app.command("get")
 def users_get(user: UserIdArg) -> None:
     """One user as JSON."""
     with application() as app:
-        emit(user_json(users.get_user(user, app.uow_factory)))
+        emit(UserOut.of(users.get_user(user, app.uow_factory)))
 
 
 @app.command("list")
@@ -61,7 +61,7 @@ def users_list(
     """Users in user id order, as JSON lines."""
     with application() as app:
         found = users.list_users(app.uow_factory, organisation=organisation, after=after, limit=limit)
-    emit_lines(user_json(u) for u in found)
+    emit_lines(UserOut.of(u) for u in found)
 
 
 @app.command("login")
@@ -79,7 +79,7 @@ def users_login(
         raise Failure(f"--at: {error}", exit_code=2) from None
     with application() as app:
         found, moved = users.record_login(user, app.uow_factory(), when)
-    emit({**user_json(found), "recorded": moved})
+    emit(LoginOut.of(found, recorded=moved))
 
 
 @app.command("set-profile")
@@ -107,4 +107,4 @@ def users_set_profile(
         raise Failure("give KEY=VALUE fields or --unset KEY", exit_code=2)
     with application() as app:
         updated = users.update_profile(user, changes, app.uow_factory())
-    emit(user_json(updated))
+    emit(UserOut.of(updated))

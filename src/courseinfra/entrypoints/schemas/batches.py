@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,25 +44,25 @@ class BatchOut(BaseModel):
     createdby: str | None
     createddate: Timestamp
 
+    @classmethod
+    def of(cls, batch: CourseBatch) -> Self:
+        """A row of ``course_batch``."""
+        return cls(
+            batchid=batch.batch_id,
+            courseid=batch.course_id,
+            name=batch.name,
+            description=batch.description,
+            startdate=iso(batch.start_date),
+            enddate=iso(batch.end_date),
+            enrollmentenddate=iso(batch.enrollment_end_date),
+            enrollmenttype=batch.enrollment_type,
+            status=batch.status,
+            createdfor=list(batch.created_for),
+            mentors=list(batch.mentors),
+            createdby=batch.created_by,
+            createddate=iso(batch.created_at),
+        )
+
 
 #: The enrolment types a batch can have (``course_batch.enrollmenttype``).
 ENROLMENT_TYPES = ("open", "invite-only")
-
-
-def batch_json(batch: CourseBatch) -> dict[str, Any]:
-    """A row of ``course_batch``."""
-    return {
-        "batchid": batch.batch_id,
-        "courseid": batch.course_id,
-        "name": batch.name,
-        "description": batch.description,
-        "startdate": iso(batch.start_date),
-        "enddate": iso(batch.end_date),
-        "enrollmentenddate": iso(batch.enrollment_end_date),
-        "enrollmenttype": batch.enrollment_type,
-        "status": batch.status,
-        "createdfor": list(batch.created_for),
-        "mentors": list(batch.mentors),
-        "createdby": batch.created_by,
-        "createddate": iso(batch.created_at),
-    }

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from courseinfra.domain.enrolments import Enrolment
 from courseinfra.domain.progress import UnitMetrics
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
+from courseinfra.services.course_metrics import Recomputed
 
 
 class EnrolIn(BaseModel):
@@ -41,6 +42,29 @@ class EnrolmentOut(BaseModel):
     certificates: list[dict[str, Any]]
     mode: str = Field(description="The enrolment's mode (track): audit, verified, ...")
 
+    @classmethod
+    def of(cls, enrolment: Enrolment, **extra: Any) -> Self:
+        state = enrolment.state
+        return cls(
+            userid=state.key.user_id,
+            courseid=state.key.course_id,
+            batchid=state.key.batch_id,
+            active=enrolment.active,
+            addedby=enrolment.added_by,
+            enrolleddate=iso(enrolment.enrolled_date),
+            datetime=iso(state.last_updated),
+            contentstatus=dict(state.content_status),
+            lastreadcontentid=state.last_read_content_id,
+            lastreadcontentstatus=state.last_read_content_status,
+            progress=state.progress,
+            completionpercentage=state.completion_percentage,
+            status=int(state.status),
+            completedon=iso(state.completed_on),
+            certificates=[dict(certificate) for certificate in enrolment.certificates],
+            mode=enrolment.mode,
+            **extra,
+        )
+
 
 class EnrolOut(EnrolmentOut):
     created: bool = Field(description="False if the user was enrolled already.")
@@ -53,10 +77,25 @@ class MetricsOut(BaseModel):
     leafNodesCount: int
     progress: int
 
+    @classmethod
+    def of(cls, metrics: UnitMetrics) -> Self:
+        return cls(**metrics.agg)
+
 
 class ActivityOut(BaseModel):
     course: MetricsOut | None = Field(description="Null until progress of the enrolment is aggregated.")
     units: dict[str, MetricsOut]
+
+    @classmethod
+    def of(cls, metrics: Sequence[UnitMetrics]) -> Self:
+        """The ``user_activity_agg`` rows of one enrolment: the course's (null before any progress was
+        aggregated) and each unit's, by unit id."""
+        course = next((m for m in metrics if m.activity_type == COURSE_ACTIVITY), None)
+        units = {m.activity_id: m for m in metrics if m.activity_type == UNIT_ACTIVITY}
+        return cls(
+            course=None if course is None else MetricsOut.of(course),
+            units={unit: MetricsOut.of(units[unit]) for unit in sorted(units)},
+        )
 
 
 class RecomputeIn(BaseModel):
@@ -81,39 +120,12 @@ class RecomputedOut(BaseModel):
     enrolments: int = Field(description="Enrolments whose progress and metrics were re-derived.")
     audit_events: int = Field(description="AUDIT events emitted that had not been emitted before.")
 
+    @classmethod
+    def of(cls, done: Recomputed) -> Self:
+        return cls(enrolments=done.enrolments, audit_events=done.audit_events)
+
 
 COURSE_ACTIVITY = "Course"
 
 
 UNIT_ACTIVITY = "CourseUnit"
-
-
-def enrolment_json(enrolment: Enrolment) -> dict[str, Any]:
-    """A row of ``user_enrolments``; ``datetime`` is when it was last updated."""
-    state = enrolment.state
-    return {
-        "userid": state.key.user_id,
-        "courseid": state.key.course_id,
-        "batchid": state.key.batch_id,
-        "active": enrolment.active,
-        "addedby": enrolment.added_by,
-        "enrolleddate": iso(enrolment.enrolled_date),
-        "datetime": iso(state.last_updated),
-        "contentstatus": dict(state.content_status),
-        "lastreadcontentid": state.last_read_content_id,
-        "lastreadcontentstatus": state.last_read_content_status,
-        "progress": state.progress,
-        "completionpercentage": state.completion_percentage,
-        "status": int(state.status),
-        "completedon": iso(state.completed_on),
-        "certificates": [dict(certificate) for certificate in enrolment.certificates],
-        "mode": enrolment.mode,
-    }
-
-
-def activity_json(metrics: Sequence[UnitMetrics]) -> dict[str, Any]:
-    """The ``user_activity_agg`` rows of one enrolment: the course's (``null`` before any progress was
-    aggregated) and each unit's, by unit id."""
-    course = next((m.agg for m in metrics if m.activity_type == COURSE_ACTIVITY), None)
-    units = {m.activity_id: m.agg for m in metrics if m.activity_type == UNIT_ACTIVITY}
-    return {"course": course, "units": dict(sorted(units.items()))}

@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, Field
 
+from courseinfra.services.events.ingest import IngestReport, Rejected
 from courseinfra.services.events.ports import StreamEntry
 
 
 class RejectedOut(BaseModel):
-    source: str
+    """An event not processed (kept, with its reason, for a replay)."""
+
+    source: str = Field(description="Where the event came from: the file and line, or api and the line.")
     job: str
-    outcome: str
+    outcome: str = Field(description="failed or skipped.")
     code: str
     reason: str
 
+    @classmethod
+    def of(cls, rejected: Rejected) -> Self:
+        return cls(
+            source=rejected.source,
+            job=rejected.job,
+            outcome=rejected.outcome.value,
+            code=rejected.code,
+            reason=rejected.reason,
+        )
+
 
 class IngestOut(BaseModel):
+    """What one ingest did: counters per job (this run only) and every event it did not process."""
+
     jobs: dict[str, dict[str, int]]
     rejected: list[RejectedOut]
+
+    @classmethod
+    def of(cls, report: IngestReport) -> Self:
+        return cls(
+            jobs={job: dict(counters.counts) for job, counters in sorted(report.counters.items())},
+            rejected=[RejectedOut.of(rejected) for rejected in report.rejected],
+        )
 
 
 class StreamEntryOut(BaseModel):
@@ -30,7 +52,7 @@ class StreamEntryOut(BaseModel):
     key: str = Field(description="The event's key (its partition key).")
     payload: dict[str, Any] = Field(description="The event's fields (see its contract).")
 
-
-def stream_entry_json(entry: StreamEntry) -> dict[str, Any]:
-    message = entry.message
-    return {"position": entry.position, "id": message.id, "key": message.key, "payload": message.payload}
+    @classmethod
+    def of(cls, entry: StreamEntry) -> Self:
+        message = entry.message
+        return cls(position=entry.position, id=message.id, key=message.key, payload=message.payload)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,6 +114,9 @@ class PreviewIn(BaseModel):
 
 
 class GroupSummaryOut(BaseModel):
+    """A group's definition and membership summary, without its include and exclude lists (what
+    ``groups list`` prints and ``GET /v1/groups`` returns)."""
+
     group_id: str
     name: str
     scope: str
@@ -127,70 +130,12 @@ class GroupSummaryOut(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
 
-
-class GroupOut(GroupSummaryOut):
-    include: list[str]
-    exclude: list[str]
-
-
-class RefreshOut(BaseModel):
-    joined: int
-    left: int
-    member_count: int = Field(description="After the refresh.")
+    @classmethod
+    def of(cls, group: UserGroup) -> Self:
+        return cls(**_summary(group))
 
 
-class GroupChangedOut(GroupOut):
-    refresh: RefreshOut | None = Field(
-        description="The membership refresh the change caused; null if none (a frozen group, or only "
-        "the name, description or enabled flag changed)."
-    )
-
-
-class GroupRefreshOut(RefreshOut):
-    group_id: str
-
-
-class PreviewOut(RefreshOut):
-    joined_ids: list[str] = Field(description="Up to ``sample`` of them, sorted.")
-    left_ids: list[str] = Field(description="Up to ``sample`` of them, sorted.")
-
-
-class MemberOut(BaseModel):
-    user_id: str
-    joined_at: Timestamp
-    reason: str = Field(description="criteria or included.")
-
-
-class MembersPageOut(BaseModel):
-    members: list[MemberOut]
-    next_after: str | None = Field(description="When the page is full: the ``after`` of the next page.")
-
-
-class MembershipChangeOut(BaseModel):
-    id: int
-    group_id: str
-    user_id: str
-    change: str = Field(description="joined or left.")
-    at: Timestamp
-    reason: str = Field(description="Of a join: criteria or included; of a leave: not-matched or excluded.")
-
-
-class HistoryPageOut(BaseModel):
-    history: list[MembershipChangeOut]
-    next_after: int | None = Field(description="When the page is full: the ``after`` of the next page.")
-
-
-class MembersImportOut(BaseModel):
-    group_id: str
-    version: int
-    include: int = Field(description="The size of the include list after the import.")
-    exclude: int = Field(description="The size of the exclude list after the import.")
-    refresh: RefreshOut | None = Field(description="Null for a frozen group.")
-
-
-def group_summary_json(group: UserGroup) -> dict[str, Any]:
-    """A group's definition and membership summary, without its include and exclude lists (what
-    ``groups list`` prints and ``GET /v1/groups`` returns)."""
+def _summary(group: UserGroup) -> dict[str, Any]:
     return {
         "group_id": group.group_id,
         "name": group.name,
@@ -207,63 +152,141 @@ def group_summary_json(group: UserGroup) -> dict[str, Any]:
     }
 
 
-def group_json(view: GroupView) -> dict[str, Any]:
+class GroupOut(GroupSummaryOut):
     """A group with its include and exclude lists (sorted); ``version`` is what ``If-Match`` (the ETag
     ``"<group_id>.<version>"``) and ``--if-version`` name."""
-    return {
-        **group_summary_json(view.group),
-        "include": sorted(view.include),
-        "exclude": sorted(view.exclude),
-    }
+
+    include: list[str]
+    exclude: list[str]
+
+    @classmethod
+    def of_view(cls, view: GroupView, **extra: Any) -> Self:
+        return cls(
+            **_summary(view.group), include=sorted(view.include), exclude=sorted(view.exclude), **extra
+        )
 
 
-def refresh_json(result: RefreshResult) -> dict[str, Any]:
+class RefreshOut(BaseModel):
     """What a refresh changed: how many joined and left, and the member count after it."""
-    return {"joined": result.joined, "left": result.left, "member_count": result.member_count}
+
+    joined: int
+    left: int
+    member_count: int = Field(description="After the refresh.")
+
+    @classmethod
+    def of(cls, result: RefreshResult, **extra: Any) -> Self:
+        return cls(joined=result.joined, left=result.left, member_count=result.member_count, **extra)
+
+    @classmethod
+    def by_group(cls, results: Mapping[str, RefreshResult]) -> dict[str, RefreshOut]:
+        """Each refreshed group's result, by group id."""
+        return {group_id: RefreshOut.of(result) for group_id, result in sorted(results.items())}
 
 
-def refresh_all_json(results: Mapping[str, RefreshResult]) -> dict[str, Any]:
-    """Each refreshed group's result, by group id."""
-    return {group_id: refresh_json(result) for group_id, result in sorted(results.items())}
+class GroupChangedOut(GroupOut):
+    refresh: RefreshOut | None = Field(
+        description="The membership refresh the change caused; null if none (a frozen group, or only "
+        "the name, description or enabled flag changed)."
+    )
+
+    @classmethod
+    def of_change(cls, view: GroupView, result: RefreshResult | None) -> Self:
+        return cls.of_view(view, refresh=None if result is None else RefreshOut.of(result))
 
 
-def preview_json(result: RefreshResult) -> dict[str, Any]:
+class GroupRefreshOut(RefreshOut):
+    group_id: str
+
+
+class PreviewOut(RefreshOut):
     """What a refresh would change (nothing was written): counts, a sample of the ids (sorted) and the
     member count after it."""
-    return {
-        **refresh_json(result),
-        "joined_ids": list(result.joined_ids),
-        "left_ids": list(result.left_ids),
-    }
+
+    joined_ids: list[str] = Field(description="Up to ``sample`` of them, sorted.")
+    left_ids: list[str] = Field(description="Up to ``sample`` of them, sorted.")
+
+    @classmethod
+    def of_preview(cls, result: RefreshResult) -> Self:
+        return cls.of(result, joined_ids=list(result.joined_ids), left_ids=list(result.left_ids))
 
 
-def member_json(member: Member) -> dict[str, Any]:
+class MemberOut(BaseModel):
     """A member of a group, when it joined and why (``criteria`` or ``included``)."""
-    return {"user_id": member.user_id, "joined_at": iso(member.joined_at), "reason": member.reason}
+
+    user_id: str
+    joined_at: Timestamp
+    reason: str = Field(description="criteria or included.")
+
+    @classmethod
+    def of(cls, member: Member) -> Self:
+        return cls(user_id=member.user_id, joined_at=iso(member.joined_at), reason=member.reason)
 
 
-def membership_change_json(change: MembershipChange) -> dict[str, Any]:
+class MembersPageOut(BaseModel):
+    members: list[MemberOut]
+    next_after: str | None = Field(description="When the page is full: the ``after`` of the next page.")
+
+    @classmethod
+    def of(cls, found: Sequence[Member], limit: int) -> Self:
+        return cls(
+            members=[MemberOut.of(member) for member in found],
+            next_after=found[-1].user_id if len(found) == limit else None,
+        )
+
+
+class MembershipChangeOut(BaseModel):
     """A join or a leave of a group's history; ``id`` pages (``after``)."""
-    return {
-        "id": change.id,
-        "group_id": change.group_id,
-        "user_id": change.user_id,
-        "change": change.change,
-        "at": iso(change.at),
-        "reason": change.reason,
-    }
+
+    id: int
+    group_id: str
+    user_id: str
+    change: str = Field(description="joined or left.")
+    at: Timestamp
+    reason: str = Field(description="Of a join: criteria or included; of a leave: not-matched or excluded.")
+
+    @classmethod
+    def of(cls, change: MembershipChange) -> Self:
+        return cls(
+            id=change.id,
+            group_id=change.group_id,
+            user_id=change.user_id,
+            change=change.change,
+            at=iso(change.at),
+            reason=change.reason,
+        )
 
 
-def members_import_json(view: GroupView, result: RefreshResult | None) -> dict[str, Any]:
+class HistoryPageOut(BaseModel):
+    history: list[MembershipChangeOut]
+    next_after: int | None = Field(description="When the page is full: the ``after`` of the next page.")
+
+    @classmethod
+    def of(cls, found: Sequence[MembershipChange], limit: int) -> Self:
+        return cls(
+            history=[MembershipChangeOut.of(change) for change in found],
+            next_after=found[-1].id if len(found) == limit else None,
+        )
+
+
+class MembersImportOut(BaseModel):
     """After a members import: the sizes of the group's new overrides, its version, and the refresh
     (null for a frozen group, whose membership is not changed)."""
-    return {
-        "group_id": view.group.group_id,
-        "version": view.group.version,
-        "include": len(view.include),
-        "exclude": len(view.exclude),
-        "refresh": None if result is None else refresh_json(result),
-    }
+
+    group_id: str
+    version: int
+    include: int = Field(description="The size of the include list after the import.")
+    exclude: int = Field(description="The size of the exclude list after the import.")
+    refresh: RefreshOut | None = Field(description="Null for a frozen group.")
+
+    @classmethod
+    def of(cls, view: GroupView, result: RefreshResult | None) -> Self:
+        return cls(
+            group_id=view.group.group_id,
+            version=view.group.version,
+            include=len(view.include),
+            exclude=len(view.exclude),
+            refresh=None if result is None else RefreshOut.of(result),
+        )
 
 
 def criteria_types_json(registry: CriteriaRegistry) -> list[dict[str, Any]]:

@@ -1,15 +1,15 @@
-"""What a report run takes."""
+"""What a report run takes and answers, and the batches it would cover."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.reports import ReportRun, ReportSelection
-from courseinfra.entrypoints.schemas.common import iso
+from courseinfra.entrypoints.schemas.common import Day, Timestamp, iso
 
 
 class ReportRunIn(BaseModel):
@@ -21,30 +21,68 @@ class ReportRunIn(BaseModel):
     )
 
 
-def report_run_json(run: ReportRun) -> dict[str, Any]:
+class ReportRunOut(BaseModel):
     """A report run: its status and progress, and when it succeeded, what it reported and skipped."""
-    return {
-        "run_id": run.run_id,
-        "as_of": run.as_of.isoformat(),
-        "status": run.status.value,
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "requested_batches": list(run.requested_batches),
-        "batches_total": run.batches_total,
-        "batches_done": run.batches_done,
-        "rows_written": run.rows_written,
-        "error": run.error,
-        "outcome": dict(run.outcome),
-    }
+
+    run_id: str
+    as_of: Day
+    status: str = Field(description="running, succeeded or failed.")
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    requested_batches: list[str] = Field(description="Empty: every selected batch.")
+    batches_total: int
+    batches_done: int
+    rows_written: int
+    error: str | None
+    outcome: dict[str, Any] = Field(description="When it succeeded: the batches reported and skipped.")
+
+    @classmethod
+    def of(cls, run: ReportRun, **extra: Any) -> Self:
+        return cls(
+            run_id=run.run_id,
+            as_of=run.as_of.isoformat(),
+            status=run.status.value,
+            started_at=iso(run.started_at),
+            finished_at=iso(run.finished_at),
+            requested_batches=list(run.requested_batches),
+            batches_total=run.batches_total,
+            batches_done=run.batches_done,
+            rows_written=run.rows_written,
+            error=run.error,
+            outcome=dict(run.outcome),
+            **extra,
+        )
 
 
-def report_selection_json(selection: ReportSelection[CourseBatch]) -> dict[str, Any]:
+class ReportRunFilesOut(ReportRunOut):
+    files: list[str] = Field(description="The run's files, by name (download at .../files/{name}).")
+
+
+class SelectedBatchOut(BaseModel):
+    batch_id: str
+    course_id: str
+
+
+class SkippedBatchOut(SelectedBatchOut):
+    reason: str = Field(description="Why the batch is not reported (not a TPD course, ended, ...).")
+
+
+class ReportSelectionOut(BaseModel):
     """The batches a report run would cover, and every other ongoing batch with its reason."""
-    return {
-        "selected": [{"batch_id": b.batch_id, "course_id": b.course_id} for b in selection.selected],
-        "skipped": [
-            {"batch_id": b.batch_id, "course_id": b.course_id, "reason": reason.value}
-            for b, reason in selection.skipped
-        ],
-        "skipped_counts": selection.skipped_counts(),
-    }
+
+    selected: list[SelectedBatchOut]
+    skipped: list[SkippedBatchOut]
+    skipped_counts: dict[str, int] = Field(description="How many batches each reason skips.")
+
+    @classmethod
+    def of(cls, selection: ReportSelection[CourseBatch]) -> Self:
+        return cls(
+            selected=[
+                SelectedBatchOut(batch_id=b.batch_id, course_id=b.course_id) for b in selection.selected
+            ],
+            skipped=[
+                SkippedBatchOut(batch_id=b.batch_id, course_id=b.course_id, reason=reason.value)
+                for b, reason in selection.skipped
+            ],
+            skipped_counts=selection.skipped_counts(),
+        )

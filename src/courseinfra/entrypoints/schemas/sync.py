@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from courseinfra.entrypoints.schemas.common import Timestamp, iso
 from courseinfra.services.sync import LinkDifference, SyncStatus
 from courseinfra.services.sync.ports import SyncFailure
 
@@ -21,36 +22,78 @@ class LegacyMembersIn(BaseModel):
     )
 
 
-def failure_json(failure: SyncFailure) -> dict[str, Any]:
-    return {
-        "id": failure.id,
-        "at": failure.at.isoformat(),
-        "group_id": failure.group_id,
-        "operation": failure.operation,
-        "code": failure.code,
-        "message": failure.message,
-        "not_undone": list(failure.not_undone),
-    }
+class SyncFailureOut(BaseModel):
+    """A linked-group operation that failed on the legacy side: the legacy error, and what could not
+    be undone (empty: both sides are as they were)."""
+
+    id: int
+    at: Timestamp
+    group_id: str
+    operation: str
+    code: str = Field(description="The legacy error's code (or the infrastructure error's class).")
+    message: str
+    not_undone: list[str]
+
+    @classmethod
+    def of(cls, failure: SyncFailure) -> Self:
+        return cls(
+            id=failure.id,
+            at=iso(failure.at),
+            group_id=failure.group_id,
+            operation=failure.operation,
+            code=failure.code,
+            message=failure.message,
+            not_undone=list(failure.not_undone),
+        )
 
 
-def link_difference_json(difference: LinkDifference) -> dict[str, Any]:
-    """A differing link; one whose legacy group cannot be read has only its id, link and error."""
-    if difference.error is not None:
-        return {"group_id": difference.group_id, "link": difference.link.config(), "error": difference.error}
-    return {
-        "group_id": difference.group_id,
-        "kind": difference.link.kind.value,
-        "link": difference.link.config(),
-        "only_in_user_group": list(difference.only_in_user_group),
-        "only_in_legacy_group": list(difference.only_in_legacy_group),
-        "differences": difference.differences,
-        "legacy_members_not_in_directory": difference.legacy_members_not_in_directory,
-    }
+class LinkUnreadableOut(BaseModel):
+    """A linked group whose legacy group cannot be read (gone, or the legacy system failed)."""
+
+    group_id: str
+    link: dict[str, Any]
+    error: str
 
 
-def sync_status_json(status: SyncStatus) -> dict[str, Any]:
-    return {
-        "links": status.links,
-        "differing": [link_difference_json(d) for d in status.differing],
-        "failures": [failure_json(f) for f in status.failures],
-    }
+class LinkDifferenceOut(BaseModel):
+    """A linked group whose members differ from its legacy group's (ids capped at 100 a side)."""
+
+    group_id: str
+    kind: str
+    link: dict[str, Any]
+    only_in_user_group: list[str]
+    only_in_legacy_group: list[str]
+    differences: int = Field(description="Every difference, beyond the ids listed.")
+    legacy_members_not_in_directory: int
+
+    @classmethod
+    def of(cls, difference: LinkDifference) -> LinkDifferenceOut | LinkUnreadableOut:
+        if difference.error is not None:
+            return LinkUnreadableOut(
+                group_id=difference.group_id, link=difference.link.config(), error=difference.error
+            )
+        return cls(
+            group_id=difference.group_id,
+            kind=difference.link.kind.value,
+            link=difference.link.config(),
+            only_in_user_group=list(difference.only_in_user_group),
+            only_in_legacy_group=list(difference.only_in_legacy_group),
+            differences=difference.differences,
+            legacy_members_not_in_directory=difference.legacy_members_not_in_directory,
+        )
+
+
+class SyncStatusOut(BaseModel):
+    """Every link whose two sides differ, and the sync failures kept."""
+
+    links: int = Field(description="How many user groups are linked to a legacy group.")
+    differing: list[LinkDifferenceOut | LinkUnreadableOut]
+    failures: list[SyncFailureOut]
+
+    @classmethod
+    def of(cls, status: SyncStatus) -> Self:
+        return cls(
+            links=status.links,
+            differing=[LinkDifferenceOut.of(d) for d in status.differing],
+            failures=[SyncFailureOut.of(f) for f in status.failures],
+        )

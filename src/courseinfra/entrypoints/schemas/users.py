@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -25,6 +25,23 @@ class UserOut(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
 
+    @classmethod
+    def of(cls, user: User, **extra: Any) -> Self:
+        """A row of ``users``; the same keys an import reads back."""
+        return cls(
+            user_id=user.user_id,
+            username=user.username,
+            email=user.email,
+            name=user.name,
+            organisation=user.organisation,
+            last_login_at=iso(user.last_login_at),
+            is_staff=user.is_staff,
+            profile=dict(user.profile),
+            created_at=iso(user.created_at),
+            updated_at=iso(user.updated_at),
+            **extra,
+        )
+
 
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +58,10 @@ class RowErrorOut(BaseModel):
     code: str
     reason: str
 
+    @classmethod
+    def of(cls, error: RowError) -> Self:
+        return cls(line=error.line, code=error.code, reason=error.reason)
+
 
 class ImportOut(BaseModel):
     inserted: int
@@ -48,33 +69,12 @@ class ImportOut(BaseModel):
     unchanged: int
     errors: list[RowErrorOut] = Field(description="Empty: with a bad row, the answer is 422.")
 
-
-def user_json(user: User) -> dict[str, Any]:
-    """A user of the directory (a row of ``users``); the same keys an import reads back."""
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "email": user.email,
-        "name": user.name,
-        "organisation": user.organisation,
-        "last_login_at": iso(user.last_login_at),
-        "is_staff": user.is_staff,
-        "profile": dict(user.profile),
-        "created_at": iso(user.created_at),
-        "updated_at": iso(user.updated_at),
-    }
-
-
-def row_error_json(error: RowError) -> dict[str, Any]:
-    """A bad row of an import file: its line (a JSON array's item number), a stable code, the reason."""
-    return {"line": error.line, "code": error.code, "reason": error.reason}
-
-
-def import_report_json(report: ImportReport) -> dict[str, Any]:
-    """Counts of an import, and its bad rows (when there are any, nothing was imported)."""
-    return {
-        "inserted": report.inserted,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "errors": [row_error_json(error) for error in report.errors],
-    }
+    @classmethod
+    def of(cls, report: ImportReport) -> Self:
+        """Counts of an import, and its bad rows (when there are any, nothing was imported)."""
+        return cls(
+            inserted=report.inserted,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            errors=[RowErrorOut.of(error) for error in report.errors],
+        )

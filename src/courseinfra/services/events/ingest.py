@@ -98,12 +98,6 @@ class IngestReport:
     counters: RunCounters = field(default_factory=RunCounters)
     rejected: list[Rejected] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "jobs": {job: dict(counters.counts) for job, counters in sorted(self.counters.items())},
-            "rejected": [vars(rejected) for rejected in self.rejected],
-        }
-
 
 def parse_line(text: str, source: str) -> IncomingEvent | EventResult:
     """One line of JSON as an event, or the failed result that says why it is not one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
@@ -26,9 +26,9 @@ def list_audit_events(
     course: Annotated[str | None, Query(description="Only this course's events.")] = None,
     after: Annotated[int, Query(ge=0, description="Only entry ids above this one (paging).")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-) -> list[dict[str, Any]]:
+) -> list[AuditEntryOut]:
     """AUDIT events in the order they were emitted, each with its entry id (ids grow, with gaps)."""
     entries = enrolments.audit_events(
         app.uow_factory, user_id=user, course_id=course, after_id=after, limit=limit
     )
-    return [{"id": e.id, "emitted_at": e.emitted_at, "event": e.telemetry} for e in entries]
+    return [AuditEntryOut.of(entry) for entry in entries]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
@@ -17,7 +17,7 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     AppDep,
 )
-from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut, batch_json
+from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut
 from courseinfra.services import enrolments
 
 router = APIRouter(tags=["batches"])
@@ -29,7 +29,7 @@ router = APIRouter(tags=["batches"])
     response_model=BatchOut,
     responses={**INVALID, **NOT_FOUND, **CONFLICT},
 )
-def create_batch(app: AppDep, body: BatchIn) -> dict[str, Any]:
+def create_batch(app: AppDep, body: BatchIn) -> BatchOut:
     """Create a batch of a course the hierarchy store knows (404 ``course-not-found``, 409 ``batch-exists``)."""
     batch = CourseBatch(
         batch_id=body.batchid,
@@ -45,7 +45,7 @@ def create_batch(app: AppDep, body: BatchIn) -> dict[str, Any]:
         mentors=tuple(body.mentors),
         created_by=body.createdby,
     )
-    return batch_json(enrolments.create_batch(batch, app.uow_factory()))
+    return BatchOut.of(enrolments.create_batch(batch, app.uow_factory()))
 
 
 @router.get("/v1/batches", response_model=list[BatchOut], responses=INVALID)
@@ -54,13 +54,13 @@ def list_batches(
     course: Annotated[str | None, Query(description="Only this course's batches.")] = None,
     after: Annotated[str, Query(description="Only batch ids above this one (paging).")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[BatchOut]:
     """Batches in batch id order."""
     found = enrolments.list_batches(app.uow_factory, course_id=course, after=after, limit=limit)
-    return [batch_json(batch) for batch in found]
+    return [BatchOut.of(batch) for batch in found]
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses={**INVALID, **NOT_FOUND})
-def get_batch(app: AppDep, batch_id: str) -> dict[str, Any]:
+def get_batch(app: AppDep, batch_id: str) -> BatchOut:
     """One batch."""
-    return batch_json(enrolments.get_batch(batch_id, app.uow_factory))
+    return BatchOut.of(enrolments.get_batch(batch_id, app.uow_factory))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
@@ -25,8 +25,6 @@ from courseinfra.entrypoints.schemas.enrolments import (
     EnrolOut,
     RecomputedOut,
     RecomputeIn,
-    activity_json,
-    enrolment_json,
 )
 from courseinfra.services import course_metrics, enrolments
 
@@ -49,7 +47,7 @@ def enrol(
     user_id: str,
     response: Response,
     body: Annotated[EnrolIn | None, Body()] = None,
-) -> dict[str, Any]:
+) -> EnrolOut:
     """Enrol a user: 201 if the enrolment is new, 200 if it existed (re-activated if it was left, with
     its progress kept); 409 ``enrolment-closed`` after the batch's last day to enrol."""
     enrolment, created = enrolments.enrol(
@@ -60,7 +58,7 @@ def enrol(
         mode=body.mode if body else None,
     )
     response.status_code = 201 if created else 200
-    return {**enrolment_json(enrolment), "created": created}
+    return EnrolOut.of(enrolment, created=created)
 
 
 @router.delete(
@@ -68,10 +66,10 @@ def enrol(
     response_model=EnrolmentOut,
     responses={**INVALID, **NOT_FOUND},
 )
-def unenrol(app: AppDep, batch_id: str, user_id: str) -> dict[str, Any]:
+def unenrol(app: AppDep, batch_id: str, user_id: str) -> EnrolmentOut:
     """Mark an enrolment inactive; its progress is kept."""
     enrolment = enrolments.unenrol(user_id, batch_id, app.uow_factory())
-    return enrolment_json(enrolment)
+    return EnrolmentOut.of(enrolment)
 
 
 @router.get(
@@ -84,10 +82,10 @@ def list_participants(
     batch_id: str,
     after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-) -> list[dict[str, Any]]:
+) -> list[EnrolmentOut]:
     """The enrolments of a batch, by user id."""
     found = enrolments.batch_enrolments(batch_id, app.uow_factory, after_user=after, limit=limit)
-    return [enrolment_json(e) for e in found]
+    return [EnrolmentOut.of(e) for e in found]
 
 
 @router.get(
@@ -95,10 +93,10 @@ def list_participants(
     response_model=list[EnrolmentOut],
     responses=INVALID,
 )
-def list_user_enrolments(app: AppDep, user_id: str) -> list[dict[str, Any]]:
+def list_user_enrolments(app: AppDep, user_id: str) -> list[EnrolmentOut]:
     """A user's enrolments, by course and batch (empty for an unknown user)."""
     found = enrolments.user_enrolments(user_id, app.uow_factory)
-    return [enrolment_json(e) for e in found]
+    return [EnrolmentOut.of(e) for e in found]
 
 
 @router.get(
@@ -106,10 +104,10 @@ def list_user_enrolments(app: AppDep, user_id: str) -> list[dict[str, Any]]:
     response_model=EnrolmentOut,
     responses={**INVALID, **NOT_FOUND},
 )
-def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
+def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> EnrolmentOut:
     """One enrolment with its progress."""
     key = EnrolmentKey(user_id, course_id, batch_id)
-    return enrolment_json(enrolments.get_enrolment(key, app.uow_factory))
+    return EnrolmentOut.of(enrolments.get_enrolment(key, app.uow_factory))
 
 
 @router.get(
@@ -117,10 +115,10 @@ def get_enrolment(app: AppDep, user_id: str, course_id: str, batch_id: str) -> d
     response_model=ActivityOut,
     responses={**INVALID, **NOT_FOUND},
 )
-def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> dict[str, Any]:
+def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> ActivityOut:
     """The course's and each unit's metrics of an enrolment (``user_activity_agg``)."""
     key = EnrolmentKey(user_id, course_id, batch_id)
-    return activity_json(enrolments.activity(key, app.uow_factory))
+    return ActivityOut.of(enrolments.activity(key, app.uow_factory))
 
 
 @router.post(
@@ -138,4 +136,4 @@ def recompute_enrolments(app: AppDep, selection: RecomputeIn) -> RecomputedOut:
         batch_id=selection.batch_id,
         user_id=selection.user_id,
     )
-    return RecomputedOut(enrolments=done.enrolments, audit_events=done.audit_events)
+    return RecomputedOut.of(done)

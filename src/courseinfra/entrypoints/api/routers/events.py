@@ -20,7 +20,7 @@ from courseinfra.entrypoints.api.deps import (
     raw_body,
 )
 from courseinfra.entrypoints.schemas.common import InvalidBody
-from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut, stream_entry_json
+from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut
 from courseinfra.services.events.ingest import BadLine, ingest, read_lines
 from courseinfra.services.events.streams import read_stream
 
@@ -48,7 +48,7 @@ EVENTS_BODY: dict[str, Any] = {
 
 
 @router.post("/v1/events", response_model=IngestOut, responses=INVALID, openapi_extra=EVENTS_BODY)
-def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(raw_body)]) -> Any:
+def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(raw_body)]) -> IngestOut:
     """Process events, each routed to its job and finished before this returns.
 
     The answer is 200 even when events were not processed: they are kept (``/v1/failed-events``) and
@@ -56,7 +56,7 @@ def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(
     """
     lines = event_lines(body, request.headers.get("content-type", ""), app.settings.ingest_max_line_bytes)
     report = ingest(lines, "api", app.router, app.uow_factory, chunk_size=app.settings.ingest_chunk_size)
-    return report.as_json()
+    return IngestOut.of(report)
 
 
 def event_lines(body: bytes, content_type: str, max_line_bytes: int) -> list[str | BadLine]:
@@ -87,8 +87,8 @@ def read_event_stream(
     event_type: str,
     after: Annotated[str | None, Query(description="Only entries after this position (paging).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[StreamEntryOut]:
     """Relayed events of one type (``courseinfra.learning.audit.emitted.v1``, ...), oldest first, from
     the event stream the settings name (404 when there is none)."""
     entries = read_stream(app.stream, event_type, after=after, limit=limit)
-    return [stream_entry_json(entry) for entry in entries]
+    return [StreamEntryOut.of(entry) for entry in entries]

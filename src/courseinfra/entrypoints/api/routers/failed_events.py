@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
@@ -17,7 +16,7 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     AppDep,
 )
-from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut, failed_event_json
+from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut
 from courseinfra.services import failed_events
 from courseinfra.services.events.ingest import replay_failed
 
@@ -32,13 +31,13 @@ def list_failed(
     resolved: Annotated[bool, Query(description="Also events replayed successfully.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
-) -> list[dict[str, Any]]:
+) -> list[FailedEventOut]:
     """Events kept because they were not processed, oldest first."""
     outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
     events = failed_events.list_failed_events(
         app.uow_factory, job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
     )
-    return [failed_event_json(event) for event in events]
+    return [FailedEventOut.of(event) for event in events]
 
 
 @router.post(
@@ -50,4 +49,4 @@ def replay(app: AppDep, event_id: Annotated[int, Path(alias="id")]) -> ReplayOut
     """Run a kept event through its job again; it is resolved if it is processed this time."""
     events = failed_events.get_failed_events([event_id], app.uow_factory)
     [result] = replay_failed(events, app.router, app.uow_factory)
-    return ReplayOut(**asdict(result))
+    return ReplayOut.of(result)

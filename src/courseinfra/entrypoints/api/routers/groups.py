@@ -43,14 +43,6 @@ from courseinfra.entrypoints.schemas.groups import (
     PreviewOut,
     RefreshOut,
     criteria_types_json,
-    group_json,
-    group_summary_json,
-    member_json,
-    members_import_json,
-    membership_change_json,
-    preview_json,
-    refresh_all_json,
-    refresh_json,
 )
 from courseinfra.services import groups
 from courseinfra.services.groups.ports import RefreshResult
@@ -97,9 +89,9 @@ def expected_version(if_match: str | None, group_id: str) -> int | None:
     return int(version)
 
 
-def _changed(view: groups.GroupView, result: RefreshResult | None, response: Response) -> dict[str, Any]:
+def _changed(view: groups.GroupView, result: RefreshResult | None, response: Response) -> GroupChangedOut:
     response.headers["ETag"] = view.group.etag
-    return {**group_json(view), "refresh": None if result is None else refresh_json(result)}
+    return GroupChangedOut.of_change(view, result)
 
 
 PRECONDITION: Responses = {
@@ -128,7 +120,7 @@ def criteria_types(app: AppDep) -> list[dict[str, Any]]:
         **CONFLICT,
     },
 )
-def create_user_group(app: AppDep, body: GroupIn, response: Response) -> dict[str, Any]:
+def create_user_group(app: AppDep, body: GroupIn, response: Response) -> GroupChangedOut:
     """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
     or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
     view, result = app.groups.create_group(body.group_id, body.definition())
@@ -142,9 +134,9 @@ def list_user_groups(
     scope: Annotated[
         str | None, Query(description="Only this scope's groups (instance, course:<id>, ...).")
     ] = None,
-) -> list[dict[str, Any]]:
+) -> list[GroupSummaryOut]:
     """Every group by id, without its include and exclude lists."""
-    return [group_summary_json(group) for group in app.groups.list_groups(scope=scope)]
+    return [GroupSummaryOut.of(group) for group in app.groups.list_groups(scope=scope)]
 
 
 @router.get(
@@ -152,12 +144,12 @@ def list_user_groups(
     response_model=GroupOut,
     responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND},
 )
-def get_user_group(app: AppDep, group_id: str, response: Response) -> dict[str, Any]:
+def get_user_group(app: AppDep, group_id: str, response: Response) -> GroupOut:
     """One group with its include and exclude lists; the ETag header is what If-Match takes. A read
     writes nothing: a linked group's membership is as of its last refresh."""
     view = app.groups.get_group(group_id)
     response.headers["ETag"] = view.group.etag
-    return group_json(view)
+    return GroupOut.of_view(view)
 
 
 @router.put(
@@ -167,7 +159,7 @@ def get_user_group(app: AppDep, group_id: str, response: Response) -> dict[str, 
 )
 def replace_user_group(
     app: AppDep, group_id: str, body: GroupDefinitionIn, response: Response, if_match: IfMatch = None
-) -> dict[str, Any]:
+) -> GroupChangedOut:
     """Replace a group's definition (a missing optional field takes its default); the membership is
     refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
     definition = body.definition()
@@ -193,7 +185,7 @@ def replace_user_group(
 )
 def patch_user_group(
     app: AppDep, group_id: str, body: GroupPatchIn, response: Response, if_match: IfMatch = None
-) -> dict[str, Any]:
+) -> GroupChangedOut:
     """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
     too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
     view, result = app.groups.update_group(
@@ -227,13 +219,9 @@ def list_group_members(
     group_id: str,
     after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> MembersPageOut:
     """Members by user id, each with when and why it joined."""
-    found = app.groups.members(group_id, after=after, limit=limit)
-    return {
-        "members": [member_json(member) for member in found],
-        "next_after": found[-1].user_id if len(found) == limit else None,
-    }
+    return MembersPageOut.of(app.groups.members(group_id, after=after, limit=limit), limit)
 
 
 @router.get(
@@ -247,13 +235,11 @@ def list_group_history(
     user_id: Annotated[str | None, Query(description="Only this user's joins and leaves.")] = None,
     after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> HistoryPageOut:
     """Joins and leaves in the order they happened, with their time and reason."""
-    found = app.groups.history(group_id, user_id=user_id, after_id=after, limit=limit)
-    return {
-        "history": [membership_change_json(change) for change in found],
-        "next_after": found[-1].id if len(found) == limit else None,
-    }
+    return HistoryPageOut.of(
+        app.groups.history(group_id, user_id=user_id, after_id=after, limit=limit), limit
+    )
 
 
 @router.post(
@@ -266,12 +252,12 @@ def preview_user_group(
     group_id: str,
     body: Annotated[PreviewIn | None, Body()] = None,
     sample: Annotated[int, Query(ge=0, le=1000, description="How many ids of each kind to list.")] = 100,
-) -> dict[str, Any]:
+) -> PreviewOut:
     """Who a refresh would add and remove, with the stored criteria or those of the body; writes
     nothing. For a group linked to a legacy group: what a refresh would pull from it."""
     criteria = body.criteria if body is not None and "criteria" in body.model_fields_set else groups.UNSET
     result = app.groups.preview(group_id, criteria=criteria, sample=sample)
-    return preview_json(result)
+    return PreviewOut.of_preview(result)
 
 
 @router.get("/v1/groups/{group_id}/explain/{user_id}", responses={**INVALID, **NOT_FOUND})
@@ -287,10 +273,9 @@ def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[s
     response_model=dict[str, RefreshOut],
     responses=INVALID,
 )
-def refresh_all_groups(app: AppDep) -> dict[str, Any]:
+def refresh_all_groups(app: AppDep) -> dict[str, RefreshOut]:
     """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
-    results = app.groups.refresh_all()
-    return refresh_all_json(results)
+    return RefreshOut.by_group(app.groups.refresh_all())
 
 
 @router.post(
@@ -298,11 +283,11 @@ def refresh_all_groups(app: AppDep) -> dict[str, Any]:
     response_model=GroupRefreshOut,
     responses={**INVALID, **NOT_FOUND, 409: {"model": ErrorResponse, "description": "The group is frozen"}},
 )
-def refresh_user_group(app: AppDep, group_id: str) -> dict[str, Any]:
+def refresh_user_group(app: AppDep, group_id: str) -> GroupRefreshOut:
     """Re-evaluate a group now and apply the difference (even a disabled one); 409 ``group-frozen`` for
     a frozen group. The version, and so the ETag, does not change."""
     group, result = app.groups.refresh_group(group_id)
-    return {"group_id": group.group_id, **refresh_json(result)}
+    return GroupRefreshOut.of(result, group_id=group.group_id)
 
 
 MEMBERS_CSV_EXAMPLE = "user_id,action\nu1,include\nu2,exclude\nu3\n"
@@ -363,4 +348,4 @@ def import_group_members(
             422, error.code, str(error), [{"line": line, "reason": reason} for line, reason in error.rows]
         )
     response.headers["ETag"] = view.group.etag
-    return members_import_json(view, result)
+    return MembersImportOut.of(view, result)

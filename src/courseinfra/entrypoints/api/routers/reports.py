@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
@@ -20,7 +20,12 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     AppDep,
 )
-from courseinfra.entrypoints.schemas.reports import ReportRunIn, report_run_json, report_selection_json
+from courseinfra.entrypoints.schemas.reports import (
+    ReportRunFilesOut,
+    ReportRunIn,
+    ReportRunOut,
+    ReportSelectionOut,
+)
 from courseinfra.services import reports
 
 router = APIRouter(tags=["reports"])
@@ -34,24 +39,24 @@ class ReportFileNotFound(DomainError):
 REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
 
 
-@router.get("/v1/reports/batches", responses=INVALID)
+@router.get("/v1/reports/batches", response_model=ReportSelectionOut, responses=INVALID)
 def report_batches(
     app: AppDep, as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None
-) -> dict[str, Any]:
+) -> ReportSelectionOut:
     """The ongoing batches a report run would cover, and every other one with its reason."""
     selection = reports.report_batches(
         as_of or datetime.now(UTC).date(), app.uow_factory, app.report_options.accepted
     )
-    return report_selection_json(selection)
+    return ReportSelectionOut.of(selection)
 
 
-@router.post("/v1/reports/runs", status_code=202, responses=INVALID)
-def start_report_run(app: AppDep, body: ReportRunIn, background: BackgroundTasks) -> dict[str, Any]:
+@router.post("/v1/reports/runs", status_code=202, response_model=ReportRunOut, responses=INVALID)
+def start_report_run(app: AppDep, body: ReportRunIn, background: BackgroundTasks) -> ReportRunOut:
     """Start a report run; it goes on after the answer. Follow it at ``/v1/reports/runs/{run_id}``."""
     as_of = body.as_of or datetime.now(UTC).date()
     run = reports.start_run(app.uow_factory, as_of=as_of, batch_ids=body.batches)
     background.add_task(_carry_out_report_run, app, run.run_id, as_of, tuple(body.batches))
-    return report_run_json(run)
+    return ReportRunOut.of(run)
 
 
 def _carry_out_report_run(app: App, run_id: str, as_of: date, batch_ids: tuple[str, ...]) -> None:
@@ -62,17 +67,17 @@ def _carry_out_report_run(app: App, run_id: str, as_of: date, batch_ids: tuple[s
         )
 
 
-@router.get("/v1/reports/runs", responses=INVALID)
-def list_report_runs(app: AppDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+@router.get("/v1/reports/runs", response_model=list[ReportRunOut], responses=INVALID)
+def list_report_runs(app: AppDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[ReportRunOut]:
     """The latest report runs, newest first."""
-    return [report_run_json(run) for run in reports.list_runs(app.uow_factory, limit=limit)]
+    return [ReportRunOut.of(run) for run in reports.list_runs(app.uow_factory, limit=limit)]
 
 
-@router.get("/v1/reports/runs/{run_id}", responses={**INVALID, **NOT_FOUND})
-def get_report_run(app: AppDep, run_id: str) -> dict[str, Any]:
+@router.get("/v1/reports/runs/{run_id}", response_model=ReportRunFilesOut, responses={**INVALID, **NOT_FOUND})
+def get_report_run(app: AppDep, run_id: str) -> ReportRunFilesOut:
     """A report run's status and progress; when it succeeded, what it reported and its files."""
     run = reports.get_run(run_id, app.uow_factory)
-    return {**report_run_json(run), "files": app.reports.files(run_id)}
+    return ReportRunFilesOut.of(run, files=app.reports.files(run_id))
 
 
 @router.get("/v1/reports/runs/{run_id}/files/{name}", responses={**INVALID, **NOT_FOUND})

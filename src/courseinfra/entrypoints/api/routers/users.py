@@ -25,10 +25,8 @@ from courseinfra.entrypoints.schemas.users import (
     ImportOut,
     LoginIn,
     LoginOut,
+    RowErrorOut,
     UserOut,
-    import_report_json,
-    row_error_json,
-    user_json,
 )
 from courseinfra.services import users
 
@@ -87,9 +85,9 @@ def import_users(
             422,
             "invalid-users",
             f"{len(report.errors)} bad row(s): nothing was imported",
-            [row_error_json(error) for error in report.errors],
+            [RowErrorOut.of(error).model_dump() for error in report.errors],
         )
-    return import_report_json(report)
+    return ImportOut.of(report)
 
 
 @router.get("/v1/users", response_model=list[UserOut], responses=INVALID)
@@ -98,16 +96,16 @@ def list_users(
     organisation: Annotated[str | None, Query(description="Only this organisation's users.")] = None,
     after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[UserOut]:
     """Users in user id order."""
     found = users.list_users(app.uow_factory, organisation=organisation, after=after, limit=limit)
-    return [user_json(user) for user in found]
+    return [UserOut.of(user) for user in found]
 
 
 @router.get("/v1/users/{user_id}", response_model=UserOut, responses={**INVALID, **NOT_FOUND})
-def get_user(app: AppDep, user_id: str) -> dict[str, Any]:
+def get_user(app: AppDep, user_id: str) -> UserOut:
     """One user."""
-    return user_json(users.get_user(user_id, app.uow_factory))
+    return UserOut.of(users.get_user(user_id, app.uow_factory))
 
 
 @router.post(
@@ -115,10 +113,10 @@ def get_user(app: AppDep, user_id: str) -> dict[str, Any]:
     response_model=LoginOut,
     responses={**INVALID, **NOT_FOUND},
 )
-def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None) -> dict[str, Any]:
+def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None) -> LoginOut:
     """Record a login; ``last_login_at`` only moves forward (a late report changes nothing)."""
     user, moved = users.record_login(user_id, app.uow_factory(), body.at if body else None)
-    return {**user_json(user), "recorded": moved}
+    return LoginOut.of(user, recorded=moved)
 
 
 @router.patch(
@@ -135,7 +133,7 @@ def update_profile(
             examples=[{"district": "north", "school": None}], description="Fields to set; null removes one."
         ),
     ],
-) -> dict[str, Any]:
+) -> UserOut:
     """Set profile fields (a merge patch: a null value removes the field); answers the user."""
     user = users.update_profile(user_id, fields, app.uow_factory())
-    return user_json(user)
+    return UserOut.of(user)
