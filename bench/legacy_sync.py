@@ -3,7 +3,7 @@ cohort and a team in bulk, beside the same users added with one call per user, i
 
 Run from the repository root as ``.venv/bin/python bench/legacy_sync.py [--users 10000]
 [--backends embedded,postgres,openedx] [--per-user-cap 1000] [--markdown]``. The Open edX backend imports
-the fake Open edX of the test suite (``tests.fakes.openedx``: a FastAPI app served over real HTTP by uvicorn
+the fake Open edX of the test suite (``tests.support.openedx``: a FastAPI app served over real HTTP by uvicorn
 on a free port of 127.0.0.1), which is why the benchmark runs from the repository root.
 
 Backends:
@@ -90,9 +90,9 @@ from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import load_settings
 from scratch import drop_database, recreate_database, source_revision
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.fakes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
 
-from tests.fakes.openedx import TOKEN, FakeOpenEdx, serve_fake_openedx
+from tests.support.openedx import TOKEN, FakeOpenEdx, serve_fake_openedx
 
 DEFAULT_USERS = 10_000
 DEFAULT_PER_USER_CAP = 1_000  # the Open edX team baseline: each call reads the growing team (O(N²))
@@ -769,7 +769,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark of linked legacy groups: a cohort and a team changed in bulk (through the "
         "sync service and through the port) against one port call per user.",
-        epilog=f"Run from the repository root (imports tests.fakes.openedx). Scratch store: --database-url's "
+        epilog=f"Run from the repository root (imports tests.support.openedx). Scratch store: --database-url's "
         f"database is dropped and created (and dropped at the end unless --keep). Smoke test: --users 1000. "
         f"Default database: {DEFAULT_DATABASE_URL}.",
     )

@@ -18,57 +18,33 @@ import redis
 import sqlalchemy as sa
 
 from courseinfra.adapters.sql.engine import create_engine, migrate
-from courseinfra.adapters.sql.tables import metadata
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.settings import Settings, load_settings
 
-REPO = Path(__file__).resolve().parents[1]
-CONFORMANCE = REPO.parent / "shared" / "conformance" / "sunbird-relation-cache"
-EXAMPLES = REPO / "examples"
+pytest.register_assert_rewrite("tests.support")
 
-PG_URL = os.environ.get(
-    "COURSEINFRA_TEST_DATABASE_URL",
-    "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_test",
+from tests.support.servers import (  # noqa: E402 - after the assert rewrite is registered
+    BACKENDS,
+    PG_URL,
+    REDIS_OWNER_KEY,
+    REDIS_URL,
+    clear_redis,
+    recreate_database,
+    truncate_all,
 )
-REDIS_URL = os.environ.get("COURSEINFRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-BACKENDS = [
-    b.strip() for b in os.environ.get("COURSEINFRA_TEST_BACKENDS", "embedded,postgres").split(",") if b
-]
 
-
-def _recreate_database(url: str) -> None:
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    except sa.exc.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {target.render_as_string()}: {error.orig}; run scripts/ensure-services.sh"
-        )
-    finally:
-        admin.dispose()
+#: The fake Open edX server's fixtures, for every test module.
+pytest_plugins = ["tests.support.openedx"]
 
 
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[sa.Engine]:
     """A fresh test database, migrated once per session."""
-    _recreate_database(PG_URL)
+    recreate_database(PG_URL)
     engine = create_engine(PG_URL)
     migrate(engine)
     yield engine
     engine.dispose()
-
-
-#: The key by which the suite knows a Redis database as its own: it flushes no other.
-REDIS_OWNER_KEY = "courseinfra-test:owner"
-
-
-def clear_redis(client: redis.Redis) -> None:
-    """Empty the suite's Redis database, keeping the mark that it is the suite's."""
-    client.flushdb()
-    client.set(REDIS_OWNER_KEY, "courseinfra test suite")
 
 
 @pytest.fixture(scope="session")
@@ -87,12 +63,6 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()  # its own: marked at the start
     client.close()
-
-
-def truncate_all(engine: sa.Engine) -> None:
-    with engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
 
 
 @pytest.fixture(params=BACKENDS)

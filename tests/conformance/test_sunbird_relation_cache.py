@@ -11,8 +11,8 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import CacheLayout, to_json_value
 from courseinfra.services import content
 from courseinfra.settings import Settings
-from tests.conftest import CONFORMANCE
-from tests.helpers import COURSE_ID, TEXTBOOK_ID, load_json
+from tests.support.builders import COURSE_ID, TEXTBOOK_ID, load_json
+from tests.support.servers import CONFORMANCE
 
 COURSE_LEAVES = [
     "do_1130314841730334721104",

@@ -12,7 +12,7 @@ import redis
 
 from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
 from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
-from tests.conftest import clear_redis
+from tests.support.servers import clear_redis
 
 AUDIT = "courseinfra.learning.audit.emitted.v1"
 CERTIFICATE = "courseinfra.learning.certificate.requested.v1"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.locks import FileLocks, PostgresLocks
 from courseinfra.services.unit_of_work import Locks
-from tests.conftest import BACKENDS, PG_URL
+from tests.support.servers import BACKENDS, PG_URL
 
 HOLDER = """
 import sys, time

@@ -14,20 +14,8 @@ import pytest
 
 from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.domain.legacy import AssignmentType, Cohort, LegacyUnavailable, Teamset, Track
-from tests.contract.test_legacy_groups_contract import (
-    A,
-    LegacyGroupsContract,
-    broken,
-    seed_course,
-    teamset,
-)
-from tests.fakes.openedx import (  # noqa: F401 - fixtures
-    TOKEN,
-    FakeOpenEdx,
-    _CohortRecord,
-    openedx,
-    openedx_server,
-)
+from tests.support.legacy_groups_contract import A, LegacyGroupsContract, broken, seed_course, teamset
+from tests.support.openedx import TOKEN, FakeOpenEdx, _CohortRecord
 
 COHORTS = f"/api/cohorts/v1/courses/{A}/cohorts/"
 
@@ -60,7 +48,7 @@ class OpenEdxWorld:
 
 
 @pytest.fixture
-def world(openedx: tuple[str, FakeOpenEdx]) -> Iterator[OpenEdxWorld]:  # noqa: F811 - the fixture
+def world(openedx: tuple[str, FakeOpenEdx]) -> Iterator[OpenEdxWorld]:
     base_url, fake = openedx
     legacy = OpenEdxLegacyGroups(base_url, TOKEN)
     yield OpenEdxWorld(legacy, fake, base_url)

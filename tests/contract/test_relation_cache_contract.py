@@ -14,7 +14,7 @@ from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText
 from courseinfra.services.cache.ports import RelationCache, ReplaceResult
-from tests.conftest import clear_redis
+from tests.support.servers import clear_redis
 
 
 class RelationCacheContract:

@@ -30,8 +30,8 @@ from courseinfra.services.content.ports import ContentSummary
 from courseinfra.services.events.ports import RelayCursor
 from courseinfra.services.failed_events.ports import NewFailedEvent
 from courseinfra.services.unit_of_work import AlreadyExists
-from tests.conftest import truncate_all
-from tests.helpers import collection, leaf
+from tests.support.builders import collection, leaf
+from tests.support.servers import truncate_all
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from courseinfra.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.helpers import Cli
+from tests.support.cli import Cli
+from tests.support.servers import EXAMPLES
 
 
 @pytest.fixture

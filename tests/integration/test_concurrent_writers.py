@@ -24,8 +24,8 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.events import AuditEventEmitted
 from courseinfra.services.events.ingest import ingest
 from courseinfra.settings import Settings, load_settings
-from tests.helpers import COURSEINFRA, Cli
-from tests.workload import (
+from tests.support.cli import COURSEINFRA, Cli
+from tests.support.workload import (
     learners,
     prepare,
     progress_event,

@@ -15,7 +15,7 @@ from courseinfra.bootstrap import App
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.services.transactions import retrying
 from courseinfra.services.unit_of_work import Contention
-from tests.workload import prepare
+from tests.support.workload import prepare
 
 KEY = EnrolmentKey("learner-000", "course", "b1")
 

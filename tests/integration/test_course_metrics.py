@@ -25,7 +25,8 @@ from courseinfra.services.events.ingest import BadLine, ingest, read_lines
 from courseinfra.services.events.ports import OutboxMessage
 from courseinfra.services.messagebus import AUDIT_RELAY, prune_audit_log, relay_audit_log
 from courseinfra.settings import Settings
-from tests.helpers import Cli, collection, leaf, relayed_by_hand
+from tests.support.builders import collection, leaf, progress_event, relayed_by_hand
+from tests.support.cli import Cli
 
 COURSE = collection(
     "course",
@@ -35,21 +36,6 @@ COURSE = collection(
     channel="ch1",
 )
 KEY = EnrolmentKey("u1", "course", "b1")
-
-
-def progress_event(user: str, *contents: tuple[str, int], course: str = "course", batch: str = "b1") -> str:
-    return json.dumps(
-        {
-            "eid": "BE_JOB_REQUEST",
-            "edata": {
-                "action": "batch-enrolment-update",
-                "userId": user,
-                "courseId": course,
-                "batchId": batch,
-                "contents": [{"contentId": c, "status": s} for c, s in contents],
-            },
-        }
-    )
 
 
 def setup_course(app: App, *, publish: bool = True) -> None:

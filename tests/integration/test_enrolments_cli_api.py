@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from courseinfra.bootstrap import App
 from courseinfra.entrypoints.api import create_app
 from courseinfra.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.helpers import Cli
+from tests.support.cli import Cli, fails, run_json, run_lines
+from tests.support.http import error_code, ok
+from tests.support.servers import EXAMPLES
 
 COURSE = "democourse"
 FIRST = [("resource1", 2), ("resource2", 1)]
@@ -72,16 +73,6 @@ def audit_triples(events: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]
 def client(app: App) -> Iterator[TestClient]:
     with TestClient(create_app(app)) as client:
         yield client
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def error_code(response: Any, status: int) -> str:
-    assert response.status_code == status, response.text
-    return str(response.json()["error"]["code"])
 
 
 def post_events(client: TestClient, *lines: str) -> Any:
@@ -254,25 +245,6 @@ def test_a_batch_body_is_validated(client: TestClient) -> None:
 @pytest.fixture
 def cli(settings: Settings) -> Cli:
     return Cli(settings)
-
-
-def run_json(cli: Cli, *args: str, stdin: str | None = None) -> Any:
-    done = cli(*args, stdin=stdin)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def run_lines(cli: Cli, *args: str) -> list[Any]:
-    done = cli(*args)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def fails(cli: Cli, *args: str, exit_code: int = 1) -> str:
-    done = cli(*args)
-    assert done.returncode == exit_code, (done.stdout, done.stderr)
-    assert done.stdout == ""
-    return done.stderr
 
 
 def test_progress_through_the_command_line(cli: Cli, app: App) -> None:

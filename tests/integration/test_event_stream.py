@@ -18,7 +18,8 @@ from courseinfra.services.events.ingest import ingest
 from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
 from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_log, relay_outbox
 from courseinfra.settings import Settings
-from tests.helpers import Cli, collection, leaf
+from tests.support.builders import collection, leaf
+from tests.support.cli import Cli
 
 COURSE = collection(
     "course", collection("unit1", leaf("r1"), leaf("r2")), visibility="Default", channel="ch1"

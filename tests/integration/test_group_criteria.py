@@ -41,8 +41,7 @@ from courseinfra.services.groups import (
 from courseinfra.services.groups.ports import MembershipChange
 from courseinfra.services.unit_of_work import UnitOfWork
 from courseinfra.settings import Settings
-from tests.helpers import collection, leaf
-from tests.integration.test_course_metrics import progress_event
+from tests.support.builders import collection, leaf, progress_event
 
 NOW = datetime(2026, 4, 1, 12, tzinfo=UTC)
 JAN_10 = datetime(2026, 1, 10, 9, tzinfo=UTC)

@@ -21,9 +21,10 @@ from courseinfra.domain.users import User
 from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
 from courseinfra.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.helpers import COURSEINFRA, Cli, load_json
-from tests.integration.test_enrolments_cli_api import error_code, fails, ok, run_json, run_lines
+from tests.support.builders import load_json
+from tests.support.cli import COURSEINFRA, Cli, fails, run_json, run_lines
+from tests.support.http import error_code, ok
+from tests.support.servers import EXAMPLES
 
 COURSE = "democourse"
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

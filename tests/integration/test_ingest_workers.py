@@ -18,8 +18,8 @@ from courseinfra.entrypoints.workers import ingest_in_workers, only_partition
 from courseinfra.services.events.ingest import IngestReport, ingest
 from courseinfra.services.events.ports import OutboxMessage
 from courseinfra.settings import Settings, load_settings
-from tests.helpers import Cli
-from tests.workload import LEAVES, learners, prepare, progress_event, states_metrics_ledger
+from tests.support.cli import Cli
+from tests.support.workload import LEAVES, learners, prepare, progress_event, states_metrics_ledger
 
 LEARNERS = learners(12)
 EVENT_COUNTERS = {"total", "success", "failed", "skipped", "audit-events", "certificate-requests"}

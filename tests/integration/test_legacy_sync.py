@@ -51,10 +51,11 @@ from courseinfra.services.groups.ports import MembershipChange
 from courseinfra.services.sync import sync_status
 from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.fakes.openedx import TOKEN, FakeOpenEdx, openedx, openedx_server  # noqa: F401 - fixtures
-from tests.helpers import Cli, load_json
-from tests.integration.test_enrolments_cli_api import error_code, ok
+from tests.support.builders import load_json
+from tests.support.cli import Cli
+from tests.support.http import error_code, ok
+from tests.support.openedx import TOKEN, FakeOpenEdx
+from tests.support.servers import EXAMPLES
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LOCAL_COURSE = "democourse"  # the local backend's courses are this platform's courses

@@ -21,7 +21,7 @@ from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.services.failed_events.ports import NewFailedEvent
-from tests.conftest import PG_URL, _recreate_database
+from tests.support.servers import PG_URL, recreate_database
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SCRATCH_DATABASE = "courseinfra_test_migrations"
@@ -37,7 +37,7 @@ def scratch(backend: str, tmp_path: Path) -> Iterator[sa.Engine]:
         engine.dispose()
         return
     url = sa.make_url(PG_URL).set(database=SCRATCH_DATABASE).render_as_string(hide_password=False)
-    _recreate_database(url)
+    recreate_database(url)
     engine = create_engine(url)
     yield engine
     engine.dispose()

@@ -12,7 +12,7 @@ from courseinfra.services import content
 from courseinfra.services.cache import published_roots, rebuild_requests
 from courseinfra.services.events.ingest import ingest, replay_failed
 from courseinfra.services.events.ports import OutboxMessage
-from tests.helpers import collection, leaf, post_publish_event, relayed_by_hand
+from tests.support.builders import collection, leaf, post_publish_event, relayed_by_hand
 
 COURSE = collection(
     "course",

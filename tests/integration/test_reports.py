@@ -27,8 +27,8 @@ from courseinfra.services.reports import (
     start_run,
 )
 from courseinfra.settings import Settings
-from tests.helpers import Cli, collection, leaf
-from tests.integration.test_course_metrics import progress_event
+from tests.support.builders import collection, leaf, progress_event
+from tests.support.cli import Cli
 
 AS_OF = date(2026, 11, 25)
 ENROLLED_AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
 from courseinfra.domain.users import RecordFormat, RowError, User, UsernameTaken
 from courseinfra.services import users as service
 from courseinfra.services.events.ports import OutboxMessage
-from tests.helpers import relayed_by_hand
+from tests.support.builders import relayed_by_hand
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

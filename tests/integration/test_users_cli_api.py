@@ -13,9 +13,9 @@ from courseinfra.bootstrap import App
 from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
 from courseinfra.entrypoints.api import create_app
 from courseinfra.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.helpers import Cli
-from tests.integration.test_enrolments_cli_api import error_code, fails, ok, run_json, run_lines
+from tests.support.cli import Cli, fails, run_json, run_lines
+from tests.support.http import error_code, ok
+from tests.support.servers import EXAMPLES
 
 BAD_CSV = (
     "user_id,username,email,is_staff\n"

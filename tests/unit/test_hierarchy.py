@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from courseinfra.domain.cache_layout import CacheLayout, CacheList, CacheSet, cache_entries
 from courseinfra.domain.errors import InvalidHierarchy
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, compute_relations, parse_hierarchy
-from tests.helpers import collection, leaf
+from tests.support.builders import collection, leaf
 
 DEMO = collection(
     "democourse",

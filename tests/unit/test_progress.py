@@ -24,7 +24,7 @@ from courseinfra.domain.progress import (
     aggregate,
     recompute,
 )
-from tests.helpers import collection, leaf
+from tests.support.builders import collection, leaf
 
 KEY = EnrolmentKey("u1", "course", "b1")
 NOW = datetime(2026, 11, 22, tzinfo=UTC)

@@ -23,7 +23,7 @@ from courseinfra.domain.reports import (
     mask_name,
     select_for_report,
 )
-from tests.helpers import collection, leaf
+from tests.support.builders import collection, leaf
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from courseinfra.bootstrap import App
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.services import content, enrolments
-from tests.helpers import collection, leaf
+from tests.support.builders import collection, leaf
 
 UNITS = {f"unit{u}": [f"r{u}{n}" for n in range(4)] for u in range(3)}
 COURSE = collection(

@@ -1,1 +1,0 @@
-"""Fakes of external systems, served over real HTTP for the tests."""
