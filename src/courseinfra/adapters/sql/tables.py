@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -15,7 +18,28 @@ metadata = sa.MetaData(
 
 JsonDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Timestamp = sa.DateTime(timezone=True)
+
+
+class UtcTimestamp(sa.types.TypeDecorator[datetime]):
+    """A point in time, stored in UTC and read back aware. PostgreSQL keeps the instant of any zone;
+    SQLite keeps the text of the wall clock without its zone, so a time of another zone is converted to
+    UTC before it is written (and compared), and a time read back is UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value if isinstance(value, datetime) or value is None else None
+
+
+Timestamp = UtcTimestamp()
 
 content_hierarchy = sa.Table(
     "content_hierarchy",

@@ -36,8 +36,9 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
-    """What a refresh or a preview found: who joins and who leaves (ids capped at ``sample`` in a
-    preview), and the member count after it."""
+    """What a refresh or a preview found: how many join and leave, and the member count after it. A
+    preview names them too (at most ``sample`` of each, sorted); a refresh need not (over every user it
+    does not load them into the process)."""
 
     joined: int
     left: int

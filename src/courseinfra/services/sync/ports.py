@@ -28,11 +28,13 @@ class SyncLog(abc.ABC):
     """The failures of linked-group operations, for ``sync status``."""
 
     @abc.abstractmethod
-    def add(self, failure: SyncFailure) -> int: ...
+    def add(self, failure: SyncFailure) -> int:
+        """Keep a failure; return the id the log gives it (``failure.id`` is ignored)."""
 
     @abc.abstractmethod
     def list(self, *, after_id: int = 0, limit: int = 100) -> list[SyncFailure]:
-        """The latest failures first."""
+        """The failures logged after ``after_id`` (the id of the last one seen), the latest first; with
+        more than ``limit``, the latest ``limit`` of them."""
 
 
 class LegacyGroups(abc.ABC):
