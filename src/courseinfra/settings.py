@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         "matched exactly after trimming and case folding.",
     )
     reports_mask_personal_data: bool = Field(False, description="Mask learners' names and emails in reports.")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without a token (for a scraper on a private network)."
+    )
     legacy_backend: Literal["local", "openedx"] = Field(
         "local", description="Legacy groups: the local tables, or an Open edX instance over its REST APIs."
     )

@@ -15,6 +15,7 @@ from courseinfra import __version__
 from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
 from courseinfra.entrypoints.api import create_app
+from tests.support.http import api_client
 
 CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "sunbird-relation-cache"
 COURSE = "do_11305855864948326411234"
@@ -37,7 +38,7 @@ def api_app(app: App) -> App:
 
 @pytest.fixture
 def client(api_app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(api_app)) as client:
+    with api_client(api_app) as client:
         yield client
 
 
@@ -357,6 +358,9 @@ def test_without_an_app_it_bootstraps_at_start_and_closes_at_shutdown(
     assert not (tmp_path / "home").exists(), "nothing connects before start-up"
     with TestClient(api) as client:
         assert client.get("/healthz").json()["status"] == "ok"
-        put(client, small_collection("do_api_lifespan"))
+        refused = client.put(
+            "/v1/content/do_api_lifespan/hierarchy", json=small_collection("do_api_lifespan")
+        )
+        assert refused.status_code == 401, "no token, no write"
     assert (tmp_path / "home" / "courseinfra.sqlite3").exists()
     assert api.state.courseinfra is None

@@ -6,6 +6,7 @@ kill)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -195,7 +196,10 @@ def test_the_api_and_the_cli_together_leave_what_one_clean_run_leaves(
             time.sleep(0.2)
         by_api, by_cli = split(workload(), 2, None)
         writer = start_ingest(cli, write_lines(tmp_path / "cli.jsonl", by_cli))
-        with httpx.Client(base_url=base, timeout=120) as client:
+        secret = json.loads(cli("tokens", "create", "--name", "feeder", "--role", "ingest").stdout)["secret"]
+        with httpx.Client(
+            base_url=base, timeout=120, headers={"Authorization": f"Bearer {secret}"}
+        ) as client:
             for start in range(0, len(by_api), 150):
                 answer = client.post(
                     "/v1/events",

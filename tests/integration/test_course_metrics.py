@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from courseinfra.adapters.sql.tables import user_activity_agg
 from courseinfra.bootstrap import App, bootstrap
@@ -19,7 +18,6 @@ from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.events import AuditEventEmitted, CertificateRequested, ProgressUpdated
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentStatus
-from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, course_metrics, enrolments
 from courseinfra.services.events.ingest import BadLine, ingest, read_lines
 from courseinfra.services.events.ports import OutboxMessage
@@ -27,6 +25,7 @@ from courseinfra.services.messagebus import AUDIT_RELAY, prune_audit_log, relay_
 from courseinfra.settings import Settings
 from tests.support.builders import collection, leaf, progress_event, relayed_by_hand
 from tests.support.cli import Cli
+from tests.support.http import api_client
 
 COURSE = collection(
     "course",
@@ -494,7 +493,7 @@ def test_the_api_keeps_a_line_that_is_not_utf8_and_processes_the_others(settings
     body = (
         progress_event("u1", ("r1", 2)).encode() + b"\n\xc3\x28\n" + progress_event("u1", ("r3", 1)).encode()
     )
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         answer = client.post("/v1/events", content=body, headers={"content-type": "application/x-ndjson"})
     assert answer.status_code == 200, answer.text
     assert [r["code"] for r in answer.json()["rejected"]] == ["invalid-utf8"]
@@ -638,7 +637,7 @@ def test_recompute_restores_progress_and_metrics_and_emits_only_what_was_never_e
     one = cli("enrolments", "recompute", "--batch", "b1", "--user", "u1")
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout) == {"enrolments": 1, "audit_events": 1}
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         answer = client.post("/v1/enrolments/recompute", json={"batch_id": "b1"})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"enrolments": 2, "audit_events": 0}

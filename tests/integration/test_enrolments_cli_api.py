@@ -13,10 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App
-from courseinfra.entrypoints.api import create_app
 from courseinfra.settings import Settings
 from tests.support.cli import Cli, fails, run_json, run_lines
-from tests.support.http import error_code, ok
+from tests.support.http import api_client, error_code, ok
 from tests.support.servers import EXAMPLES
 
 COURSE = "democourse"
@@ -71,7 +70,7 @@ def audit_triples(events: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]
 
 @pytest.fixture
 def client(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         yield client
 
 
@@ -320,7 +319,7 @@ def test_progress_through_the_command_line(cli: Cli, app: App) -> None:
     }
     assert (enrolment["completionpercentage"], enrolment["progress"], enrolment["status"]) == (33, 1, 1)
     assert enrolment["contentstatus"] == {"resource1": 2, "resource2": 1}
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         assert ok(client.get(f"/v1/enrolments/u1/{COURSE}/B1")) == enrolment, "one serializer for both"
     assert run_json(cli, "activity", "get", "u1", COURSE, "B1") == {
         "course": {"completedCount": 1, "leafNodesCount": 3, "progress": 33},

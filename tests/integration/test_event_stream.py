@@ -7,12 +7,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.events import AuditEventEmitted, CertificateRequested
-from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
 from courseinfra.services.events.ingest import ingest
 from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
@@ -20,6 +18,7 @@ from courseinfra.services.messagebus import AUDIT_RELAY, relay_audit_log, relay_
 from courseinfra.settings import Settings
 from tests.support.builders import collection, leaf
 from tests.support.cli import Cli
+from tests.support.http import api_client
 
 COURSE = collection(
     "course", collection("unit1", leaf("r1"), leaf("r2")), visibility="Default", channel="ch1"
@@ -178,7 +177,7 @@ def test_operators_read_a_stream_from_the_cli_and_the_api(
     assert off.returncode == 1
     assert "no-event-stream" in off.stderr
 
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         page = client.get(f"/v1/streams/{AuditEventEmitted.event_type}", params={"limit": 2})
         assert page.status_code == 200
         assert [entry["id"] for entry in page.json()] == [line["id"] for line in lines[:2]]
@@ -190,7 +189,7 @@ def test_operators_read_a_stream_from_the_cli_and_the_api(
 
 def test_without_a_stream_reading_one_is_not_found(app: App) -> None:
     assert app.stream is None
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         missing = client.get(f"/v1/streams/{AuditEventEmitted.event_type}")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "no-event-stream"

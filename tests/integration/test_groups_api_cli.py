@@ -18,12 +18,11 @@ from fastapi.testclient import TestClient
 from courseinfra.bootstrap import App
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.users import User
-from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
 from courseinfra.settings import Settings
 from tests.support.builders import load_json
 from tests.support.cli import COURSEINFRA, Cli, fails, run_json, run_lines
-from tests.support.http import error_code, ok
+from tests.support.http import api_client, error_code, ok
 from tests.support.servers import EXAMPLES
 
 COURSE = "democourse"
@@ -77,7 +76,7 @@ def population(app: App) -> App:
 
 @pytest.fixture
 def client(population: App) -> Iterator[TestClient]:
-    with TestClient(create_app(population)) as client:
+    with api_client(population) as client:
         yield client
 
 

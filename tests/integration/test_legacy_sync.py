@@ -35,7 +35,6 @@ from courseinfra.domain.legacy import (
     link_of,
 )
 from courseinfra.domain.users import User
-from courseinfra.entrypoints.api import create_app
 from courseinfra.entrypoints.schemas.sync import SyncStatusOut
 from courseinfra.services import content, enrolments
 from courseinfra.services.groups import (
@@ -53,7 +52,7 @@ from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import Settings
 from tests.support.builders import load_json
 from tests.support.cli import Cli
-from tests.support.http import error_code, ok
+from tests.support.http import api_client, error_code, ok
 from tests.support.openedx import TOKEN, FakeOpenEdx
 from tests.support.servers import EXAMPLES
 
@@ -1144,7 +1143,7 @@ def test_a_failed_commit_after_the_team_deletion_is_reported(
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
     world.app.groups = world.sync  # the API with this world's delete policy
-    with TestClient(create_app(world.app)) as client:
+    with api_client(world.app) as client:
         yield client
 
 

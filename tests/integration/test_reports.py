@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.reports import AcceptedFrameworks, RunStatus
 from courseinfra.domain.users import User
-from courseinfra.entrypoints.api import create_app
 from courseinfra.services import content, enrolments
 from courseinfra.services.events.ingest import ingest
 from courseinfra.services.reports import (
@@ -29,6 +27,7 @@ from courseinfra.services.reports import (
 from courseinfra.settings import Settings
 from tests.support.builders import collection, leaf, progress_event
 from tests.support.cli import Cli
+from tests.support.http import api_client
 
 AS_OF = date(2026, 11, 25)
 ENROLLED_AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -259,7 +258,7 @@ def test_requested_batches_narrow_the_run_and_unknown_ones_are_reported(worked_e
 
 def test_the_api_starts_a_run_shows_its_status_and_serves_its_files(worked_example: App) -> None:
     app = worked_example
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         selection = client.get("/v1/reports/batches", params={"as_of": AS_OF.isoformat()})
         assert selection.status_code == 200, selection.text
         assert selection.json()["selected"] == [{"batch_id": "tpd", "course_id": "tpdcourse"}]

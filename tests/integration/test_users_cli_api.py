@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
-from courseinfra.entrypoints.api import create_app
 from courseinfra.settings import Settings
 from tests.support.cli import Cli, fails, run_json, run_lines
-from tests.support.http import error_code, ok
+from tests.support.http import api_client, error_code, ok
 from tests.support.servers import EXAMPLES
 
 BAD_CSV = (
@@ -113,7 +112,7 @@ def test_a_bad_file_prints_every_bad_row_and_imports_nothing(cli: Cli, tmp_path:
 
 @pytest.fixture
 def client(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as client:
+    with api_client(app) as client:
         yield client
 
 

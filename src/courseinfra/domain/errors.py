@@ -22,6 +22,10 @@ class ErrorKind(StrEnum):
     STALE = "stale"
     #: Another system the request needs failed or refused without saying why.
     UPSTREAM = "upstream"
+    #: The request carries no valid credentials.
+    UNAUTHENTICATED = "unauthenticated"
+    #: The credentials are valid but do not grant what the request asks.
+    FORBIDDEN = "forbidden"
 
 
 class DomainError(Exception):

@@ -18,6 +18,7 @@ from courseinfra.domain.progress import (
 )
 
 if TYPE_CHECKING:
+    from courseinfra.services.access.ports import TokenStore
     from courseinfra.services.audit.ports import AuditLog
     from courseinfra.services.content.ports import HierarchyStore
     from courseinfra.services.enrolments.ports import ActivityStore, BatchStore, EnrolmentStore
@@ -76,6 +77,7 @@ class UnitOfWork(abc.ABC):
     memberships: Memberships
     group_facts: GroupFacts
     sync_log: SyncLog
+    tokens: TokenStore
     #: The legacy groups, in this unit of work's transaction when they live in its database.
     legacy: LegacyGroups
 

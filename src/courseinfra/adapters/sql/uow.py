@@ -8,6 +8,7 @@ from typing import Any, Generic, Self, TypeVar, overload
 import sqlalchemy as sa
 
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
+from courseinfra.adapters.sql.access import SqlTokenStore
 from courseinfra.adapters.sql.audit import SqlAuditLog
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.enrolments import (
@@ -114,6 +115,7 @@ class SqlUnitOfWork(UnitOfWork):
     )
     sync_log = Store(lambda uow: SqlSyncLog(uow.connection))
     legacy = Store(lambda uow: uow.legacy_binding(uow.connection))
+    tokens = Store(lambda uow: SqlTokenStore(uow.connection))
 
     def __init__(
         self,

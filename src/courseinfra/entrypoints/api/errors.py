@@ -23,6 +23,8 @@ STATUS_OF_KIND: dict[ErrorKind, int] = {
     ErrorKind.CONFLICT: 409,
     ErrorKind.STALE: 412,
     ErrorKind.UPSTREAM: 502,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.FORBIDDEN: 403,
 }
 
 
@@ -44,7 +46,10 @@ HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 415: "unsupported-med
 def install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
-        return error_json(status_of(error), error.code, str(error))
+        response = error_json(status_of(error), error.code, str(error))
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="courseinfra"'
+        return response
 
     @api.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:

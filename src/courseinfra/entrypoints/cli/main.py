@@ -19,6 +19,7 @@ from courseinfra.entrypoints.cli import (
     reports,
     serve,
     sync,
+    tokens,
     users,
 )
 from courseinfra.entrypoints.cli.common import Failure
@@ -38,6 +39,7 @@ cli.add_typer(users.app, name="users")
 cli.add_typer(reports.app, name="reports")
 cli.add_typer(groups.app, name="groups")
 cli.add_typer(sync.app, name="sync")
+cli.add_typer(tokens.app, name="tokens")
 cli.command("ingest")(events.ingest_command)
 cli.command("counters")(events.counters_command)
 cli.command("enrol")(enrolments.enrol_command)

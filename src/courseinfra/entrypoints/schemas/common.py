@@ -20,6 +20,11 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+#: The largest id a store keeps (a signed 64-bit integer): a larger one in a request is a 422, not a
+#: database error.
+MAX_ID = 2**63 - 1
+
+
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 

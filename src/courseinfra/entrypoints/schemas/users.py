@@ -10,9 +10,17 @@ from courseinfra.domain.users import RowError, User
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
 from courseinfra.services.users import ImportReport
 
+#: What stands for a personal value a caller may not see.
+MASKED = "***"
+
+
+def _masked(value: str | None, reveal: bool) -> str | None:
+    return value if reveal or value is None else MASKED
+
 
 class UserOut(BaseModel):
-    """A user of the directory; ``updated_at`` is the last change by an import or a profile update."""
+    """A user of the directory; ``updated_at`` is the last change by an import or a profile update.
+    Without the ``pii`` grant, the email, the name and every profile value read ``***``."""
 
     user_id: str
     username: str | None
@@ -26,17 +34,18 @@ class UserOut(BaseModel):
     updated_at: Timestamp
 
     @classmethod
-    def of(cls, user: User, **extra: Any) -> Self:
-        """A row of ``users``; the same keys an import reads back."""
+    def of(cls, user: User, *, reveal: bool = True, **extra: Any) -> Self:
+        """A row of ``users``; the same keys an import reads back. ``reveal``: the personal data as
+        stored (else masked)."""
         return cls(
             user_id=user.user_id,
             username=user.username,
-            email=user.email,
-            name=user.name,
+            email=_masked(user.email, reveal),
+            name=_masked(user.name, reveal),
             organisation=user.organisation,
             last_login_at=iso(user.last_login_at),
             is_staff=user.is_staff,
-            profile=dict(user.profile),
+            profile=dict.fromkeys(user.profile, MASKED) if not reveal else dict(user.profile),
             created_at=iso(user.created_at),
             updated_at=iso(user.updated_at),
             **extra,

@@ -16,6 +16,7 @@ from courseinfra.entrypoints.api.routers import (
     operations,
     reports,
     sync,
+    tokens,
     users,
 )
 
@@ -31,5 +32,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     users.router,
     groups.router,
     sync.router,
+    tokens.router,
     operations.router,
 )

@@ -10,17 +10,24 @@ from fastapi import (
     Query,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     CONFLICT,
     INVALID,
     NOT_FOUND,
     AppDep,
+    guard,
 )
 from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut
 from courseinfra.services import enrolments
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(
+    tags=["batches"],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_LEARNING)],
+    responses=AUTH,
+)
 
 
 @router.post(

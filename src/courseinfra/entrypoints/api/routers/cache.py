@@ -8,16 +8,23 @@ from fastapi import (
     APIRouter,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
+    guard,
 )
 from courseinfra.entrypoints.schemas.cache import CacheEntryOut
 
-router = APIRouter(tags=["cache"])
+router = APIRouter(
+    tags=["cache"],
+    dependencies=[guard(read=Permission.READ, write=Permission.OPERATE)],
+    responses=AUTH,
+)
 
 
 class CacheKeyNotFound(DomainError):

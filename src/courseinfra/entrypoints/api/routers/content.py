@@ -9,16 +9,23 @@ from fastapi import (
     Body,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
+    guard,
 )
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 from courseinfra.entrypoints.schemas.content import HierarchyOut, PublishOut, StoredVersionOut
 from courseinfra.services import content
 
-router = APIRouter(tags=["content"])
+router = APIRouter(
+    tags=["content"],
+    dependencies=[guard(read=Permission.READ, write=Permission.WRITE_CONTENT)],
+    responses=AUTH,
+)
 
 
 HIERARCHY_EXAMPLE = {

@@ -11,12 +11,15 @@ from fastapi import (
     Response,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     CONFLICT,
     INVALID,
     NOT_FOUND,
     AppDep,
+    guard,
 )
 from courseinfra.entrypoints.schemas.enrolments import (
     ActivityOut,
@@ -28,7 +31,11 @@ from courseinfra.entrypoints.schemas.enrolments import (
 )
 from courseinfra.services import course_metrics, enrolments
 
-router = APIRouter(tags=["enrolments"])
+router = APIRouter(
+    tags=["enrolments"],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_LEARNING)],
+    responses=AUTH,
+)
 
 
 @router.put(

@@ -13,10 +13,13 @@ from fastapi import (
     Request,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
+    guard,
     raw_body,
 )
 from courseinfra.entrypoints.schemas.common import InvalidBody
@@ -24,7 +27,11 @@ from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut
 from courseinfra.services.events.ingest import BadLine, ingest, read_lines
 from courseinfra.services.events.streams import read_stream
 
-router = APIRouter(tags=["events"])
+router = APIRouter(
+    tags=["events"],
+    dependencies=[guard(read=Permission.READ, write=Permission.INGEST)],
+    responses=AUTH,
+)
 
 
 EVENT_LINE_EXAMPLE = (

@@ -16,18 +16,21 @@ from fastapi import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from courseinfra.domain.access import Permission
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.groups import VersionConflict
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     CONFLICT,
     INVALID,
     NOT_FOUND,
     AppDep,
     Responses,
+    guard,
     raw_body,
 )
 from courseinfra.entrypoints.api.errors import error_json
-from courseinfra.entrypoints.schemas.common import ErrorResponse, InvalidBody
+from courseinfra.entrypoints.schemas.common import MAX_ID, ErrorResponse, InvalidBody
 from courseinfra.entrypoints.schemas.groups import (
     GroupChangedOut,
     GroupDefinitionIn,
@@ -47,7 +50,11 @@ from courseinfra.entrypoints.schemas.groups import (
 from courseinfra.services import groups
 from courseinfra.services.groups.ports import RefreshResult
 
-router = APIRouter(tags=["groups"])
+router = APIRouter(
+    tags=["groups"],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_GROUPS)],
+    responses=AUTH,
+)
 
 
 IfMatch = Annotated[
@@ -233,7 +240,7 @@ def list_group_history(
     app: AppDep,
     group_id: str,
     user_id: Annotated[str | None, Query(description="Only this user's joins and leaves.")] = None,
-    after: Annotated[int, Query(ge=0, description="Only ids above this one (paging).")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Only ids above this one (paging).")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HistoryPageOut:
     """Joins and leaves in the order they happened, with their time and reason."""

@@ -9,11 +9,16 @@ from fastapi import (
     Request,
     Response,
 )
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from courseinfra.bootstrap import App
+from courseinfra.domain.access import Permission, Unauthenticated
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     AppDep,
+    get_principal,
+    needs,
 )
 from courseinfra.entrypoints.schemas.operations import HealthOut
 from courseinfra.services import events, failed_events
@@ -24,7 +29,12 @@ router = APIRouter(tags=["operations"])
 HEALTH_PROBE_KEY = "courseinfra:healthz:probe"
 
 
-@router.get("/v1/counters", response_model=dict[str, dict[str, int]])
+@router.get(
+    "/v1/counters",
+    response_model=dict[str, dict[str, int]],
+    dependencies=[needs(Permission.READ)],
+    responses=AUTH,
+)
 def counters(app: AppDep) -> dict[str, dict[str, int]]:
     """Cumulative counters of every job."""
     return events.job_counters(app.uow_factory)
@@ -33,10 +43,20 @@ def counters(app: AppDep) -> dict[str, dict[str, int]]:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **AUTH},
 )
-def metrics(request: Request) -> Response:
-    """Prometheus metrics, read from the database at each scrape."""
+def metrics(request: Request, app: AppDep) -> Response:
+    """Prometheus metrics, read from the database at each scrape. A bearer token with ``read`` is
+    needed unless ``COURSEINFRA_METRICS_PUBLIC`` is set (a scraper on a private network)."""
+    if not app.settings.metrics_public:
+        authorization = request.headers.get("authorization", "")
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthenticated("/metrics needs a bearer token (or COURSEINFRA_METRICS_PUBLIC=true)")
+        principal = get_principal(
+            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=secret.strip())
+        )
+        principal.require(Permission.READ)
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -47,7 +67,7 @@ def metrics(request: Request) -> Response:
     responses={503: {"model": HealthOut, "description": "The database or the cache does not answer"}},
 )
 def healthz(app: AppDep, response: Response) -> HealthOut:
-    """Cheap checks that the database and the cache answer."""
+    """Cheap checks that the database and the cache answer; needs no token (for load balancers)."""
     database = _check(lambda: _last_failed_id(app))
     cache = _check(lambda: app.cache.get(HEALTH_PROBE_KEY))
     healthy = database == cache == "ok"

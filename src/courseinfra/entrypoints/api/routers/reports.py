@@ -14,11 +14,15 @@ from fastapi import (
 from fastapi.responses import FileResponse
 
 from courseinfra.bootstrap import App
+from courseinfra.domain.access import Forbidden, Permission
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
+    PrincipalDep,
+    guard,
 )
 from courseinfra.entrypoints.schemas.reports import (
     ReportRunFilesOut,
@@ -28,7 +32,11 @@ from courseinfra.entrypoints.schemas.reports import (
 )
 from courseinfra.services import reports
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(
+    tags=["reports"],
+    dependencies=[guard(read=Permission.READ, write=Permission.OPERATE)],
+    responses=AUTH,
+)
 
 
 class ReportFileNotFound(DomainError):
@@ -81,8 +89,11 @@ def get_report_run(app: AppDep, run_id: str) -> ReportRunFilesOut:
 
 
 @router.get("/v1/reports/runs/{run_id}/files/{name}", responses={**INVALID, **NOT_FOUND})
-def download_report_file(app: AppDep, run_id: str, name: str) -> FileResponse:
-    """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest."""
+def download_report_file(app: AppDep, principal: PrincipalDep, run_id: str, name: str) -> FileResponse:
+    """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest. The
+    CSVs name learners: unless reports mask personal data, the token needs the ``pii`` grant."""
+    if not (app.settings.reports_mask_personal_data or principal.pii):
+        raise Forbidden("report files hold learners' names and emails: the token needs the pii grant")
     reports.get_run(run_id, app.uow_factory)
     path = app.reports.path(run_id, name)
     if path is None:

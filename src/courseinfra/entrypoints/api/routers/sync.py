@@ -6,17 +6,24 @@ from fastapi import (
     APIRouter,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
+    guard,
 )
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 from courseinfra.entrypoints.schemas.groups import GroupRefreshOut
 from courseinfra.entrypoints.schemas.sync import LegacyMembersIn, SyncStatusOut
 from courseinfra.services import sync
 
-router = APIRouter(tags=["sync"])
+router = APIRouter(
+    tags=["sync"],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_GROUPS)],
+    responses=AUTH,
+)
 
 
 @router.post(

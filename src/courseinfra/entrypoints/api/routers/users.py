@@ -12,11 +12,15 @@ from fastapi import (
     Request,
 )
 
+from courseinfra.domain.access import Permission
 from courseinfra.domain.users import RecordFormat
 from courseinfra.entrypoints.api.deps import (
+    AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
+    PrincipalDep,
+    guard,
     raw_body,
 )
 from courseinfra.entrypoints.api.errors import error_json
@@ -30,7 +34,11 @@ from courseinfra.entrypoints.schemas.users import (
 )
 from courseinfra.services import users
 
-router = APIRouter(tags=["users"])
+router = APIRouter(
+    tags=["users"],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_USERS)],
+    responses=AUTH,
+)
 
 
 USERS_CSV_EXAMPLE = (
@@ -93,19 +101,20 @@ def import_users(
 @router.get("/v1/users", response_model=list[UserOut], responses=INVALID)
 def list_users(
     app: AppDep,
+    principal: PrincipalDep,
     organisation: Annotated[str | None, Query(description="Only this organisation's users.")] = None,
     after: Annotated[str, Query(description="Only user ids above this one (paging).")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[UserOut]:
     """Users in user id order."""
     found = users.list_users(app.uow_factory, organisation=organisation, after=after, limit=limit)
-    return [UserOut.of(user) for user in found]
+    return [UserOut.of(user, reveal=principal.pii) for user in found]
 
 
 @router.get("/v1/users/{user_id}", response_model=UserOut, responses={**INVALID, **NOT_FOUND})
-def get_user(app: AppDep, user_id: str) -> UserOut:
+def get_user(app: AppDep, principal: PrincipalDep, user_id: str) -> UserOut:
     """One user."""
-    return UserOut.of(users.get_user(user_id, app.uow_factory))
+    return UserOut.of(users.get_user(user_id, app.uow_factory), reveal=principal.pii)
 
 
 @router.post(
@@ -113,10 +122,12 @@ def get_user(app: AppDep, user_id: str) -> UserOut:
     response_model=LoginOut,
     responses={**INVALID, **NOT_FOUND},
 )
-def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None) -> LoginOut:
+def record_login(
+    app: AppDep, principal: PrincipalDep, user_id: str, body: Annotated[LoginIn | None, Body()] = None
+) -> LoginOut:
     """Record a login; ``last_login_at`` only moves forward (a late report changes nothing)."""
     user, moved = users.record_login(user_id, app.uow_factory(), body.at if body else None)
-    return LoginOut.of(user, recorded=moved)
+    return LoginOut.of(user, reveal=principal.pii, recorded=moved)
 
 
 @router.patch(
@@ -126,6 +137,7 @@ def record_login(app: AppDep, user_id: str, body: Annotated[LoginIn | None, Body
 )
 def update_profile(
     app: AppDep,
+    principal: PrincipalDep,
     user_id: str,
     fields: Annotated[
         dict[str, str | None],
@@ -136,4 +148,4 @@ def update_profile(
 ) -> UserOut:
     """Set profile fields (a merge patch: a null value removes the field); answers the user."""
     user = users.update_profile(user_id, fields, app.uow_factory())
-    return UserOut.of(user)
+    return UserOut.of(user, reveal=principal.pii)

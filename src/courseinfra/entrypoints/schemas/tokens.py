@@ -1,0 +1,46 @@
+"""API tokens: what a creation takes, and a token as listed (never its secret, but once)."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from courseinfra.domain.access import ApiToken, Role
+from courseinfra.entrypoints.schemas.common import Timestamp, iso
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Who or what holds it: a service, a person.")
+    role: Role = Field(description="admin, operator, ingest or reader.")
+    pii: bool = Field(False, description="May see personal data (email, name, profile, report files).")
+    expires_in_days: int | None = Field(None, description="1 to 3650; absent: it never expires.")
+
+
+class TokenOut(BaseModel):
+    token_id: str
+    name: str
+    role: str
+    pii: bool
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+
+    @classmethod
+    def of(cls, token: ApiToken, **extra: Any) -> Self:
+        return cls(
+            token_id=token.token_id,
+            name=token.name,
+            role=token.role.value,
+            pii=token.pii,
+            created_at=iso(token.created_at),
+            expires_at=iso(token.expires_at),
+            revoked_at=iso(token.revoked_at),
+            **extra,
+        )
+
+
+class TokenCreatedOut(TokenOut):
+    secret: str = Field(description="The bearer secret: shown this once, kept only as a hash.")
