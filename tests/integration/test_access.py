@@ -240,3 +240,21 @@ def test_an_id_beyond_what_a_store_keeps_is_422_not_a_server_error(app: App, met
     with api_client(app) as client:
         answer = client.request(method, path)
     assert error_code(answer, 422) == "invalid-request"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("failed", "replay", HUGE),
+        ("failed", "list", "--after", HUGE),
+        ("audit", "list", "--after", HUGE),
+        ("groups", "history", "g", "--after", HUGE),
+    ],
+)
+def test_the_cli_refuses_an_id_beyond_what_a_store_keeps_as_a_usage_error(
+    settings: Settings, command: tuple[str, ...]
+) -> None:
+    done = Cli(settings)(*command)
+    assert done.returncode == 2, done.stderr
+    assert "9223372036854775807" in done.stderr
+    assert "Traceback" not in done.stderr

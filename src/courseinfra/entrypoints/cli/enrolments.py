@@ -17,6 +17,7 @@ from courseinfra.entrypoints.cli.common import (
     emit_lines,
     err,
 )
+from courseinfra.entrypoints.schemas.common import MAX_ID
 from courseinfra.entrypoints.schemas.enrolments import ActivityOut, EnrolmentOut, EnrolOut, RecomputedOut
 from courseinfra.services import course_metrics, enrolments
 
@@ -110,7 +111,9 @@ def activity_get(user: UserArg, course: CourseArg, batch: BatchArg) -> None:
 def audit_list(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's events.")] = None,
     course: Annotated[str | None, typer.Option("--course", help="Only this course's events.")] = None,
-    after: Annotated[int, typer.Option("--after", min=0, help="Only entry ids above this one.")] = 0,
+    after: Annotated[
+        int, typer.Option("--after", min=0, max=MAX_ID, help="Only entry ids above this one.")
+    ] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
 ) -> None:
     """AUDIT events in the order they were emitted, as JSON lines (telemetry v3). When the page is full,

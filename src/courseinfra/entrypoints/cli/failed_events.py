@@ -11,6 +11,7 @@ from rich.table import Table
 
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.entrypoints.cli.common import Failure, application, emit_lines
+from courseinfra.entrypoints.schemas.common import MAX_ID
 from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut
 from courseinfra.services import failed_events
 from courseinfra.services.events.ingest import replay_failed
@@ -24,7 +25,7 @@ def failed_list(
     skipped: Annotated[bool, typer.Option("--skipped", help="Also skipped events.")] = False,
     resolved: Annotated[bool, typer.Option("--resolved", help="Also events replayed successfully.")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 100,
-    after: Annotated[int, typer.Option(help="Only ids above this one (paging).")] = 0,
+    after: Annotated[int, typer.Option(min=0, max=MAX_ID, help="Only ids above this one (paging).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """Events kept because they were not processed, oldest first."""
@@ -59,7 +60,7 @@ def failed_list(
 
 @app.command("replay")
 def failed_replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Ids to replay.")] = None,
+    ids: Annotated[list[int] | None, typer.Argument(min=1, max=MAX_ID, help="Ids to replay.")] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Every unresolved failed event.")] = False,
     job: Annotated[str | None, typer.Option(help="With --all: only this job's events.")] = None,
 ) -> None:

@@ -22,6 +22,7 @@ from courseinfra.entrypoints.cli.common import (
     read_json_file,
     read_text,
 )
+from courseinfra.entrypoints.schemas.common import MAX_ID
 from courseinfra.entrypoints.schemas.groups import (
     GroupChangedOut,
     GroupOut,
@@ -185,7 +186,9 @@ def groups_members(
 def groups_history(
     group: GroupArg,
     user: Annotated[str | None, typer.Option("--user", help="Only this user's joins and leaves.")] = None,
-    after: Annotated[int, typer.Option("--after", min=0, help="Only ids above this one (paging).")] = 0,
+    after: Annotated[
+        int, typer.Option("--after", min=0, max=MAX_ID, help="Only ids above this one (paging).")
+    ] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
 ) -> None:
     """Joins and leaves in the order they happened, with time and reason, as JSON lines."""
