@@ -26,13 +26,33 @@ BACKENDS = [
 ]
 
 
+#: The comment by which the suite knows a PostgreSQL database as its own: it drops no other.
+DATABASE_OWNER_MARK = "courseinfra test suite"
+
+
 def recreate_database(url: str) -> None:
+    """Drop the suite's database (only if it bears the suite's mark) and create it afresh, marked."""
     target = sa.make_url(url)
+    name = target.database
     admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+            existing = connection.execute(
+                sa.text(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :name"
+                ),
+                {"name": name},
+            ).first()
+            if existing is not None and existing[0] != DATABASE_OWNER_MARK:
+                pytest.fail(
+                    f"PostgreSQL database {name} exists and is not this suite's (its comment is not "
+                    f"{DATABASE_OWNER_MARK!r}): the suite drops only a database it created; set "
+                    "COURSEINFRA_TEST_DATABASE_URL to a database name that is free"
+                )
+            if existing is not None:
+                connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            connection.execute(sa.text(f"COMMENT ON DATABASE \"{name}\" IS '{DATABASE_OWNER_MARK}'"))
     except sa.exc.OperationalError as error:
         pytest.fail(
             f"PostgreSQL is not reachable at {target.render_as_string()}: {error.orig}; run scripts/ensure-services.sh"
