@@ -92,12 +92,37 @@ def _identifier(node: Any, where: str) -> str:
     return identifier
 
 
+#: How many levels of collections a hierarchy may have below its root. Courses have a handful; the
+#: limit keeps a stored document within what the JSON encoders nest (about 250 levels of objects and
+#: arrays, two a level).
+MAX_DEPTH = 100
+
+#: How deeply any JSON a hierarchy holds may nest (objects and arrays), metadata included.
+MAX_NESTING = 2 * MAX_DEPTH + 20
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests objects and arrays (a scalar: 0), counted without recursion and no
+    further than ``limit + 1``: a deeper value answers ``limit + 1``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return limit + 1
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_hierarchy(raw: Any) -> FlatHierarchy:
     """Validate ``raw`` as a hierarchy and flatten it in depth-first pre-order.
 
     Raises :class:`InvalidHierarchy`, naming the node, when a node is not an object, has no identifier,
     has ``children`` that are not a list, when the root is not a collection, when a collection occurs
-    twice, or when one identifier names both a collection and a leaf.
+    twice, when one identifier names both a collection and a leaf, or when a node lies more than
+    :data:`MAX_DEPTH` levels below the root.
     """
     root_id = _identifier(raw, "root")
     if not is_collection(raw):
@@ -113,9 +138,9 @@ def parse_hierarchy(raw: Any) -> FlatHierarchy:
     leaves_seen: set[str] = set()
     # Children are pushed reversed so that they are popped, and numbered, in document order. A node's
     # place (its index under its parent) is kept as a number: the error text is built only when raised.
-    stack: list[tuple[Any, int, int]] = [(raw, NO_PARENT, 0)]
+    stack: list[tuple[Any, int, int, int]] = [(raw, NO_PARENT, 0, 0)]
     while stack:
-        node, parent, index = stack.pop()
+        node, parent, index, depth = stack.pop()
         if type(node) is dict and type(node.get("identifier")) is str and node["identifier"].strip():
             identifier = node["identifier"]
         else:
@@ -136,8 +161,13 @@ def parse_hierarchy(raw: Any) -> FlatHierarchy:
         nodes.append(node)
         if collection:
             children = _children(node, f"collection {identifier}")
+            if children and depth == MAX_DEPTH:
+                raise InvalidHierarchy(
+                    f"collection {identifier} at depth {depth} has children: a hierarchy is at most "
+                    f"{MAX_DEPTH} levels deep"
+                )
             for child_index in range(len(children) - 1, -1, -1):
-                stack.append((children[child_index], position, child_index))
+                stack.append((children[child_index], position, child_index, depth + 1))
     both = collections_seen & leaves_seen
     if both:
         raise InvalidHierarchy(f"identifier {sorted(both)[0]} names both a collection and a leaf")

@@ -40,7 +40,7 @@ def error_json(status: int, code: str, message: str, details: list[Any] | None =
     return JSONResponse({"error": error}, status_code=status)
 
 
-HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}
+HTTP_CODES = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}
 
 
 def install_error_handlers(api: FastAPI) -> None:

@@ -76,6 +76,8 @@ def read_json_file(path: Path) -> Any:
         raise Failure(f"cannot read {path}: {error.strerror}") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise Failure(f"{path}: the JSON nests objects and arrays too deeply to be read") from None
     except json.JSONDecodeError as error:
         raise Failure(
             f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"

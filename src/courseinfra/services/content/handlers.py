@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.domain.errors import DomainError, ErrorKind, InvalidHierarchy
 from courseinfra.domain.events import ContentPublished
-from courseinfra.domain.hierarchy import parse_hierarchy
+from courseinfra.domain.hierarchy import MAX_NESTING, nesting_depth, parse_hierarchy
 from courseinfra.services.unit_of_work import UnitOfWork
 
 
@@ -37,6 +37,8 @@ def put_hierarchy(
     Raises :class:`~courseinfra.domain.errors.InvalidHierarchy` for a hierarchy that is not a valid tree,
     and :class:`IdentifierMismatch` where ``identifier`` is given and is not the root's.
     """
+    if nesting_depth(hierarchy, MAX_NESTING) > MAX_NESTING:
+        raise InvalidHierarchy(f"the document nests objects and arrays more than {MAX_NESTING} deep")
     flat = parse_hierarchy(hierarchy)
     if identifier is not None and identifier != flat.root_id:
         raise IdentifierMismatch(f"the path names {identifier} but the hierarchy's root is {flat.root_id}")

@@ -1,0 +1,81 @@
+"""Input built to break the parsers (hierarchies too deep, JSON nested a thousand levels) gets a clear
+error naming the limit, through the API and the CLI, never a server error or a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from courseinfra.bootstrap import App
+from courseinfra.domain.hierarchy import MAX_DEPTH, MAX_NESTING, nesting_depth
+from courseinfra.settings import Settings
+from tests.support.builders import collection, leaf
+from tests.support.cli import Cli
+from tests.support.http import api_client, error_code, ok
+
+
+def chain(levels: int) -> dict[str, Any]:
+    """A course whose only leaf lies below ``levels`` collections under the root (at depth
+    ``levels + 1``)."""
+    node: dict[str, Any] = leaf("deepest")
+    for level in range(levels, 0, -1):
+        node = collection(f"unit-{level}", node)
+    return collection("deep-course", node, visibility="Default")
+
+
+def nested_text(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_nesting_depth_counts_without_recursing_and_stops_past_the_limit() -> None:
+    assert nesting_depth(0, 5) == 0
+    assert nesting_depth({"a": [1, {"b": []}]}, 5) == 4
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert nesting_depth(deep, 50) == 51
+
+
+def test_a_leaf_as_deep_as_the_limit_is_stored_and_one_level_more_is_422(app: App) -> None:
+    with api_client(app) as client:
+        ok(client.put("/v1/content/deep-course/hierarchy", json=chain(MAX_DEPTH - 1)))
+        refused = client.put("/v1/content/deep-course/hierarchy", json=chain(MAX_DEPTH))
+    assert error_code(refused, 422) == "invalid-hierarchy"
+    assert f"at depth {MAX_DEPTH} has children" in refused.json()["error"]["message"]
+
+
+def test_metadata_nested_past_the_limit_is_422(app: App) -> None:
+    metadata: Any = "x"
+    for _ in range(MAX_NESTING):
+        metadata = {"m": metadata}
+    course = collection("meta-course", {**leaf("r1"), "extra": metadata}, visibility="Default")
+    with api_client(app) as client:
+        refused = client.put("/v1/content/meta-course/hierarchy", json=course)
+    assert error_code(refused, 422) == "invalid-hierarchy"
+    assert str(MAX_NESTING) in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/content/x/hierarchy", "/v1/groups"])
+def test_a_body_nested_thousands_of_levels_deep_is_400_not_500(app: App, path: str) -> None:
+    with api_client(app) as client:
+        method = client.put if "content" in path else client.post
+        answer = method(path, content=nested_text(5000), headers={"content-type": "application/json"})
+    assert error_code(answer, 400) == "invalid-body"
+
+
+def test_the_cli_names_the_limit_and_prints_no_traceback(settings: Settings, tmp_path: Path) -> None:
+    cli = Cli(settings)
+    too_deep = tmp_path / "too-deep.json"
+    too_deep.write_text(json.dumps(chain(MAX_DEPTH)), encoding="utf-8")
+    refused = cli("content", "put", str(too_deep))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("courseinfra: invalid-hierarchy: collection unit-100 at depth 100")
+    unreadable = tmp_path / "unreadable.json"
+    unreadable.write_text(nested_text(5000), encoding="utf-8")
+    refused = cli("content", "put", str(unreadable))
+    assert refused.returncode == 1
+    assert "too deeply" in refused.stderr
+    assert "Traceback" not in refused.stderr
