@@ -22,7 +22,7 @@ from courseinfra.services import content, enrolments
 from courseinfra.settings import Settings
 from tests.support.builders import load_json
 from tests.support.cli import COURSEINFRA, Cli, fails, run_json, run_lines
-from tests.support.http import api_client, error_code, ok
+from tests.support.http import ANY_VERSION, api_client, error_code, ok
 from tests.support.servers import EXAMPLES
 
 COURSE = "democourse"
@@ -176,7 +176,7 @@ def test_patch_changes_only_what_is_given_under_if_match(client: TestClient) -> 
     assert ok(client.get("/v1/groups/north"))["name"] == "Northerners", "nothing changed"
 
     # Without If-Match (or with *), no check.
-    moved = ok(client.patch("/v1/groups/north", json={"criteria": SOUTH}))
+    moved = ok(client.patch("/v1/groups/north", json={"criteria": SOUTH}, headers=ANY_VERSION))
     assert moved["refresh"] == {"joined": 2, "left": 3, "member_count": 3}
     assert member_ids(client, "north") == ["a3", "a5", "a6"]
     response = client.patch(
@@ -188,14 +188,25 @@ def test_patch_changes_only_what_is_given_under_if_match(client: TestClient) -> 
     assert (removed["criteria"], removed["enabled"], removed["version"]) == (None, False, 4)
     assert removed["refresh"] == {"joined": 0, "left": 2, "member_count": 1}
     assert member_ids(client, "north") == ["a5"], "without criteria only the include list admits"
-    reset = ok(client.patch("/v1/groups/north", json={"include": None, "description": None}))
+    reset = ok(
+        client.patch("/v1/groups/north", json={"include": None, "description": None}, headers=ANY_VERSION)
+    )
     assert (reset["include"], reset["description"], reset["member_count"]) == ([], "", 0)
 
-    assert error_code(client.patch("/v1/groups/north", json={"name": None}), 422) == "invalid-body"
-    assert error_code(client.patch("/v1/groups/north", json={"colour": "red"}), 422) == "invalid-request"
-    bad_criteria = client.patch("/v1/groups/north", json={"criteria": {"or": []}})
+    assert (
+        error_code(client.patch("/v1/groups/north", json={"name": None}, headers=ANY_VERSION), 422)
+        == "invalid-body"
+    )
+    assert (
+        error_code(client.patch("/v1/groups/north", json={"colour": "red"}, headers=ANY_VERSION), 422)
+        == "invalid-request"
+    )
+    bad_criteria = client.patch("/v1/groups/north", json={"criteria": {"or": []}}, headers=ANY_VERSION)
     assert error_code(bad_criteria, 422) == "invalid-criteria"
-    assert error_code(client.patch("/v1/groups/nobody", json={"name": "x"}), 404) == "group-not-found"
+    assert (
+        error_code(client.patch("/v1/groups/nobody", json={"name": "x"}, headers=ANY_VERSION), 404)
+        == "group-not-found"
+    )
 
 
 def test_put_replaces_the_definition(client: TestClient) -> None:
@@ -221,19 +232,30 @@ def test_put_replaces_the_definition(client: TestClient) -> None:
         "/v1/groups/north", json={"name": "N", "scope": "instance"}, headers={"If-Match": '"north.1"'}
     )
     assert error_code(stale, 412) == "version-conflict"
-    assert error_code(client.put("/v1/groups/north", json={"scope": "instance"}), 422) == "invalid-request"
-    no_course = client.put("/v1/groups/north", json={"name": "N", "scope": "instance", "criteria": ENROLLED})
+    assert (
+        error_code(client.put("/v1/groups/north", json={"scope": "instance"}, headers=ANY_VERSION), 422)
+        == "invalid-request"
+    )
+    no_course = client.put(
+        "/v1/groups/north", json={"name": "N", "scope": "instance", "criteria": ENROLLED}, headers=ANY_VERSION
+    )
     assert error_code(no_course, 422) == "invalid-criteria"
-    frozen = ok(client.put("/v1/groups/north", json={"name": "N", "scope": "instance", "frozen": True}))
+    frozen = ok(
+        client.put(
+            "/v1/groups/north", json={"name": "N", "scope": "instance", "frozen": True}, headers=ANY_VERSION
+        )
+    )
     assert (frozen["refresh"], frozen["member_count"], frozen["version"]) == (None, 3, 3)
     assert member_ids(client, "north") == ["a1", "a2", "a3"], "a frozen group keeps its members"
-    unfrozen = ok(client.put("/v1/groups/north", json={"name": "N", "scope": "instance"}))
+    unfrozen = ok(
+        client.put("/v1/groups/north", json={"name": "N", "scope": "instance"}, headers=ANY_VERSION)
+    )
     assert unfrozen["refresh"] == {"joined": 0, "left": 3, "member_count": 0}
 
 
 def test_delete_honours_if_match(client: TestClient) -> None:
     create(client, "north", criteria=NORTH)
-    ok(client.patch("/v1/groups/north", json={"description": "d"}))
+    ok(client.patch("/v1/groups/north", json={"description": "d"}, headers=ANY_VERSION))
     assert error_code(client.delete("/v1/groups/north", headers={"If-Match": '"north.1"'}), 412) == (
         "version-conflict"
     )
@@ -242,10 +264,12 @@ def test_delete_honours_if_match(client: TestClient) -> None:
     assert response.status_code == 204, response.text
     assert response.content == b""
     assert error_code(client.get("/v1/groups/north"), 404) == "group-not-found"
-    assert error_code(client.delete("/v1/groups/north"), 404) == "group-not-found"
+    assert error_code(client.delete("/v1/groups/north", headers=ANY_VERSION), 404) == "group-not-found"
     assert error_code(client.get("/v1/groups/north/members"), 404) == "group-not-found"
     create(client, "north", criteria=NORTH)
-    assert client.delete("/v1/groups/north").status_code == 204, "without If-Match, no check"
+    assert client.delete("/v1/groups/north", headers=ANY_VERSION).status_code == 204, (
+        "without If-Match, no check"
+    )
 
 
 def test_members_pages_and_history_with_reasons(client: TestClient) -> None:
@@ -266,7 +290,7 @@ def test_members_pages_and_history_with_reasons(client: TestClient) -> None:
     assert ok(client.get("/v1/groups/north/members"))["next_after"] is None
     assert error_code(client.get("/v1/groups/north/members", params={"limit": 0}), 422) == "invalid-request"
 
-    ok(client.patch("/v1/groups/north", json={"criteria": SOUTH, "exclude": ["a3"]}))
+    ok(client.patch("/v1/groups/north", json={"criteria": SOUTH, "exclude": ["a3"]}, headers=ANY_VERSION))
     history = ok(client.get("/v1/groups/north/history"))
     assert history["next_after"] is None
     changes = [(c["change"], c["user_id"], c["reason"]) for c in history["history"]]
@@ -285,7 +309,7 @@ def test_members_pages_and_history_with_reasons(client: TestClient) -> None:
     assert {c["at"] for c in history["history"][4:]} == {history["history"][4]["at"]}
     assert member_ids(client, "north") == ["a5", "a6"], "a3 is excluded"
 
-    ok(client.patch("/v1/groups/north", json={"exclude": ["a6"]}))
+    ok(client.patch("/v1/groups/north", json={"exclude": ["a6"]}, headers=ANY_VERSION))
     mine = ok(client.get("/v1/groups/north/history", params={"user_id": "a6"}))["history"]
     assert [(c["change"], c["reason"]) for c in mine] == [("joined", "criteria"), ("left", "excluded")]
     page = ok(client.get("/v1/groups/north/history", params={"limit": 3}))

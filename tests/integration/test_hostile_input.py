@@ -79,3 +79,19 @@ def test_the_cli_names_the_limit_and_prints_no_traceback(settings: Settings, tmp
     assert refused.returncode == 1
     assert "too deeply" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_change_of_a_group_without_if_match_is_428_and_changes_nothing(app: App) -> None:
+    with api_client(app) as client:
+        created = ok(client.post("/v1/groups", json={"group_id": "g", "name": "G", "scope": "instance"}), 201)
+        for method, body in (
+            ("PUT", {"name": "H", "scope": "instance"}),
+            ("PATCH", {"name": "H"}),
+            ("DELETE", None),
+        ):
+            refused = client.request(method, "/v1/groups/g", json=body)
+            assert error_code(refused, 428) == "precondition-required", method
+        assert ok(client.get("/v1/groups/g"))["version"] == created["version"]
+        renamed = ok(client.patch("/v1/groups/g", json={"name": "H"}, headers={"If-Match": '"g.1"'}))
+        assert renamed["version"] == 2
+        assert client.delete("/v1/groups/g", headers={"If-Match": "*"}).status_code == 204

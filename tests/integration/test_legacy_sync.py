@@ -52,7 +52,7 @@ from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import Settings
 from tests.support.builders import load_json
 from tests.support.cli import Cli
-from tests.support.http import api_client, error_code, ok
+from tests.support.http import ANY_VERSION, api_client, error_code, ok
 from tests.support.openedx import TOKEN, FakeOpenEdx
 from tests.support.servers import EXAMPLES
 
@@ -1189,7 +1189,7 @@ def test_api_changes_legacy_members(world: World, client: TestClient) -> None:
 
 def test_api_delete_under_restrict_is_409_and_a_legacy_failure_502(world: World, client: TestClient) -> None:
     legacy_id, before = setup_group(world, "cohort")
-    refused = client.delete("/v1/groups/g")
+    refused = client.delete("/v1/groups/g", headers=ANY_VERSION)
     assert error_code(refused, 409) == "delete-restricted"
     assert legacy_members(world, "cohort", legacy_id) == before == members(world, "g")
     world.fail("create_team")

@@ -21,6 +21,10 @@ def error_code(response: Any, status: int) -> str:
     return str(response.json()["error"]["code"])
 
 
+#: The If-Match of a change made whatever the group's version (PUT, PATCH and DELETE need one).
+ANY_VERSION = {"If-Match": "*"}
+
+
 def api_client(app: App, *, role: str = "admin", pii: bool = True) -> TestClient:
     """A client of the API serving ``app``, with the bearer token of a new token of ``role``."""
     _, secret = access.create_token(f"test {role}", role, app.uow_factory(), pii=pii)

@@ -26,6 +26,8 @@ class ErrorKind(StrEnum):
     UNAUTHENTICATED = "unauthenticated"
     #: The credentials are valid but do not grant what the request asks.
     FORBIDDEN = "forbidden"
+    #: A change that must name the version it was made against does not.
+    PRECONDITION_REQUIRED = "precondition-required"
 
 
 class DomainError(Exception):

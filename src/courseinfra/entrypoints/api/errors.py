@@ -25,6 +25,7 @@ STATUS_OF_KIND: dict[ErrorKind, int] = {
     ErrorKind.UPSTREAM: 502,
     ErrorKind.UNAUTHENTICATED: 401,
     ErrorKind.FORBIDDEN: 403,
+    ErrorKind.PRECONDITION_REQUIRED: 428,
 }
 
 

@@ -62,7 +62,8 @@ IfMatch = Annotated[
     Header(
         alias="If-Match",
         description='The group\'s ETag ("<group_id>.<version>") as read: the change is refused (412 '
-        "version-conflict) if the group changed since. Without it, no check.",
+        "version-conflict) if the group changed since; * changes it whatever its version. Required on "
+        "PUT, PATCH and DELETE (428 precondition-required without it); optional on a members import.",
     ),
 ]
 
@@ -105,6 +106,28 @@ PRECONDITION: Responses = {
     400: {"model": ErrorResponse, "description": "A malformed If-Match (invalid-if-match)"},
     412: {"model": ErrorResponse, "description": "The group changed since it was read (version-conflict)"},
 }
+
+
+REQUIRED_PRECONDITION: Responses = {
+    **PRECONDITION,
+    428: {"model": ErrorResponse, "description": "No If-Match header (precondition-required)"},
+}
+
+
+class PreconditionRequired(DomainError):
+    code = "precondition-required"
+    kind = ErrorKind.PRECONDITION_REQUIRED
+
+
+def required_version(if_match: str | None, group_id: str) -> int | None:
+    """:func:`expected_version` of a change that must say what it was made against: without If-Match,
+    428 ``precondition-required`` (``If-Match: *`` changes the group whatever its version)."""
+    if if_match is None:
+        raise PreconditionRequired(
+            f'changing group {group_id} needs If-Match: its ETag as read ("{group_id}.<version>"), or * '
+            "to change it whatever its version"
+        )
+    return expected_version(if_match, group_id)
 
 
 ETAG_HEADER: dict[str, Any] = {"ETag": {"description": 'The group\'s "<group_id>.<version>"'}}
@@ -162,7 +185,7 @@ def get_user_group(app: AppDep, group_id: str, response: Response) -> GroupOut:
 @router.put(
     "/v1/groups/{group_id}",
     response_model=GroupChangedOut,
-    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
 )
 def replace_user_group(
     app: AppDep, group_id: str, body: GroupDefinitionIn, response: Response, if_match: IfMatch = None
@@ -172,7 +195,7 @@ def replace_user_group(
     definition = body.definition()
     view, result = app.groups.update_group(
         group_id,
-        expected_version=expected_version(if_match, group_id),
+        expected_version=required_version(if_match, group_id),
         name=definition.name,
         scope=definition.scope,
         description=definition.description,
@@ -188,7 +211,7 @@ def replace_user_group(
 @router.patch(
     "/v1/groups/{group_id}",
     response_model=GroupChangedOut,
-    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
 )
 def patch_user_group(
     app: AppDep, group_id: str, body: GroupPatchIn, response: Response, if_match: IfMatch = None
@@ -196,7 +219,7 @@ def patch_user_group(
     """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
     too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
     view, result = app.groups.update_group(
-        group_id, expected_version=expected_version(if_match, group_id), **body.changes()
+        group_id, expected_version=required_version(if_match, group_id), **body.changes()
     )
     return _changed(view, result, response)
 
@@ -205,14 +228,14 @@ def patch_user_group(
     "/v1/groups/{group_id}",
     status_code=204,
     response_class=Response,
-    responses={**INVALID, **NOT_FOUND, **PRECONDITION},
+    responses={**INVALID, **NOT_FOUND, **REQUIRED_PRECONDITION},
 )
 def delete_user_group(app: AppDep, group_id: str, if_match: IfMatch = None) -> Response:
     """Delete a group, its overrides, members and history. A group linked to a team deletes
     the team first; one linked to a cohort or a track follows the delete policy (409
     ``delete-restricted`` under restrict). The ``Courseinfra-Delete-Outcome`` header says what was done:
     ``deleted``, ``detached`` (the legacy group stays) or ``archived`` (both stay, the group disabled)."""
-    outcome = app.groups.delete_group(group_id, expected_version=expected_version(if_match, group_id))
+    outcome = app.groups.delete_group(group_id, expected_version=required_version(if_match, group_id))
     return Response(status_code=204, headers={"Courseinfra-Delete-Outcome": outcome})
 
 
