@@ -127,9 +127,9 @@ def test_users_through_the_api(client: TestClient) -> None:
     user = ok(client.get("/v1/users/learner-2"))
     assert (user["organisation"], user["profile"], user["email"]) == (
         "org-south",
-        {"district": "South"},
-        None,
-    )
+        {"district": "South", "school": "River School"},
+        "ben@example.org",
+    ), "the fields the record leaves out are kept"
     assert error_code(client.get("/v1/users/nobody"), 404) == "user-not-found"
     listed = ok(client.get("/v1/users", params={"organisation": "org-north"}))
     assert [u["user_id"] for u in listed] == ["learner-1", "mentor-1"]
@@ -174,7 +174,9 @@ def test_a_bad_import_answers_422_with_every_bad_row(client: TestClient) -> None
     ]
     lines = client.post("/v1/users/import", params={"format": "jsonl"}, content='{"user_id":"u1"}\n{bad\n')
     assert [(d["line"], d["code"]) for d in lines.json()["error"]["details"]] == [(2, "invalid-json")]
-    no_format = client.post("/v1/users/import", content=BAD_CSV, headers={"content-type": "text/csv"})
+    by_type = client.post("/v1/users/import", content=BAD_CSV, headers={"content-type": "text/csv"})
+    assert error_code(by_type, 422) == "invalid-users", "text/csv is read as CSV without ?format"
+    no_format = client.post("/v1/users/import", content=BAD_CSV, headers={"content-type": "text/plain"})
     assert error_code(no_format, 422) == "invalid-body"
     assert error_code(client.post("/v1/users/import", params={"format": "xml"}, content="x"), 422) == (
         "invalid-request"
@@ -195,3 +197,58 @@ def test_logins_and_profile_changes_reach_the_bus(app: App, client: TestClient) 
         ("courseinfra.user.login.recorded.v1", "u1"),
         ("courseinfra.user.profile.changed.v1", "u1"),
     ]
+
+
+# --- an import changes only what it gives --------------------------------------------------------------
+
+FULL = "user_id,username,email,name,organisation,is_staff,district,school\nu1,ada,ada@example.org,Ada,org1,yes,north,s1\n"
+
+
+def test_an_import_of_some_columns_keeps_the_others_and_replace_clears_them(client: TestClient) -> None:
+    csv_body = {"content-type": "text/csv"}
+    assert ok(client.post("/v1/users/import", content=FULL, headers=csv_body))["inserted"] == 1
+    partial = "user_id,email,district\nu1,ada@new.example.org,south\n"
+    assert ok(client.post("/v1/users/import", content=partial, headers=csv_body))["updated"] == 1
+    merged = ok(client.get("/v1/users/u1"))
+    assert (
+        merged["username"],
+        merged["email"],
+        merged["name"],
+        merged["organisation"],
+        merged["is_staff"],
+    ) == (
+        "ada",
+        "ada@new.example.org",
+        "Ada",
+        "org1",
+        True,
+    )
+    assert merged["profile"] == {"district": "south", "school": "s1"}, "profile fields are set, none removed"
+    replaced = client.post("/v1/users/import?replace=true", content=partial, headers=csv_body)
+    assert ok(replaced)["updated"] == 1
+    whole = ok(client.get("/v1/users/u1"))
+    assert (whole["username"], whole["name"], whole["organisation"], whole["is_staff"]) == (
+        None,
+        None,
+        None,
+        False,
+    )
+    assert whole["profile"] == {"district": "south"}
+
+
+def test_the_cli_import_merges_and_replaces_too(cli: Cli, tmp_path: Path) -> None:
+    full = tmp_path / "full.csv"
+    full.write_text(FULL, encoding="utf-8")
+    partial = tmp_path / "partial.csv"
+    partial.write_text("user_id,name\nu1,Ada Lovelace\n", encoding="utf-8")
+    run_json(cli, "users", "import", str(full))
+    run_json(cli, "users", "import", str(partial))
+    merged = run_json(cli, "users", "get", "u1")
+    assert (merged["name"], merged["email"], merged["profile"]) == (
+        "Ada Lovelace",
+        "ada@example.org",
+        {"district": "north", "school": "s1"},
+    )
+    run_json(cli, "users", "import", str(partial), "--replace")
+    replaced = run_json(cli, "users", "get", "u1")
+    assert (replaced["name"], replaced["email"], replaced["profile"]) == ("Ada Lovelace", None, {})

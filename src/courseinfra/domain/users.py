@@ -18,7 +18,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
@@ -290,7 +290,42 @@ def _profile_of(record: Mapping[str, Any]) -> dict[str, str]:
     return dict(sorted(profile.items()))
 
 
-NumberedUsers = list[tuple[int, User]]
+#: The fields of a user a record may leave out (its profile is merged field by field).
+MERGED_FIELDS = ("username", "email", "name", "organisation", "last_login_at", "is_staff")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A good row of an import file: the user it gives, its line, and which of :data:`MERGED_FIELDS` it
+    gives (a column or key present, not empty)."""
+
+    line: int
+    user: User
+    given: frozenset[str]
+
+    def merged_into(self, stored: User | None) -> User:
+        """The user this record makes of ``stored``: the fields it gives replace the stored ones, the
+        others are kept, and its profile fields are set on the stored profile (none removed)."""
+        if stored is None:
+            return self.user
+        kept = {name: getattr(stored, name) for name in MERGED_FIELDS if name not in self.given}
+        return replace(
+            self.user, **kept, profile=dict(sorted({**stored.profile, **self.user.profile}.items()))
+        )
+
+
+def _given(record: Mapping[str, Any]) -> frozenset[str]:
+    names = {
+        name
+        for name in ("username", "email", "name", "organisation", "is_staff")
+        if _present(record.get(name))
+    }
+    if any(_present(record.get(name)) for name in LAST_LOGIN_NAMES):
+        names.add("last_login_at")
+    return frozenset(names)
+
+
+NumberedUsers = list[UserRecord]
 
 
 def _check_all(
@@ -341,7 +376,7 @@ def _check_all(
         if problems:
             errors.extend(RowError(line, bad.code, bad.reason) for bad in problems)
         elif user is not None:
-            users.append((line, user))
+            users.append(UserRecord(line, user, _given(record)))
     return users, errors
 
 
@@ -446,4 +481,4 @@ def parse_records(text: str, fmt: RecordFormat) -> tuple[list[User], list[RowErr
     """Users from an import file's text in ``fmt``, and every bad row (empty when all are good). Every
     row is checked, whatever the errors before it."""
     numbered, errors = parse_records_with_lines(text, fmt)
-    return [user for _, user in numbered], errors
+    return [record.user for record in numbered], errors

@@ -26,16 +26,23 @@ def users_import(
         RecordFormat | None,
         typer.Option("--format", help="The file's format; by default, from its extension."),
     ] = None,
+    replace_records: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Replace each stored user whole: a field the file leaves out is cleared."
+        ),
+    ] = False,
 ) -> None:
     """Insert or update the users of FILE, all or nothing: if any row is bad, every bad row is printed
-    (``line N: reason``, on standard error), nothing is imported and the exit code is 1. Prints the
-    counts as JSON."""
+    (``line N: reason``, on standard error), nothing is imported and the exit code is 1. A row changes
+    only the fields it gives (a column present and not empty) and sets the profile fields it gives;
+    --replace makes each row the whole user. Prints the counts as JSON."""
     fmt = fmt or guess_format(path)
     if fmt is None:
         raise Failure(f"cannot tell the format of {path}: give --format csv, json or jsonl", exit_code=2)
     text = read_text(path)
     with application() as app:
-        report = users.import_users(text, fmt, app.uow_factory)
+        report = users.import_users(text, fmt, app.uow_factory, replace_records=replace_records)
     if not report.ok:
         for bad in report.errors:
             err.print(str(bad), highlight=False, soft_wrap=True, markup=False)

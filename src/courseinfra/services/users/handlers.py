@@ -46,8 +46,12 @@ def import_users(
     uow_factory: Callable[[], UnitOfWork],
     *,
     at: datetime | None = None,
+    replace_records: bool = False,
 ) -> ImportReport:
-    """Insert or update the users of an import file, all or nothing.
+    """Insert or update the users of an import file, all or nothing. A record updates only the fields
+    it gives (a column or key present and not empty) and sets the profile fields it gives; the stored
+    others are kept. With ``replace_records``, each record replaces the stored user whole (a field it
+    leaves out is cleared, its profile is the record's).
 
     Every row is checked first; if any is bad (including a username another user holds), the report
     lists every bad row and nothing is written. Otherwise the users are upserted in one transaction, and
@@ -59,10 +63,13 @@ def import_users(
     numbered, errors = parse_records_with_lines(records_text, fmt)
     if errors:
         return ImportReport(errors=tuple(errors))
-    users = [user for _, user in numbered]
-    line_of = {user.user_id: line for line, user in numbered}
+    line_of = {record.user.user_id: record.line for record in numbered}
     with uow_factory() as uow:
-        before = uow.users.get_many([user.user_id for user in users])
+        before = uow.users.get_many(list(line_of))
+        users = [
+            record.user if replace_records else record.merged_into(before.get(record.user.user_id))
+            for record in numbered
+        ]
         try:
             inserted, updated = uow.users.upsert_many(users, at)
         except UsernameTaken as taken:

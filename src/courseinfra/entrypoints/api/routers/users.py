@@ -61,6 +61,15 @@ USERS_BODY: dict[str, Any] = {
 }
 
 
+#: The format of a body whose ``?format`` is not given, by its content type.
+FORMAT_OF_MEDIA_TYPE = {
+    "text/csv": RecordFormat.CSV,
+    "application/json": RecordFormat.JSON,
+    "application/x-ndjson": RecordFormat.JSONL,
+    "application/jsonl": RecordFormat.JSONL,
+}
+
+
 @router.post(
     "/v1/users/import",
     response_model=ImportOut,
@@ -73,21 +82,30 @@ def import_users(
     body: Annotated[bytes, Depends(raw_body)],
     fmt: Annotated[
         RecordFormat | None,
-        Query(alias="format", description="csv, json or jsonl; json when the body is application/json."),
+        Query(alias="format", description="csv, json or jsonl; by default, from the content type."),
     ] = None,
+    replace_records: Annotated[
+        bool,
+        Query(
+            alias="replace",
+            description="Replace each stored user whole: a field the body leaves out is cleared.",
+        ),
+    ] = False,
 ) -> Any:
     """Insert or update users, all or nothing: with any bad row, 422 ``invalid-users`` lists every bad
     row in ``details`` and nothing is imported."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if fmt is None:
-        if media_type != "application/json" and not media_type.endswith("+json"):
-            raise InvalidBody("give the body's format: ?format=csv, json or jsonl")
-        fmt = RecordFormat.JSON
+        fmt = FORMAT_OF_MEDIA_TYPE.get(media_type)
+        if fmt is None and media_type.endswith("+json"):
+            fmt = RecordFormat.JSON
+        if fmt is None:
+            raise InvalidBody("give the body's format: ?format=csv, json or jsonl, or its content type")
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InvalidBody(f"the body is not UTF-8: {error}") from None
-    report = users.import_users(text, fmt, app.uow_factory)
+    report = users.import_users(text, fmt, app.uow_factory, replace_records=replace_records)
     if not report.ok:
         return error_json(
             422,
