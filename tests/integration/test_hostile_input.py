@@ -4,6 +4,7 @@ error naming the limit, through the API and the CLI, never a server error or a t
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import MAX_DEPTH, MAX_NESTING, nesting_depth
+from courseinfra.domain.users import User
 from courseinfra.settings import Settings
 from tests.support.builders import collection, leaf
 from tests.support.cli import Cli
@@ -95,3 +97,14 @@ def test_a_change_of_a_group_without_if_match_is_428_and_changes_nothing(app: Ap
         renamed = ok(client.patch("/v1/groups/g", json={"name": "H"}, headers={"If-Match": '"g.1"'}))
         assert renamed["version"] == 2
         assert client.delete("/v1/groups/g", headers={"If-Match": "*"}).status_code == 204
+
+
+@pytest.mark.parametrize("at", [0, 1700000000, True, "2999-01-01T00:00:00Z"])
+def test_a_login_time_that_is_a_number_or_in_the_future_is_422(app: App, at: Any) -> None:
+    with app.uow_factory() as uow:
+        uow.users.upsert_many([User("u1")], datetime.now(UTC))
+        uow.commit()
+    with api_client(app) as client:
+        refused = client.post("/v1/users/u1/logins", json={"at": at})
+        assert error_code(refused, 422) == "invalid-request"
+        assert ok(client.get("/v1/users/u1"))["last_login_at"] is None

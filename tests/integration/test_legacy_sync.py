@@ -1187,6 +1187,19 @@ def test_api_changes_legacy_members(world: World, client: TestClient) -> None:
     assert world.legacy.team_members(legacy_id) == {"u2", "u3"} == members(world, "g")
 
 
+def test_api_a_rule_the_legacy_system_enforces_is_the_callers_error_not_502(
+    world: World, client: TestClient
+) -> None:
+    legacy_id, before = setup_group(world, "team")
+    refused = client.post("/v1/groups/g/legacy-members", json={"add": ["outsider"]})
+    assert error_code(refused, 422) == "legacy-sync-failed"
+    assert (
+        "not-enrolled" in refused.json()["error"]["message"]
+        or "user-not-found" in refused.json()["error"]["message"]
+    )
+    assert world.legacy.team_members(legacy_id) == before == members(world, "g")
+
+
 def test_api_delete_under_restrict_is_409_and_a_legacy_failure_502(world: World, client: TestClient) -> None:
     legacy_id, before = setup_group(world, "cohort")
     refused = client.delete("/v1/groups/g", headers=ANY_VERSION)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from courseinfra.domain.users import RowError, User
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
@@ -52,10 +53,32 @@ class UserOut(BaseModel):
         )
 
 
+#: How far ahead of this server's clock a login may be reported (another machine's clock may run ahead).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: AwareDatetime | None = Field(None, description="When the user logged in (default: now).")
+    at: AwareDatetime | None = Field(
+        None,
+        description="When the user logged in, an RFC 3339 time with its offset (default: now); not in the future.",
+    )
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _a_time_text(cls, value: Any) -> Any:
+        # A number would be read as seconds since 1970: {"at": 0} is a mistake, not a login in 1970.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("a time is RFC 3339 text with its offset, such as 2026-11-23T08:00:00Z")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError("a login cannot be in the future")
+        return value
 
 
 class LoginOut(UserOut):

@@ -60,13 +60,17 @@ class DeleteRestricted(DomainError):
 
 class SyncFailed(DomainError):
     """A legacy operation failed; both sides are as they were (or the log says what could not be
-    undone). ``legacy_code`` is the legacy error's code."""
+    undone). ``legacy_code`` is the legacy error's code, and the kind is the legacy error's: a rule the
+    legacy system enforces (a full team, a learner not enrolled) is the caller's error, an unavailable
+    legacy system an upstream one."""
 
     code = "legacy-sync-failed"
     kind = ErrorKind.UPSTREAM
 
-    def __init__(self, message: str, *, legacy_code: str, details: Sequence[str] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, legacy_code: str, details: Sequence[str] = (), kind: ErrorKind | None = None
+    ) -> None:
+        super().__init__(message, kind=kind)
         self.legacy_code = legacy_code
         self.details = list(details)
 
@@ -262,6 +266,7 @@ class LinkedGroups:
                     + ("nothing was changed" if not not_undone else f"not undone: {'; '.join(not_undone)}"),
                     legacy_code=error.code,
                     details=error.details,
+                    kind=error.kind,
                 ) from error
             if not isinstance(error, DomainError):
                 # An infrastructure failure (a commit refused, a connection lost) after legacy steps:
@@ -281,6 +286,7 @@ class LinkedGroups:
                 "nothing was changed",
                 legacy_code=error.code,
                 details=error.details,
+                kind=error.kind,
             ) from error
 
     def _undo(self, undo: UndoStack) -> list[str]:
