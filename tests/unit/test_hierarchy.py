@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from courseinfra.domain.cache_layout import CacheLayout, CacheList, CacheSet, cache_entries
 from courseinfra.domain.errors import InvalidHierarchy
-from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, compute_relations, parse_hierarchy
+from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, MAX_DEPTH, compute_relations, parse_hierarchy
 from tests.support.builders import collection, leaf
 
 DEMO = collection(
@@ -57,8 +57,11 @@ def test_a_very_deep_hierarchy_needs_no_recursion() -> None:
     node: dict[str, Any] = leaf("bottom")
     for depth in range(5000):
         node = collection(f"u{depth}", node)
-    relations = compute_relations(parse_hierarchy(collection("root", node, visibility="Default")))
+    course = collection("root", node, visibility="Default")
+    relations = compute_relations(parse_hierarchy(course, max_depth=None))
     assert len(relations.ancestors["bottom"]) == 5001
+    with pytest.raises(InvalidHierarchy, match=f"at depth {MAX_DEPTH} has children"):
+        parse_hierarchy(course)
 
 
 @pytest.mark.parametrize(

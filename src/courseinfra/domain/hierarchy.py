@@ -116,13 +116,13 @@ def nesting_depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def parse_hierarchy(raw: Any) -> FlatHierarchy:
+def parse_hierarchy(raw: Any, *, max_depth: int | None = MAX_DEPTH) -> FlatHierarchy:
     """Validate ``raw`` as a hierarchy and flatten it in depth-first pre-order.
 
     Raises :class:`InvalidHierarchy`, naming the node, when a node is not an object, has no identifier,
     has ``children`` that are not a list, when the root is not a collection, when a collection occurs
     twice, when one identifier names both a collection and a leaf, or when a node lies more than
-    :data:`MAX_DEPTH` levels below the root.
+    ``max_depth`` levels below the root (:data:`MAX_DEPTH`; None: no limit, for what is stored already).
     """
     root_id = _identifier(raw, "root")
     if not is_collection(raw):
@@ -161,10 +161,10 @@ def parse_hierarchy(raw: Any) -> FlatHierarchy:
         nodes.append(node)
         if collection:
             children = _children(node, f"collection {identifier}")
-            if children and depth == MAX_DEPTH:
+            if children and depth == max_depth:
                 raise InvalidHierarchy(
                     f"collection {identifier} at depth {depth} has children: a hierarchy is at most "
-                    f"{MAX_DEPTH} levels deep"
+                    f"{max_depth} levels deep"
                 )
             for child_index in range(len(children) - 1, -1, -1):
                 stack.append((children[child_index], position, child_index, depth + 1))
