@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 from courseinfra.bootstrap import App
 from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
 from courseinfra.settings import Settings
-from tests.support.cli import Cli, fails, run_json, run_lines
+from tests.support.cli import COURSEINFRA, Cli, fails, run_json, run_lines
 from tests.support.http import api_client, error_code, ok
 from tests.support.servers import EXAMPLES
 
@@ -252,3 +253,45 @@ def test_the_cli_import_merges_and_replaces_too(cli: Cli, tmp_path: Path) -> Non
     run_json(cli, "users", "import", str(partial), "--replace")
     replaced = run_json(cli, "users", "get", "u1")
     assert (replaced["name"], replaced["email"], replaced["profile"]) == ("Ada Lovelace", None, {})
+
+
+def test_two_imports_of_other_columns_at_once_lose_neither(cli: Cli, tmp_path: Path) -> None:
+    """Two processes merge other columns into the same users at once: each read-and-merge locks the
+    users it reads, so that neither writes back a value the other had just changed."""
+    ids = [f"u{n:04d}" for n in range(2000)]
+    base = tmp_path / "base.csv"
+    base.write_text(
+        "user_id,name,email\n" + "".join(f"{u},old,{u}@old.example.org\n" for u in ids), encoding="utf-8"
+    )
+    run_json(cli, "users", "import", str(base))
+    names = tmp_path / "names.csv"
+    names.write_text("user_id,name\n" + "".join(f"{u},new\n" for u in ids), encoding="utf-8")
+    emails = tmp_path / "emails.csv"
+    emails.write_text(
+        "user_id,email\n" + "".join(f"{u},{u}@new.example.org\n" for u in ids), encoding="utf-8"
+    )
+    for _ in range(2):
+        writers = [
+            subprocess.Popen(
+                [*COURSEINFRA, "users", "import", str(path)],
+                env=cli.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for path in (names, emails)
+        ]
+        for writer in writers:
+            _, err = writer.communicate(timeout=300)
+            assert writer.returncode == 0, err
+        found = run_lines(cli, "users", "list", "--limit", "1000") + run_lines(
+            cli, "users", "list", "--after", "u0999", "--limit", "1000"
+        )
+        assert len(found) == 2000
+        lost = [
+            u["user_id"]
+            for u in found
+            if (u["name"], u["email"]) != ("new", f"{u['user_id']}@new.example.org")
+        ]
+        assert lost == []
+        run_json(cli, "users", "import", str(base), "--replace")

@@ -136,10 +136,12 @@ class SqlUserDirectory(UserDirectory):
         row = self.connection.execute(sa.select(table).where(table.c.user_id == user_id)).one_or_none()
         return None if row is None else user_from_row(row)
 
-    def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+    def get_many(self, user_ids: Sequence[str], *, for_update: bool = False) -> dict[str, User]:
         found: dict[str, User] = {}
         for chunk in _chunks(list(dict.fromkeys(user_ids))):
-            for row in self.connection.execute(sa.select(table).where(table.c.user_id.in_(chunk))):
+            query = sa.select(table).where(table.c.user_id.in_(chunk))
+            # SQLite has no row locks: a writing unit of work holds the database's write lock already.
+            for row in self.connection.execute(query.with_for_update() if for_update else query):
                 found[row.user_id] = user_from_row(row)
         return found
 

@@ -65,7 +65,7 @@ def import_users(
         return ImportReport(errors=tuple(errors))
     line_of = {record.user.user_id: record.line for record in numbered}
     with uow_factory() as uow:
-        before = uow.users.get_many(list(line_of))
+        before = uow.users.get_many(list(line_of), for_update=True)
         users = [
             record.user if replace_records else record.merged_into(before.get(record.user.user_id))
             for record in numbered

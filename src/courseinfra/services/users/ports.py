@@ -31,8 +31,9 @@ class UserDirectory(abc.ABC):
     def get(self, user_id: str) -> User | None: ...
 
     @abc.abstractmethod
-    def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
-        """The users that exist among ``user_ids``, by id."""
+    def get_many(self, user_ids: Sequence[str], *, for_update: bool = False) -> dict[str, User]:
+        """The users that exist among ``user_ids``, by id; ``for_update`` locks them until the
+        transaction ends (an import that merges into them must not lose a concurrent change)."""
 
     @abc.abstractmethod
     def list(self, *, after: str = "", limit: int = 100, organisation: str | None = None) -> list[User]:

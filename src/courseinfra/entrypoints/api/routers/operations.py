@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
+    Depends,
     Request,
     Response,
 )
@@ -13,10 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from courseinfra.bootstrap import App
-from courseinfra.domain.access import Permission, Unauthenticated
+from courseinfra.domain.access import Permission
 from courseinfra.entrypoints.api.deps import (
     AUTH,
     AppDep,
+    bearer,
     get_principal,
     needs,
 )
@@ -45,18 +48,15 @@ def counters(app: AppDep) -> dict[str, dict[str, int]]:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}, **AUTH},
 )
-def metrics(request: Request, app: AppDep) -> Response:
+def metrics(
+    request: Request,
+    app: AppDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Response:
     """Prometheus metrics, read from the database at each scrape. A bearer token with ``read`` is
     needed unless ``COURSEINFRA_METRICS_PUBLIC`` is set (a scraper on a private network)."""
     if not app.settings.metrics_public:
-        authorization = request.headers.get("authorization", "")
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthenticated("/metrics needs a bearer token (or COURSEINFRA_METRICS_PUBLIC=true)")
-        principal = get_principal(
-            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=secret.strip())
-        )
-        principal.require(Permission.READ)
+        get_principal(request, credentials).require(Permission.READ)
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
