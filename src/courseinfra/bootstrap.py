@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from courseinfra.adapters.bus import InProcessBus
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
+from courseinfra.adapters.jwt_tokens import PyJwtVerifier
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.locks import FileLocks, PostgresLocks
@@ -28,6 +29,7 @@ from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, Criteri
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
 from courseinfra.domain.legacy import LEGACY_TYPES
 from courseinfra.domain.reports import AcceptedFrameworks
+from courseinfra.services.access.ports import JwtVerifier
 from courseinfra.services.cache import RelationCacheJob
 from courseinfra.services.cache.ports import RelationCache
 from courseinfra.services.course_metrics import CourseMetricsJob, CourseViews, relation_cache_updated_handler
@@ -60,6 +62,8 @@ class App:
     locks: Locks = field(repr=False)
     stream: EventStream | None = field(default=None, repr=False)
     publication: Publication = field(default_factory=Publication, repr=False)
+    #: Verifies the OAuth2 provider's JWTs; None: only courseinfra's own tokens are accepted.
+    jwt: JwtVerifier | None = field(default=None, repr=False)
 
     @property
     def report_options(self) -> ReportOptions:
@@ -118,6 +122,19 @@ def build_legacy(settings: Settings, engine: sa.Engine) -> tuple[LegacyGroups, L
         client = OpenEdxLegacyGroups(settings.openedx_url, settings.openedx_token)
         return client, lambda _connection: client
     return LocalLegacyGroups(engine), None
+
+
+def build_jwt(settings: Settings) -> JwtVerifier | None:
+    if settings.jwt_issuer is None or settings.jwt_audience is None:
+        return None
+    return PyJwtVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        secret=None if settings.jwt_secret is None else settings.jwt_secret.get_secret_value(),
+        public_keys=settings.jwt_public_keys,
+        jwks_url=settings.jwt_jwks_url,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
 
 
 def build_stream(settings: Settings) -> EventStream | None:
@@ -238,6 +255,7 @@ def bootstrap(
         build_locks(settings, engine),
         build_stream(settings),
         publication,
+        build_jwt(settings),
     )
     if publish_on_commit:
         publication.relay = app.relay

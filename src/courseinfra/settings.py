@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from courseinfra.domain.cache_layout import CacheLayout
@@ -99,6 +99,32 @@ class Settings(BaseSettings):
     event_stream_max_length: int = Field(
         1_000_000, ge=1, description="Entries kept per event stream; older ones are trimmed."
     )
+    jwt_issuer: str | None = Field(
+        None,
+        description="Accept OAuth2 JWTs from this issuer (the LMS's JWT_ISSUER, e.g. https://lms/oauth2); "
+        "unset: only courseinfra's own tokens.",
+    )
+    jwt_audience: str | None = Field(None, description="The audience a JWT must name (JWT_AUDIENCE).")
+    jwt_secret: SecretStr | None = Field(
+        None, description="The shared key of HS256 JWTs (JWT_SECRET_KEY); unset: HS256 is refused."
+    )
+    jwt_public_keys: str | None = Field(
+        None,
+        description="A JWK set (JSON) of the keys that sign RS256/ES256 JWTs (JWT_PUBLIC_SIGNING_JWK_SET).",
+    )
+    jwt_jwks_url: str | None = Field(
+        None, description="Where to fetch that JWK set instead (the LMS's /oauth2/jwks.json)."
+    )
+    jwt_leeway_seconds: int = Field(
+        30, ge=0, le=600, description="Clock skew allowed on a JWT's exp, nbf and iat."
+    )
+    max_body_bytes: int = Field(
+        32 << 20,
+        ge=1024,
+        le=1 << 31,
+        description="The largest request body the API reads (413 beyond it); event posts and imports "
+        "included.",
+    )
     legacy_delete_policy: Literal["restrict", "detach", "archive"] = Field(
         "restrict",
         description="Deleting a user group linked to a cohort or a track (which cannot be deleted): refuse, "
@@ -140,6 +166,30 @@ class Settings(BaseSettings):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _jwt(self) -> Settings:
+        keys = (
+            self.jwt_secret is not None or self.jwt_public_keys is not None or self.jwt_jwks_url is not None
+        )
+        if keys and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError("JWT keys need COURSEINFRA_JWT_ISSUER and COURSEINFRA_JWT_AUDIENCE")
+        if self.jwt_issuer and not keys:
+            raise ValueError(
+                "COURSEINFRA_JWT_ISSUER needs a key: COURSEINFRA_JWT_SECRET, _PUBLIC_KEYS or _JWKS_URL"
+            )
+        if self.jwt_public_keys is not None:
+            try:
+                keyset = json.loads(self.jwt_public_keys)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"COURSEINFRA_JWT_PUBLIC_KEYS is not JSON: {error.msg}") from None
+            if not isinstance(keyset, dict) or not isinstance(keyset.get("keys"), list):
+                raise ValueError('COURSEINFRA_JWT_PUBLIC_KEYS: expected a JWK set {"keys": [...]}')
+        return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return self.jwt_issuer is not None
+
     @property
     def sql_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'courseinfra.sqlite3'}"
@@ -163,5 +213,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         first = error.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
+        if not first["loc"]:  # a rule across settings: its message names them
+            raise SettingsError(f"invalid settings: {first['msg'].removeprefix('Value error, ')}") from None
+        field = str(first["loc"][0])
         raise SettingsError(f"invalid setting {ENV_PREFIX}{field.upper()}: {first['msg']}") from None

@@ -159,7 +159,8 @@ def test_the_openapi_document_declares_the_bearer_scheme_and_the_401_and_403(ano
     assert document["components"]["securitySchemes"]["token"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "An API token: `courseinfra tokens create --name NAME --role ROLE`.",
+        "description": "An API token (`courseinfra tokens create --name NAME --role ROLE`) or a JWT of "
+        "the OAuth2 provider named by COURSEINFRA_JWT_ISSUER.",
     }
     groups = document["paths"]["/v1/groups"]["post"]
     assert groups["security"] == [{"token": []}]

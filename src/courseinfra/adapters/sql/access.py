@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.store import upsert
 from courseinfra.adapters.sql.tables import api_tokens
-from courseinfra.domain.access import ApiToken, Role
+from courseinfra.domain.access import AccessScope, ApiToken, Role
 from courseinfra.services.access.ports import TokenStore
 from courseinfra.services.unit_of_work import AlreadyExists
 
@@ -24,6 +24,7 @@ def _token(row: Any) -> ApiToken:
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        scope=None if row.scope is None else AccessScope.parse(row.scope),
     )
 
 
@@ -44,6 +45,7 @@ class SqlTokenStore(TokenStore):
                 created_at=token.created_at,
                 expires_at=token.expires_at,
                 revoked_at=token.revoked_at,
+                scope=None if token.scope is None else str(token.scope),
             )
             .on_conflict_do_nothing()
             .returning(api_tokens.c.token_id)

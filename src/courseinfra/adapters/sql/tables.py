@@ -372,4 +372,22 @@ api_tokens = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=True),
     sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Column("scope", sa.String(300), nullable=True),
+)
+
+# Who changed what (groups, members, users, content, replays, tokens), written by the change's own
+# transaction.
+change_trail = sa.Table(
+    "change_trail",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(255), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Index("ix_change_trail_target", "target"),
 )

@@ -12,9 +12,10 @@ from fastapi import (
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from courseinfra.bootstrap import App
-from courseinfra.domain.access import Permission, Principal, Unauthenticated
+from courseinfra.domain.access import Forbidden, Permission, Principal, Unauthenticated
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 from courseinfra.services import access
+from courseinfra.services.access.scopes import Reach
 
 
 def get_app(request: Request) -> App:
@@ -35,7 +36,8 @@ AppDep = Annotated[App, Depends(get_app)]
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="An API token: `courseinfra tokens create --name NAME --role ROLE`.",
+    description="An API token (`courseinfra tokens create --name NAME --role ROLE`) or a JWT of the "
+    "OAuth2 provider named by COURSEINFRA_JWT_ISSUER.",
 )
 
 
@@ -46,7 +48,8 @@ def get_principal(
     that is unknown, revoked or expired."""
     if credentials is None:
         raise Unauthenticated("this route needs a bearer token (Authorization: Bearer <token>)")
-    return access.authenticate(credentials.credentials, get_app(request).uow_factory)
+    app = get_app(request)
+    return access.authenticate(credentials.credentials, app.uow_factory, jwt=app.jwt)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -55,22 +58,49 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 READS = frozenset({"GET", "HEAD"})
 
 
-def guard(*, read: Permission, write: Permission) -> Any:
-    """A router's dependency: a read (GET) needs ``read``, any other method ``write``; 403 ``forbidden``
-    beyond the token's role."""
+def get_reach(request: Request, principal: PrincipalDep) -> Reach:
+    return Reach(principal, get_app(request).uow_factory)
 
-    def check(request: Request, principal: PrincipalDep) -> Principal:
+
+ReachDep = Annotated[Reach, Depends(get_reach)]
+
+
+#: What a token scoped to courses or organisations may reach: the routers that declare ``scoped``.
+SCOPED_FEATURES = "batches, enrolments, user groups and reports"
+
+
+def guard(*, read: Permission, write: Permission, scoped: bool = False) -> Any:
+    """A router's dependency: a read (GET) needs ``read``, any other method ``write``; 403 ``forbidden``
+    beyond the token's role. A token scoped to courses reaches only routers declared ``scoped``, and
+    there only the courses of its scopes: a route's ``batch_id``, ``course_id`` or ``group_id`` path
+    parameter is checked here (routes without one filter or check what they read themselves)."""
+
+    def check(request: Request, reach: ReachDep) -> Principal:
+        principal = reach.principal
         principal.require(read if request.method in READS else write)
+        if principal.scoped:
+            if not scoped:
+                raise Forbidden(f"a token scoped to courses reaches only {SCOPED_FEATURES}")
+            params = request.path_params
+            if "course_id" in params:
+                reach.require_course(params["course_id"])
+            if "batch_id" in params:
+                reach.require_batch(params["batch_id"])
+            if "group_id" in params:
+                reach.require_group(params["group_id"])
         return principal
 
     return Depends(check)
 
 
 def needs(permission: Permission) -> Any:
-    """A route's dependency: the token's role must grant ``permission``."""
+    """A route's dependency: the token's role must grant ``permission``, to the whole instance (a token
+    scoped to courses is refused)."""
 
     def check(principal: PrincipalDep) -> Principal:
         principal.require(permission)
+        if principal.scoped:
+            raise Forbidden(f"a token scoped to courses reaches only {SCOPED_FEATURES}")
         return principal
 
     return Depends(check)
@@ -86,7 +116,10 @@ Responses = dict[int | str, dict[str, Any]]
 #: What every route behind a token may answer.
 AUTH: Responses = {
     401: {"model": ErrorResponse, "description": "No valid bearer token (unauthenticated)"},
-    403: {"model": ErrorResponse, "description": "The token's role does not grant this (forbidden)"},
+    403: {
+        "model": ErrorResponse,
+        "description": "The token's role or scopes do not grant this (forbidden)",
+    },
 }
 
 

@@ -31,16 +31,17 @@ def serve(
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, Prometheus metrics at /metrics). Every route but
     /healthz and the OpenAPI document needs a bearer token (``courseinfra tokens create``). On an
-    address other machines reach, it refuses to start while no valid token exists."""
+    address other machines reach, it refuses to start while no valid token exists and no JWT issuer
+    is set."""
     import uvicorn
 
     from courseinfra.entrypoints.api import create_app
 
     if not is_loopback(host):
         with application() as app:
-            if not access.any_token(app.uow_factory):
+            if app.jwt is None and not access.any_token(app.uow_factory):
                 raise Failure(
-                    f"refusing to serve on {host}: no API token exists, so no client could be let in; "
-                    "create one with `courseinfra tokens create --name NAME --role ROLE`"
+                    f"refusing to serve on {host}: no API token exists and no JWT issuer is set, so no "
+                    "client could be let in; create one with `courseinfra tokens create --name NAME --role ROLE`"
                 )
     uvicorn.run(create_app(), host=host, port=port)

@@ -23,10 +23,20 @@ def tokens_create(
     expires: Annotated[
         int | None, typer.Option("--expires", min=1, max=3650, metavar="DAYS", help="Days until it expires.")
     ] = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            metavar="course:C|organisation:O",
+            help="The course, or the organisation's courses, a course_staff token reaches (required for it).",
+        ),
+    ] = None,
 ) -> None:
     """Create a token and print it with its secret (JSON): the secret is shown this once."""
     with application() as app:
-        token, secret = access.create_token(name, role, app.uow_factory(), pii=pii, expires_in_days=expires)
+        token, secret = access.create_token(
+            name, role, app.uow_factory(), pii=pii, expires_in_days=expires, scope=scope
+        )
     emit(TokenCreatedOut.of(token, secret=secret))
 
 

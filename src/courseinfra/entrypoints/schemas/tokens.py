@@ -14,9 +14,17 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Who or what holds it: a service, a person.")
-    role: Role = Field(description="admin, operator, ingest or reader.")
+    role: Role = Field(description="admin, operator, course_staff, ingest or reader.")
     pii: bool = Field(False, description="May see personal data (email, name, profile, report files).")
-    expires_in_days: int | None = Field(None, description="1 to 3650; absent: it never expires.")
+    expires_in_days: int | None = Field(
+        None, ge=1, le=3650, description="1 to 3650; absent: it never expires."
+    )
+    scope: str | None = Field(
+        None,
+        max_length=300,
+        description="course:<course id> or organisation:<name>: what a course_staff token reaches "
+        "(required for that role, refused for the others).",
+    )
 
 
 class TokenOut(BaseModel):
@@ -27,6 +35,7 @@ class TokenOut(BaseModel):
     created_at: Timestamp
     expires_at: Timestamp | None
     revoked_at: Timestamp | None
+    scope: str | None = Field(None, description="What a course_staff token reaches; absent: the instance.")
 
     @classmethod
     def of(cls, token: ApiToken, **extra: Any) -> Self:
@@ -38,6 +47,7 @@ class TokenOut(BaseModel):
             created_at=iso(token.created_at),
             expires_at=iso(token.expires_at),
             revoked_at=iso(token.revoked_at),
+            scope=None if token.scope is None else str(token.scope),
             **extra,
         )
 

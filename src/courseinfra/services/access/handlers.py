@@ -16,10 +16,12 @@ def create_token(
     *,
     pii: bool = False,
     expires_in_days: int | None = None,
+    scope: str | None = None,
     now: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token and its secret (the only time the secret exists outside the client)."""
-    parsed = check_token_request(name, role, expires_in_days)
+    """A new token and its secret (the only time the secret exists outside the client). ``scope``
+    (``course:C`` or ``organisation:O``) limits a ``course_staff`` token, which needs one."""
+    parsed, parsed_scope = check_token_request(name, role, expires_in_days, scope)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     secret = new_secret()
     token = ApiToken(
@@ -30,6 +32,7 @@ def create_token(
         secret_hash=secret_hash(secret),
         created_at=now,
         expires_at=None if expires_in_days is None else now + timedelta(days=expires_in_days),
+        scope=parsed_scope,
     )
     with uow:
         uow.tokens.add(token)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from courseinfra.domain.access import ApiToken
 
@@ -30,3 +32,11 @@ class TokenStore(abc.ABC):
     def revoke(self, token_id: str, at: datetime) -> bool:
         """Mark a token revoked from ``at`` (a revoked one keeps its first revocation time); whether
         the token exists."""
+
+
+class JwtVerifier(abc.ABC):
+    """The platform's OAuth2 provider's JWTs: signature, issuer, audience and expiry."""
+
+    @abc.abstractmethod
+    def claims(self, token: str) -> Mapping[str, Any]:
+        """The claims of a valid JWT; :class:`~courseinfra.domain.access.Unauthenticated` otherwise."""

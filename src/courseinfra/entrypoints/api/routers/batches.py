@@ -18,6 +18,7 @@ from courseinfra.entrypoints.api.deps import (
     INVALID,
     NOT_FOUND,
     AppDep,
+    ReachDep,
     guard,
 )
 from courseinfra.entrypoints.schemas.batches import BatchIn, BatchOut
@@ -25,7 +26,7 @@ from courseinfra.services import enrolments
 
 router = APIRouter(
     tags=["batches"],
-    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_LEARNING)],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_LEARNING, scoped=True)],
     responses=AUTH,
 )
 
@@ -36,8 +37,9 @@ router = APIRouter(
     response_model=BatchOut,
     responses={**INVALID, **NOT_FOUND, **CONFLICT},
 )
-def create_batch(app: AppDep, body: BatchIn) -> BatchOut:
+def create_batch(app: AppDep, reach: ReachDep, body: BatchIn) -> BatchOut:
     """Create a batch of a course the hierarchy store knows (404 ``course-not-found``, 409 ``batch-exists``)."""
+    reach.require_course(body.courseid)
     batch = CourseBatch(
         batch_id=body.batchid,
         course_id=body.courseid,
@@ -58,13 +60,21 @@ def create_batch(app: AppDep, body: BatchIn) -> BatchOut:
 @router.get("/v1/batches", response_model=list[BatchOut], responses=INVALID)
 def list_batches(
     app: AppDep,
+    reach: ReachDep,
     course: Annotated[str | None, Query(description="Only this course's batches.")] = None,
     after: Annotated[str, Query(description="Only batch ids above this one (paging).")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[BatchOut]:
-    """Batches in batch id order."""
-    found = enrolments.list_batches(app.uow_factory, course_id=course, after=after, limit=limit)
-    return [BatchOut.of(batch) for batch in found]
+    """Batches in batch id order (for a token scoped to courses, those of its courses)."""
+    shown: list[BatchOut] = []
+    while len(shown) < limit:
+        found = enrolments.list_batches(app.uow_factory, course_id=course, after=after, limit=limit)
+        reached = reach.courses(batch.course_id for batch in found)
+        shown.extend(BatchOut.of(batch) for batch in found if batch.course_id in reached)
+        if len(found) < limit:
+            break
+        after = found[-1].batch_id
+    return shown[:limit]
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchOut, responses={**INVALID, **NOT_FOUND})

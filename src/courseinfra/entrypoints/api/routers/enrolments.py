@@ -11,7 +11,7 @@ from fastapi import (
     Response,
 )
 
-from courseinfra.domain.access import Permission
+from courseinfra.domain.access import Forbidden, Permission
 from courseinfra.domain.progress import EnrolmentKey
 from courseinfra.entrypoints.api.deps import (
     AUTH,
@@ -19,6 +19,7 @@ from courseinfra.entrypoints.api.deps import (
     INVALID,
     NOT_FOUND,
     AppDep,
+    ReachDep,
     guard,
 )
 from courseinfra.entrypoints.schemas.enrolments import (
@@ -33,7 +34,7 @@ from courseinfra.services import course_metrics, enrolments
 
 router = APIRouter(
     tags=["enrolments"],
-    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_LEARNING)],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_LEARNING, scoped=True)],
     responses=AUTH,
 )
 
@@ -100,10 +101,12 @@ def list_participants(
     response_model=list[EnrolmentOut],
     responses=INVALID,
 )
-def list_user_enrolments(app: AppDep, user_id: str) -> list[EnrolmentOut]:
-    """A user's enrolments, by course and batch (empty for an unknown user)."""
+def list_user_enrolments(app: AppDep, reach: ReachDep, user_id: str) -> list[EnrolmentOut]:
+    """A user's enrolments, by course and batch (empty for an unknown user; for a token scoped to
+    courses, those in its courses)."""
     found = enrolments.user_enrolments(user_id, app.uow_factory)
-    return [EnrolmentOut.of(e) for e in found]
+    reached = reach.courses(e.key.course_id for e in found)
+    return [EnrolmentOut.of(e) for e in found if e.key.course_id in reached]
 
 
 @router.get(
@@ -133,9 +136,17 @@ def get_activity(app: AppDep, user_id: str, course_id: str, batch_id: str) -> Ac
     response_model=RecomputedOut,
     responses={**INVALID, **NOT_FOUND},
 )
-def recompute_enrolments(app: AppDep, selection: RecomputeIn) -> RecomputedOut:
+def recompute_enrolments(app: AppDep, reach: ReachDep, selection: RecomputeIn) -> RecomputedOut:
     """Re-derive progress and metrics from the stored statuses and the course's current relation
-    cache (after a cache rebuild or a fix of the rules); emit only AUDIT events not emitted before."""
+    cache (after a cache rebuild or a fix of the rules); emit only AUDIT events not emitted before. A
+    token scoped to courses names one of its courses or batches."""
+    if reach.principal.scoped:
+        if selection.course_id is None and selection.batch_id is None:
+            raise Forbidden("a token scoped to courses recomputes one of its courses or batches: name it")
+        if selection.course_id is not None:
+            reach.require_course(selection.course_id)
+        if selection.batch_id is not None:
+            reach.require_batch(selection.batch_id)
     done = course_metrics.recompute_enrolments(
         app.views,
         app.uow_factory,

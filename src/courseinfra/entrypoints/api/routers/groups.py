@@ -16,7 +16,7 @@ from fastapi import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from courseinfra.domain.access import Permission
+from courseinfra.domain.access import Forbidden, Permission
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.groups import VersionConflict
 from courseinfra.entrypoints.api.deps import (
@@ -25,6 +25,7 @@ from courseinfra.entrypoints.api.deps import (
     INVALID,
     NOT_FOUND,
     AppDep,
+    ReachDep,
     Responses,
     guard,
     raw_body,
@@ -52,7 +53,7 @@ from courseinfra.services.groups.ports import RefreshResult
 
 router = APIRouter(
     tags=["groups"],
-    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_GROUPS)],
+    dependencies=[guard(read=Permission.READ, write=Permission.MANAGE_GROUPS, scoped=True)],
     responses=AUTH,
 )
 
@@ -150,9 +151,10 @@ def criteria_types(app: AppDep) -> list[dict[str, Any]]:
         **CONFLICT,
     },
 )
-def create_user_group(app: AppDep, body: GroupIn, response: Response) -> GroupChangedOut:
+def create_user_group(app: AppDep, reach: ReachDep, body: GroupIn, response: Response) -> GroupChangedOut:
     """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
     or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
+    reach.require_group_scope(body.scope)
     view, result = app.groups.create_group(body.group_id, body.definition())
     response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
     return _changed(view, result, response)
@@ -161,12 +163,15 @@ def create_user_group(app: AppDep, body: GroupIn, response: Response) -> GroupCh
 @router.get("/v1/groups", response_model=list[GroupSummaryOut], responses=INVALID)
 def list_user_groups(
     app: AppDep,
+    reach: ReachDep,
     scope: Annotated[
         str | None, Query(description="Only this scope's groups (instance, course:<id>, ...).")
     ] = None,
 ) -> list[GroupSummaryOut]:
-    """Every group by id, without its include and exclude lists."""
-    return [GroupSummaryOut.of(group) for group in app.groups.list_groups(scope=scope)]
+    """Every group by id, without its include and exclude lists (for a token scoped to courses, the
+    groups of its courses and organisations)."""
+    found = app.groups.list_groups(scope=scope)
+    return [GroupSummaryOut.of(group) for group in found if reach.group_scope(str(group.scope))]
 
 
 @router.get(
@@ -188,10 +193,16 @@ def get_user_group(app: AppDep, group_id: str, response: Response) -> GroupOut:
     responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
 )
 def replace_user_group(
-    app: AppDep, group_id: str, body: GroupDefinitionIn, response: Response, if_match: IfMatch = None
+    app: AppDep,
+    reach: ReachDep,
+    group_id: str,
+    body: GroupDefinitionIn,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> GroupChangedOut:
     """Replace a group's definition (a missing optional field takes its default); the membership is
     refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
+    reach.require_group_scope(body.scope)
     definition = body.definition()
     view, result = app.groups.update_group(
         group_id,
@@ -214,10 +225,17 @@ def replace_user_group(
     responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
 )
 def patch_user_group(
-    app: AppDep, group_id: str, body: GroupPatchIn, response: Response, if_match: IfMatch = None
+    app: AppDep,
+    reach: ReachDep,
+    group_id: str,
+    body: GroupPatchIn,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> GroupChangedOut:
     """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
     too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
+    if body.scope is not None:
+        reach.require_group_scope(body.scope)
     view, result = app.groups.update_group(
         group_id, expected_version=required_version(if_match, group_id), **body.changes()
     )
@@ -303,8 +321,13 @@ def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[s
     response_model=dict[str, RefreshOut],
     responses=INVALID,
 )
-def refresh_all_groups(app: AppDep) -> dict[str, RefreshOut]:
-    """Refresh every enabled, unfrozen group (one transaction each); the results by group id."""
+def refresh_all_groups(app: AppDep, reach: ReachDep) -> dict[str, RefreshOut]:
+    """Refresh every enabled, unfrozen group (one transaction each); the results by group id. Not for
+    a token scoped to courses (it refreshes its groups one by one)."""
+    if reach.principal.scoped:
+        raise Forbidden(
+            "refreshing every group reaches beyond the token's scopes: refresh its groups one by one"
+        )
     return RefreshOut.by_group(app.groups.refresh_all())
 
 

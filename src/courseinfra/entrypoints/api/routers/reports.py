@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -16,12 +17,14 @@ from fastapi.responses import FileResponse
 from courseinfra.bootstrap import App
 from courseinfra.domain.access import Forbidden, Permission
 from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.domain.reports import ReportRun, ReportSelection
 from courseinfra.entrypoints.api.deps import (
     AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
     PrincipalDep,
+    ReachDep,
     guard,
 )
 from courseinfra.entrypoints.schemas.reports import (
@@ -31,10 +34,11 @@ from courseinfra.entrypoints.schemas.reports import (
     ReportSelectionOut,
 )
 from courseinfra.services import reports
+from courseinfra.services.access.scopes import Reach
 
 router = APIRouter(
     tags=["reports"],
-    dependencies=[guard(read=Permission.READ, write=Permission.OPERATE)],
+    dependencies=[guard(read=Permission.READ, write=Permission.OPERATE, scoped=True)],
     responses=AUTH,
 )
 
@@ -49,12 +53,22 @@ REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/j
 
 @router.get("/v1/reports/batches", response_model=ReportSelectionOut, responses=INVALID)
 def report_batches(
-    app: AppDep, as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None
+    app: AppDep,
+    reach: ReachDep,
+    as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None,
 ) -> ReportSelectionOut:
-    """The ongoing batches a report run would cover, and every other one with its reason."""
+    """The ongoing batches a report run would cover, and every other one with its reason (for a token
+    scoped to courses, those of its courses)."""
     selection = reports.report_batches(
         as_of or datetime.now(UTC).date(), app.uow_factory, app.report_options.accepted
     )
+    if reach.principal.scoped:
+        everyone = [*selection.selected, *(batch for batch, _ in selection.skipped)]
+        reached = reach.courses(batch.course_id for batch in everyone)
+        selection = ReportSelection(
+            tuple(b for b in selection.selected if b.course_id in reached),
+            tuple((b, why) for b, why in selection.skipped if b.course_id in reached),
+        )
     return ReportSelectionOut.of(selection)
 
 
@@ -76,26 +90,56 @@ def _carry_out_report_run(app: App, run_id: str, as_of: date, batch_ids: tuple[s
 
 
 @router.get("/v1/reports/runs", response_model=list[ReportRunOut], responses=INVALID)
-def list_report_runs(app: AppDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[ReportRunOut]:
-    """The latest report runs, newest first."""
-    return [ReportRunOut.of(run) for run in reports.list_runs(app.uow_factory, limit=limit)]
+def list_report_runs(
+    app: AppDep, reach: ReachDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[ReportRunOut]:
+    """The latest report runs, newest first (for a token scoped to courses, what each did for its
+    courses' batches)."""
+    return [ReportRunOut.of(_within(run, reach)) for run in reports.list_runs(app.uow_factory, limit=limit)]
 
 
 @router.get("/v1/reports/runs/{run_id}", response_model=ReportRunFilesOut, responses={**INVALID, **NOT_FOUND})
-def get_report_run(app: AppDep, run_id: str) -> ReportRunFilesOut:
-    """A report run's status and progress; when it succeeded, what it reported and its files."""
-    run = reports.get_run(run_id, app.uow_factory)
-    return ReportRunFilesOut.of(run, files=app.reports.files(run_id))
+def get_report_run(app: AppDep, reach: ReachDep, run_id: str) -> ReportRunFilesOut:
+    """A report run's status and progress; when it succeeded, what it reported and its files (for a
+    token scoped to courses, the files of its courses' batches)."""
+    run = _within(reports.get_run(run_id, app.uow_factory), reach)
+    files = app.reports.files(run_id)
+    if reach.principal.scoped:
+        files = [name for name in files if name in _reached_files(run)]
+    return ReportRunFilesOut.of(run, files=files)
+
+
+def _within(run: ReportRun, reach: Reach) -> ReportRun:
+    """The run as a token scoped to courses may see it: only its courses' batches in the outcome."""
+    if not reach.principal.scoped or not run.outcome:
+        return run
+    outcome = dict(run.outcome)
+    reported = [e for e in outcome.get("reported", []) if reach.course(str(e["summary"]["course_id"]))]
+    skipped = [e for e in outcome.get("skipped", []) if reach.course(str(e["course_id"]))]
+    counts: dict[str, int] = {}
+    for entry in skipped:
+        counts[entry["reason"]] = counts.get(entry["reason"], 0) + 1
+    outcome.update(reported=reported, skipped=skipped, skipped_counts=counts)
+    return replace(run, outcome=outcome)
+
+
+def _reached_files(run: ReportRun) -> set[str]:
+    """The files of the batches a run's outcome (as :func:`_within` left it) reports."""
+    return {name for entry in run.outcome.get("reported", []) for name in entry["files"].values()}
 
 
 @router.get("/v1/reports/runs/{run_id}/files/{name}", responses={**INVALID, **NOT_FOUND})
-def download_report_file(app: AppDep, principal: PrincipalDep, run_id: str, name: str) -> FileResponse:
+def download_report_file(
+    app: AppDep, principal: PrincipalDep, reach: ReachDep, run_id: str, name: str
+) -> FileResponse:
     """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest. The
     CSVs name learners: unless reports mask personal data, the token needs the ``pii`` grant."""
     if not (app.settings.reports_mask_personal_data or principal.pii):
         raise Forbidden("report files hold learners' names and emails: the token needs the pii grant")
-    reports.get_run(run_id, app.uow_factory)
+    run = reports.get_run(run_id, app.uow_factory)
     path = app.reports.path(run_id, name)
+    if path is not None and reach.principal.scoped and name not in _reached_files(_within(run, reach)):
+        raise Forbidden(f"the file {name} is not of a batch of the token's courses")
     if path is None:
         raise ReportFileNotFound(f"run {run_id} has no file {name}")
     return FileResponse(

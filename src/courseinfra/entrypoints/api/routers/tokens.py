@@ -20,7 +20,12 @@ router = APIRouter(
 def create_token(app: AppDep, body: TokenIn) -> TokenCreatedOut:
     """A new token; its secret is in this answer only."""
     token, secret = access.create_token(
-        body.name, body.role, app.uow_factory(), pii=body.pii, expires_in_days=body.expires_in_days
+        body.name,
+        body.role,
+        app.uow_factory(),
+        pii=body.pii,
+        expires_in_days=body.expires_in_days,
+        scope=body.scope,
     )
     return TokenCreatedOut.of(token, secret=secret)
 
