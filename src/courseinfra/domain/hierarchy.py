@@ -12,6 +12,7 @@ deep as it is wide is handled like any other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,74 @@ def nesting_depth(value: Any, limit: int) -> int:
                 return limit + 1
             stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+#: The longest root identifier, channel and framework of a hierarchy (the store's columns are 255
+#: characters wide).
+MAX_TEXT = 255
+
+#: The integers a document may hold: what 64 bits hold, signed or unsigned.
+MIN_INT, MAX_INT = -(2**63), 2**64 - 1
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character (U+0000)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds a lone surrogate (not Unicode text)"
+    return None
+
+
+def _value_problem(value: Any) -> str | None:
+    """What makes a scalar no JSON value that every store keeps, or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return (
+            None
+            if MIN_INT <= value <= MAX_INT
+            else f"an integer of {value.bit_length()} bits is beyond 64 bits"
+        )
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"the number {value} is not a JSON number"
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        return None if problem is None else f"the text {value[:40]!r} {problem}"
+    return f"a {type(value).__name__} is not a JSON value"
+
+
+def check_document(raw: Any) -> None:
+    """Raise :class:`InvalidHierarchy` unless ``raw`` is a document the hierarchy store keeps as it is
+    given: objects and arrays nested at most :data:`MAX_NESTING` deep, objects with text keys, text
+    without NUL characters or lone surrogates, integers within 64 bits, finite numbers, and a root
+    ``identifier``, ``channel`` and ``framework`` of at most :data:`MAX_TEXT` characters. Checked
+    without recursion."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_NESTING:
+                raise InvalidHierarchy(f"the document nests objects and arrays more than {MAX_NESTING} deep")
+            if isinstance(item, list):
+                stack.extend((child, depth + 1) for child in item)
+                continue
+            for key, child in item.items():
+                problem = _text_problem(key) if isinstance(key, str) else "is not text"
+                if problem is not None:
+                    raise InvalidHierarchy(f"the document is not JSON: the key {key!r:.40} {problem}")
+                stack.append((child, depth + 1))
+        elif (problem := _value_problem(item)) is not None:
+            raise InvalidHierarchy(f"the document is not JSON: {problem}")
+    if isinstance(raw, Mapping):
+        for name in ("identifier", "channel", "framework"):
+            value = raw.get(name)
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                raise InvalidHierarchy(
+                    f"the root's {name} {value[:40]!r}... is {len(value)} characters long, over {MAX_TEXT}"
+                )
 
 
 def parse_hierarchy(raw: Any, *, max_depth: int | None = MAX_DEPTH) -> FlatHierarchy:

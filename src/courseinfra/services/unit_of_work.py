@@ -10,12 +10,14 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from courseinfra.domain.events import Event
 from courseinfra.domain.progress import (
     AuditRecord,
 )
+from courseinfra.domain.trail import Change
+from courseinfra.services.trail.actors import current_actor
 
 if TYPE_CHECKING:
     from courseinfra.services.access.ports import TokenStore
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from courseinfra.services.groups.ports import GroupFacts, Memberships, UserGroupStore
     from courseinfra.services.reports.ports import ReportReader, ReportRuns
     from courseinfra.services.sync.ports import LegacyGroups, SyncLog
+    from courseinfra.services.trail.ports import ChangeTrail
     from courseinfra.services.users.ports import UserDirectory
 
 
@@ -78,11 +81,13 @@ class UnitOfWork(abc.ABC):
     group_facts: GroupFacts
     sync_log: SyncLog
     tokens: TokenStore
+    trail: ChangeTrail
     #: The legacy groups, in this unit of work's transaction when they live in its database.
     legacy: LegacyGroups
 
     def __init__(self, on_publish: Callable[[], None] | None = None) -> None:
         self._recorded: list[Event] = []
+        self._changes: list[Change] = []
         self._audited = False
         self._published = False
         self.on_publish = on_publish
@@ -96,6 +101,7 @@ class UnitOfWork(abc.ABC):
 
     def __enter__(self) -> Self:
         self._recorded = []
+        self._changes = []
         self._audited = False
         self._published = False
         return self
@@ -108,6 +114,11 @@ class UnitOfWork(abc.ABC):
     def record(self, *events: Event) -> None:
         self._recorded.extend(events)
 
+    def note(self, action: str, target: str, **detail: Any) -> None:
+        """Note a change for the trail: :meth:`commit` writes it, with the current actor
+        (:func:`courseinfra.services.trail.current_actor`), in the same transaction."""
+        self._changes.append(Change(action, target, detail))
+
     def record_audit(self, records: Sequence[tuple[AuditRecord, str | None]], at: datetime) -> None:
         """Append AUDIT events (each with its course's channel) to the log, in this transaction."""
         if records:
@@ -115,6 +126,9 @@ class UnitOfWork(abc.ABC):
             self._audited = True
 
     def commit(self, at: datetime | None = None) -> None:
+        if self._changes:
+            self.trail.add(self._changes, current_actor(), at or datetime.now(UTC))
+            self._changes = []
         publishes = self._audited
         if self._recorded:
             self.outbox.add(self._recorded, at or datetime.now(UTC))

@@ -26,6 +26,7 @@ from courseinfra.adapters.sql.store import (
     SqlOutbox,
 )
 from courseinfra.adapters.sql.sync_log import SqlSyncLog
+from courseinfra.adapters.sql.trail import SqlChangeTrail
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
 from courseinfra.services.sync.ports import LegacyGroups
@@ -116,6 +117,7 @@ class SqlUnitOfWork(UnitOfWork):
     sync_log = Store(lambda uow: SqlSyncLog(uow.connection))
     legacy = Store(lambda uow: uow.legacy_binding(uow.connection))
     tokens = Store(lambda uow: SqlTokenStore(uow.connection))
+    trail = Store(lambda uow: SqlChangeTrail(uow.connection))
 
     def __init__(
         self,

@@ -12,12 +12,14 @@ from contextlib import asynccontextmanager
 from fastapi import (
     FastAPI,
 )
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 
 from courseinfra import __version__
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.entrypoints.api.deps import (
+    UNREADABLE_BODY,
     app_of,
 )
 from courseinfra.entrypoints.api.errors import install_error_handlers
@@ -56,5 +58,8 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.metrics_registry = registry
     install_error_handlers(api)
     for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.body_field is not None:
+                route.responses = {**UNREADABLE_BODY, **route.responses}
         api.include_router(router)
     return api

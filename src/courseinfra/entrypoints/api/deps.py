@@ -10,11 +10,13 @@ from fastapi import (
     Request,
 )
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.access import Forbidden, Permission, Principal, Unauthenticated
+from courseinfra.domain.trail import Actor
 from courseinfra.entrypoints.schemas.common import ErrorResponse
-from courseinfra.services import access
+from courseinfra.services import access, trail
 from courseinfra.services.access.scopes import Reach
 
 
@@ -41,15 +43,24 @@ bearer = HTTPBearer(
 )
 
 
-def get_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Principal:
-    """Who the request acts for: its bearer token's. 401 ``unauthenticated`` without one, or with one
-    that is unknown, revoked or expired."""
+def authenticate_bearer(app: App, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """Who a bearer credential acts for. 401 ``unauthenticated`` without one, or with one that is
+    unknown, revoked or expired (or an invalid JWT)."""
     if credentials is None:
         raise Unauthenticated("this route needs a bearer token (Authorization: Bearer <token>)")
-    app = get_app(request)
     return access.authenticate(credentials.credentials, app.uow_factory, jwt=app.jwt)
+
+
+async def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """Who the request acts for: its bearer token's (see :func:`authenticate_bearer`). It is also who
+    the request's changes are written by in the trail: set here, in the request's own context, which
+    the route's thread inherits."""
+    principal = await run_in_threadpool(authenticate_bearer, get_app(request), credentials)
+    origin = request.client.host if request.client else None
+    trail.acting_as(Actor(principal.subject, principal.role.value, "api", origin))
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -130,3 +141,10 @@ NOT_FOUND: Responses = {404: {"model": ErrorResponse, "description": "Not found"
 
 
 CONFLICT: Responses = {409: {"model": ErrorResponse, "description": "Conflict"}}
+
+
+#: What a route whose JSON body FastAPI reads answers to a body it cannot read (not UTF-8, nested too
+#: deeply): every such route documents it (see ``create_app``).
+UNREADABLE_BODY: Responses = {
+    400: {"model": ErrorResponse, "description": "A body that cannot be read (invalid-body)"}
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import (
@@ -44,6 +45,22 @@ def error_json(status: int, code: str, message: str, details: list[Any] | None =
 HTTP_CODES = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}
 
 
+def allowed_methods(api: FastAPI, path: str) -> str | None:
+    """The methods the OpenAPI document lists for ``path`` (its most specific path template, as OpenAPI
+    matches: ``/v1/groups/refresh`` before ``/v1/groups/{group_id}``); None for a path it does not list.
+    Starlette's 405 names only the methods of the first route matching the path (``POST`` for
+    ``/v1/groups``, which ``GET`` serves too)."""
+    matching = [
+        template
+        for template in api.openapi()["paths"]
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path)
+    ]
+    if not matching:
+        return None
+    template = min(matching, key=lambda template: template.count("{"))
+    return ", ".join(sorted(method.upper() for method in api.openapi()["paths"][template]))
+
+
 def install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
@@ -62,12 +79,14 @@ def install_error_handlers(api: FastAPI) -> None:
         return error_json(422, "invalid-request", message or "invalid request", problems)
 
     @api.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         response = error_json(
             error.status_code, HTTP_CODES.get(error.status_code, f"http-{error.status_code}"), error.detail
         )
         if error.headers:
             response.headers.update(error.headers)
+        if error.status_code == 405 and (allow := allowed_methods(api, request.url.path)) is not None:
+            response.headers["Allow"] = allow
         return response
 
     @api.exception_handler(Exception)

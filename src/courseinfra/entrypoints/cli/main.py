@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import sys
 
 import typer
 
 from courseinfra.domain.errors import DomainError
+from courseinfra.domain.trail import Actor
 from courseinfra.entrypoints.cli import (
     batches,
     cache,
@@ -20,9 +24,11 @@ from courseinfra.entrypoints.cli import (
     serve,
     sync,
     tokens,
+    trail,
     users,
 )
 from courseinfra.entrypoints.cli.common import Failure
+from courseinfra.services.trail import acting_as
 from courseinfra.settings import SettingsError
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Course infrastructure jobs.")
@@ -40,6 +46,7 @@ cli.add_typer(reports.app, name="reports")
 cli.add_typer(groups.app, name="groups")
 cli.add_typer(sync.app, name="sync")
 cli.add_typer(tokens.app, name="tokens")
+cli.add_typer(trail.app, name="trail")
 cli.command("ingest")(events.ingest_command)
 cli.command("counters")(events.counters_command)
 cli.command("enrol")(enrolments.enrol_command)
@@ -52,7 +59,17 @@ def _fail(message: str, exit_code: int) -> None:
     sys.exit(exit_code)
 
 
+def local_actor() -> Actor:
+    """The command line acts as the database owner; the trail names the user and the machine."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for the process's uid (a bare container)
+        user = f"uid-{os.getuid()}"
+    return Actor(f"cli:{user}", "admin", "cli", socket.gethostname())
+
+
 def main() -> None:
+    acting_as(local_actor())
     try:
         # Outside standalone mode click returns the exit code of typer.Exit instead of raising it.
         code = cli(standalone_mode=False)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from courseinfra.domain.enrolments import CourseBatch
-from courseinfra.entrypoints.schemas.common import Day, Timestamp, iso
+from courseinfra.entrypoints.schemas.common import Day, IsoDate, Timestamp, iso
 
 
 class BatchIn(BaseModel):
@@ -20,9 +19,9 @@ class BatchIn(BaseModel):
     courseid: str = Field(min_length=1, max_length=255)
     name: str = Field(min_length=1)
     description: str | None = None
-    startdate: date | None = None
-    enddate: date | None = None
-    enrollmentenddate: date | None = Field(None, description="The last day to enrol.")
+    startdate: IsoDate | None = None
+    enddate: IsoDate | None = None
+    enrollmentenddate: IsoDate | None = Field(None, description="The last day to enrol.")
     enrollmenttype: Literal["open", "invite-only"] = "open"
     mentors: list[str] = Field(default_factory=list)
     createdfor: list[str] = Field(default_factory=list, description="Organisations.")

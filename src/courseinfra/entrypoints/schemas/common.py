@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from courseinfra.domain.errors import DomainError
 
@@ -29,6 +30,20 @@ Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
+
+
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_text(value: Any) -> Any:
+    # Pydantic takes a number, or a string of digits, as seconds since 1970: as_of=0 is a mistake.
+    if not isinstance(value, date) and not (isinstance(value, str) and DATE_TEXT.fullmatch(value)):
+        raise ValueError("a date is YYYY-MM-DD text")
+    return value
+
+
+#: A date in a request: ``YYYY-MM-DD`` text only, as its schema (``format: date``) says.
+IsoDate = Annotated[date, BeforeValidator(_date_text)]
 
 
 class InvalidBody(DomainError):

@@ -101,7 +101,26 @@ class ActivityOut(BaseModel):
 class RecomputeIn(BaseModel):
     """Which enrolments to recompute: every batch of a course, one batch, or one learner of a batch."""
 
-    model_config = ConfigDict(extra="forbid")
+    # What _one_selection takes: a course_id alone, or a batch_id (with a user_id or not).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["course_id"],
+                    "properties": {
+                        "course_id": {"type": "string"},
+                        "batch_id": {"type": "null"},
+                        "user_id": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["batch_id"],
+                    "properties": {"batch_id": {"type": "string"}, "course_id": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     course_id: Annotated[str | None, Field(min_length=1)] = None
     batch_id: Annotated[str | None, Field(min_length=1)] = None

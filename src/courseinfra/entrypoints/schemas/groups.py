@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from courseinfra.domain.criteria import CriteriaRegistry, criteria_json
-from courseinfra.domain.groups import UserGroup
+from courseinfra.domain.groups import GROUP_ID, NAME_MAX, UserGroup
 from courseinfra.entrypoints.schemas.common import InvalidBody, Timestamp, iso
 from courseinfra.services import groups
 from courseinfra.services.groups import GroupView
@@ -30,9 +30,22 @@ CriteriaTree = Annotated[
 ]
 
 
+#: What :meth:`Scope.parse` reads (``instance``, ``organisation:<name>``, ``course:<id>``), as a pattern.
+SCOPE_PATTERN = r"^\s*(instance\s*(:\s*)?|(organisation|course)\s*:[\s\S]*\S[\s\S]*)$"
+
+
 ScopeText = Annotated[
-    str, Field(description="instance, organisation:<name> or course:<course id>.", examples=["instance"])
+    str,
+    Field(
+        description="instance, organisation:<name> or course:<course id>.",
+        examples=["instance"],
+        json_schema_extra={"pattern": SCOPE_PATTERN},
+    ),
 ]
+
+
+#: A group's name, as :class:`UserGroup` takes it: not blank, at most NAME_MAX characters.
+NAME_SCHEMA: dict[str, Any] = {"minLength": 1, "maxLength": NAME_MAX, "pattern": r"\S"}
 
 
 UserIds = Annotated[list[str], Field(description="User ids; the exclude list wins over everything.")]
@@ -43,7 +56,7 @@ class GroupDefinitionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Unique in its scope.")
+    name: str = Field(description="Unique in its scope.", json_schema_extra=NAME_SCHEMA)
     scope: ScopeText
     description: str = ""
     enabled: bool = Field(True, description="A disabled group is refreshed only on demand.")
@@ -67,7 +80,8 @@ class GroupDefinitionIn(BaseModel):
 
 class GroupIn(GroupDefinitionIn):
     group_id: str = Field(
-        description="1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit."
+        description="1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit.",
+        json_schema_extra={"pattern": GROUP_ID.pattern},
     )
 
 
@@ -77,8 +91,9 @@ class GroupPatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    scope: str | None = None
+    # Not null (a 422 says so): their schemas are the strings they take.
+    name: Annotated[str | None, WithJsonSchema({"type": "string", **NAME_SCHEMA})] = None
+    scope: Annotated[str | None, WithJsonSchema({"type": "string", "pattern": SCOPE_PATTERN})] = None
     description: str | None = None
     enabled: bool | None = None
     frozen: bool | None = None

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.reports import ReportRun, ReportSelection
-from courseinfra.entrypoints.schemas.common import Day, Timestamp, iso
+from courseinfra.entrypoints.schemas.common import Day, IsoDate, Timestamp, iso
 
 
 class ReportRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    as_of: date | None = Field(None, description="The report date; default today (UTC).")
+    as_of: IsoDate | None = Field(None, description="The report date; default today (UTC).")
     batches: list[str] = Field(
         default_factory=list, description="Only these batches (all selected when empty)."
     )

@@ -6,14 +6,28 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from courseinfra.domain.access import ApiToken, Role
+from courseinfra.domain.access import SCOPE_KEY, TOKEN_NAME, ApiToken, Role, ScopeKind
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # What check_token_request takes: a course_staff token names a scope, another role none.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["scope"],
+                    "properties": {"role": {"const": Role.COURSE_STAFF.value}, "scope": {"type": "string"}},
+                },
+                {"properties": {"role": {"not": {"const": Role.COURSE_STAFF.value}}, "scope": {"type": "null"}}},
+            ]
+        },
+    )
 
-    name: str = Field(description="Who or what holds it: a service, a person.")
+    name: str = Field(
+        description="Who or what holds it: a service, a person.", json_schema_extra={"pattern": TOKEN_NAME.pattern}
+    )
     role: Role = Field(description="admin, operator, course_staff, ingest or reader.")
     pii: bool = Field(False, description="May see personal data (email, name, profile, report files).")
     expires_in_days: int | None = Field(
@@ -24,6 +38,7 @@ class TokenIn(BaseModel):
         max_length=300,
         description="course:<course id> or organisation:<name>: what a course_staff token reaches "
         "(required for that role, refused for the others).",
+        json_schema_extra={"pattern": f"^({'|'.join(ScopeKind)}):{SCOPE_KEY.pattern.removeprefix('^')}"},
     )
 
 

@@ -36,6 +36,14 @@ def create_token(
     )
     with uow:
         uow.tokens.add(token)
+        uow.note(
+            "token.create",
+            f"token:{token.token_id}",
+            name=name,
+            role=token.role.value,
+            pii=pii,
+            scope=None if token.scope is None else str(token.scope),
+        )
         uow.commit()
     return token, secret
 
@@ -45,4 +53,5 @@ def revoke_token(token_id: str, uow: UnitOfWork, *, now: datetime | None = None)
     with uow:
         if not uow.tokens.revoke(token_id, (now or datetime.now(UTC)).astimezone(UTC)):
             raise TokenNotFound(f"no token {token_id}")
+        uow.note("token.revoke", f"token:{token_id}")
         uow.commit()

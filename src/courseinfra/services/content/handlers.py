@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from courseinfra.domain.errors import DomainError, ErrorKind, InvalidHierarchy
+from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import ContentPublished
-from courseinfra.domain.hierarchy import MAX_NESTING, nesting_depth, parse_hierarchy
+from courseinfra.domain.hierarchy import check_document, parse_hierarchy
 from courseinfra.services.unit_of_work import UnitOfWork
 
 
@@ -34,16 +34,17 @@ def put_hierarchy(
 ) -> StoredVersion:
     """Validate and store ``hierarchy`` as the latest of its root.
 
-    Raises :class:`~courseinfra.domain.errors.InvalidHierarchy` for a hierarchy that is not a valid tree,
+    Raises :class:`~courseinfra.domain.errors.InvalidHierarchy` for a hierarchy that is not a valid tree
+    or not a document the store keeps as given (:func:`~courseinfra.domain.hierarchy.check_document`),
     and :class:`IdentifierMismatch` where ``identifier`` is given and is not the root's.
     """
-    if nesting_depth(hierarchy, MAX_NESTING) > MAX_NESTING:
-        raise InvalidHierarchy(f"the document nests objects and arrays more than {MAX_NESTING} deep")
+    check_document(hierarchy)
     flat = parse_hierarchy(hierarchy)
     if identifier is not None and identifier != flat.root_id:
         raise IdentifierMismatch(f"the path names {identifier} but the hierarchy's root is {flat.root_id}")
     with uow:
         version = uow.hierarchies.put(flat.root_id, str(hierarchy["mimeType"]), hierarchy)
+        uow.note("content.put", f"content:{flat.root_id}", version=version, nodes=len(flat.nodes))
         uow.commit()
     return StoredVersion(flat.root_id, version)
 
@@ -67,6 +68,7 @@ def publish(identifier: str, uow: UnitOfWork, at: datetime | None = None) -> Con
             occurred_at=at,
         )
         uow.record(event)
+        uow.note("content.publish", f"content:{identifier}", version=stored.version)
         uow.commit(at)
     return event
 

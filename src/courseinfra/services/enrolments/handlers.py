@@ -63,6 +63,7 @@ def create_batch(batch: CourseBatch, uow: UnitOfWork) -> CourseBatch:
             uow.batches.add(batch)
         except AlreadyExists:
             raise BatchExists(f"batch {batch.batch_id} exists") from None
+        uow.note("batch.create", f"batch:{batch.batch_id}", course=batch.course_id)
         uow.commit()
     return batch
 
@@ -102,6 +103,7 @@ def enrol(
             uow.enrolments.set_active(key, True, at, mode=mode)
         enrolment = uow.enrolments.get_many([key])[key]
         uow.record(_changed(enrolment, at))
+        uow.note("enrolment.enrol", f"batch:{batch_id}", user=user_id, created=created, mode=enrolment.mode)
         uow.commit()
     return enrolment, created
 
@@ -118,6 +120,7 @@ def unenrol(user_id: str, batch_id: str, uow: UnitOfWork, at: datetime | None = 
             raise EnrolmentNotFound(f"{user_id} is not enrolled in batch {batch_id}")
         enrolment = uow.enrolments.get_many([key])[key]
         uow.record(_changed(enrolment, at))
+        uow.note("enrolment.unenrol", f"batch:{batch_id}", user=user_id)
         uow.commit()
     return replace(enrolment, active=False)
 

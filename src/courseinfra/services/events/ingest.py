@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -39,10 +39,17 @@ class BadLine:
     reason: str
 
 
+def _escaped(raw: bytes) -> str:
+    """``raw`` as text to keep: its bytes that are not UTF-8 and its NUL bytes escaped (``\\xff``,
+    ``\\x00``): no text store keeps a NUL (PostgreSQL refuses it)."""
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
 def read_lines(stream: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[str | BadLine]:
     """The lines of a binary stream (split on line feeds only), each decoded from UTF-8; a line that is
-    not UTF-8, or longer than ``max_bytes``, comes as a :class:`BadLine` and the stream goes on. A long
-    line is never held whole in memory: its first bytes are kept, the rest is read and dropped."""
+    not UTF-8, holds a NUL byte (never in JSON) or is longer than ``max_bytes`` comes as a
+    :class:`BadLine` and the stream goes on. A long line is never held whole in memory: its first bytes
+    are kept, the rest is read and dropped."""
     while raw := stream.readline(max_bytes + 1):
         if len(raw) > max_bytes and not raw.endswith(b"\n"):
             size, head = len(raw), raw[: min(KEPT_OF_A_LONG_LINE, max_bytes)]
@@ -50,21 +57,30 @@ def read_lines(stream: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator
                 raw = stream.readline(1 << 16)
                 size += len(raw)
             yield BadLine(
-                head.decode("utf-8", "backslashreplace"),
+                _escaped(head),
                 "line-too-long",
                 f"a line of {size} bytes, over the limit of {max_bytes} "
                 f"(COURSEINFRA_INGEST_MAX_LINE_BYTES); its first {len(head)} bytes are kept",
             )
             continue
         try:
-            yield raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             yield BadLine(
-                raw.decode("utf-8", "backslashreplace").rstrip("\r\n"),
+                _escaped(raw).rstrip("\r\n"),
                 "invalid-utf8",
                 f"not UTF-8: byte {error.start} ({raw[error.start]:#04x}) {error.reason}; "
                 "kept with its bytes escaped",
             )
+            continue
+        if "\x00" in text:
+            yield BadLine(
+                _escaped(raw).rstrip("\r\n"),
+                "nul-byte",
+                f"a NUL byte (0x00) at byte {raw.index(0)}: JSON holds none; kept with it escaped as \\x00",
+            )
+            continue
+        yield text
 
 
 @dataclass
@@ -112,7 +128,30 @@ def parse_line(text: str, source: str) -> IncomingEvent | EventResult:
             "not-an-object",
             f"{source}: an event is a JSON object, not {type(event).__name__}",
         )
+    if "\\u0000" in text and _holds_nul(event):
+        return EventResult(
+            INGEST_JOB,
+            Outcome.FAILED,
+            "nul-character",
+            f"{source}: the event holds a NUL character (\\u0000), which no store keeps",
+        )
     return IncomingEvent(payload=text, event=event, source=source)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds U+0000 in a key or a string, found without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class Router:
@@ -270,6 +309,13 @@ def replay_failed(
                     reason=outcome.reason,
                 )
             add_counters(uow, counters)
+            uow.note(
+                "failed-events.replay",
+                "failed-events",
+                events=[outcome.event_id for outcome in outcomes][:100],
+                resolved=sum(outcome.resolved for outcome in outcomes),
+                replayed=len(outcomes),
+            )
             uow.commit()
 
     retrying(record)

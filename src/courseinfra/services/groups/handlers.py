@@ -182,6 +182,7 @@ def create_group_in(
     except AlreadyExists as error:
         raise GroupExists(str(error)) from None
     uow.groups.set_overrides(group_id, include, exclude)
+    uow.note("group.create", f"group:{group_id}", scope=str(scope), criteria=criteria is not None)
     result = RefreshResult(0, 0, 0)
     if refresh and not group.frozen:
         group, result = _refresh(uow, group, "created", now)
@@ -241,6 +242,8 @@ def update_group(
             raise GroupExists(str(error)) from None
         if overrides_changed:
             uow.groups.set_overrides(group_id, new_include, new_exclude)
+        fields = sorted([*changes, *(["include", "exclude"] if overrides_changed else [])])
+        uow.note("group.update", f"group:{group_id}", fields=fields, version=updated.version)
         result = None
         rules_changed = overrides_changed or "criteria" in changes or "scope" in changes
         if not updated.frozen and (rules_changed or ("frozen" in changes and group.frozen)):
@@ -254,6 +257,7 @@ def delete_group(group_id: str, uow: UnitOfWork, *, expected_version: int | None
         group = _locked(uow, group_id)
         group.check_version(expected_version)
         uow.groups.delete(group_id)
+        uow.note("group.delete", f"group:{group_id}", version=group.version)
         uow.commit()
 
 
@@ -273,6 +277,8 @@ def refresh_group(
         if group.frozen:
             raise GroupFrozen(f"group {group_id} is frozen: its membership is not refreshed")
         refreshed, result = _refresh(uow, group, trigger, now, only_users)
+        if trigger == ON_DEMAND:
+            uow.note("group.refresh", f"group:{group_id}", joined=result.joined, left=result.left)
         uow.commit()
     return refreshed, result
 
@@ -371,6 +377,12 @@ def import_members(
         uow.groups.set_overrides(group_id, sorted(new_include), sorted(new_exclude))
         updated = group.changed(now)
         uow.groups.save(updated)
+        uow.note(
+            "group.members-import",
+            f"group:{group_id}",
+            included=len(members_file.included),
+            excluded=len(members_file.excluded),
+        )
         result = None
         if not updated.frozen:
             updated, result = _refresh(uow, updated, "import", now)

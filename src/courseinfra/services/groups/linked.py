@@ -137,6 +137,7 @@ class LinkedGroups:
             kept = ("name", "description", "enabled", "frozen")
             updated = group.changed(now, **{k: v for k, v in changes.items() if k in kept})
             uow.groups.save(updated)
+            uow.note("group.update", f"group:{group_id}", fields=sorted(changes), version=updated.version)
             result = (
                 None if updated.frozen else self._pull(legacy, uow, updated, link, now, "definition-changed")
             )
@@ -159,9 +160,11 @@ class LinkedGroups:
             group.check_version(expected_version)
             if not deletable and self.delete_policy is DeletePolicy.ARCHIVE:
                 uow.groups.save(group.changed(now, enabled=False, frozen=True))
+                uow.note("group.delete", f"group:{group_id}", outcome="archived")
                 uow.commit()
                 return "archived"
             uow.groups.delete(group_id)
+            uow.note("group.delete", f"group:{group_id}", outcome="deleted" if deletable else "detached")
             if deletable:
                 # Last: a deleted team cannot be restored, so nothing may fail after it but the commit.
                 RULES[link.kind].delete(legacy, link, undo)
@@ -205,6 +208,7 @@ class LinkedGroups:
             self._add_members(legacy, link, list(add), undo, uow, now)
             self._remove_members(legacy, link, list(remove), undo)
             trigger = "import" if members_file is not None else "members-changed"
+            uow.note(f"group.{operation}", f"group:{group_id}", added=len(add), removed=len(remove))
             result = self._pull(legacy, uow, group, link, now, trigger)
             uow.commit()
         return result

@@ -20,6 +20,9 @@ from courseinfra.domain.users import (
 )
 from courseinfra.services.unit_of_work import UnitOfWork
 
+#: The user ids a trail entry of an import names; the count of the others follows them.
+TRAIL_IDS = 100
+
 
 class UserNotFound(DomainError):
     code = "user-not-found"
@@ -94,6 +97,16 @@ def import_users(
                         user_id=user.user_id, changed=changed, profile=dict(user.profile), occurred_at=at
                     )
                 )
+        ids = [user.user_id for user in users]
+        uow.note(
+            "users.import",
+            "users",
+            inserted=inserted,
+            updated=updated,
+            replace=replace_records,
+            users=ids[:TRAIL_IDS],
+            more=max(0, len(ids) - TRAIL_IDS),
+        )
         uow.commit(at)
     return ImportReport(inserted, updated, len(users) - inserted - updated)
 
@@ -108,6 +121,7 @@ def record_login(user_id: str, uow: UnitOfWork, at: datetime | None = None) -> t
         user = uow.users.get(user_id)
         if user is None:
             raise UserNotFound(f"user {user_id} does not exist")
+        uow.note("user.login", f"user:{user_id}", at=at.astimezone(UTC).isoformat(), moved=moved)
         if moved:
             uow.record(
                 UserLoggedIn(user_id=user_id, logged_in_at=at.astimezone(UTC).isoformat(), occurred_at=at)
@@ -133,6 +147,7 @@ def update_profile(
         if after is None:
             raise UserNotFound(f"user {user_id} does not exist")
         changed = profile_diff(before.profile, after.profile)
+        uow.note("user.profile", f"user:{user_id}", fields=sorted(changes))
         if changed:
             uow.record(
                 UserProfileChanged(

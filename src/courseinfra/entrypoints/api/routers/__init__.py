@@ -17,6 +17,7 @@ from courseinfra.entrypoints.api.routers import (
     reports,
     sync,
     tokens,
+    trail,
     users,
 )
 
@@ -33,5 +34,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     groups.router,
     sync.router,
     tokens.router,
+    trail.router,
     operations.router,
 )

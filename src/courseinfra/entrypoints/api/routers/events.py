@@ -42,9 +42,9 @@ EVENT_LINE_EXAMPLE = (
 
 EVENTS_BODY: dict[str, Any] = {
     "requestBody": {
-        "required": True,
+        "required": False,
         "description": "Events as JSON lines (one event a line; blank lines ignored), or a JSON array of "
-        "event objects.",
+        "event objects; no body is no events.",
         "content": {
             "application/x-ndjson": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
             "text/plain": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},

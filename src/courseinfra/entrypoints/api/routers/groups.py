@@ -33,6 +33,7 @@ from courseinfra.entrypoints.api.deps import (
 from courseinfra.entrypoints.api.errors import error_json
 from courseinfra.entrypoints.schemas.common import MAX_ID, ErrorResponse, InvalidBody
 from courseinfra.entrypoints.schemas.groups import (
+    SCOPE_PATTERN,
     GroupChangedOut,
     GroupDefinitionIn,
     GroupIn,
@@ -58,15 +59,36 @@ router = APIRouter(
 )
 
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description='The group\'s ETag ("<group_id>.<version>") as read: the change is refused (412 '
-        "version-conflict) if the group changed since; * changes it whatever its version. Required on "
-        "PUT, PATCH and DELETE (428 precondition-required without it); optional on a members import.",
-    ),
-]
+IF_MATCH_DESCRIPTION = (
+    'The group\'s ETag ("<group_id>.<version>") as read: the change is refused (412 '
+    "version-conflict) if the group changed since; * changes it whatever its version. Required on "
+    "PUT, PATCH and DELETE (428 precondition-required without it); optional on a members import."
+)
+
+
+#: What If-Match takes: one entity tag or * (anything else is 400 invalid-if-match).
+IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"[^"]*")[ \t]*$'
+
+
+#: If-Match, read as optional: without it, PUT, PATCH and DELETE answer 428 precondition-required (not
+#: a validation error). Each route documents it with :func:`if_match_header`.
+IfMatch = Annotated[str | None, Header(alias="If-Match", include_in_schema=False)]
+
+
+def if_match_header(*, required: bool) -> dict[str, Any]:
+    """The If-Match parameter as the OpenAPI document states it (a route's ``openapi_extra``): a
+    string, never null, required on a change that must say what it was made against."""
+    return {
+        "parameters": [
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": required,
+                "description": IF_MATCH_DESCRIPTION,
+                "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+            }
+        ]
+    }
 
 
 ETAG = re.compile(r'^(W/)?"([^"]*)"$')
@@ -165,7 +187,11 @@ def list_user_groups(
     app: AppDep,
     reach: ReachDep,
     scope: Annotated[
-        str | None, Query(description="Only this scope's groups (instance, course:<id>, ...).")
+        str | None,
+        Query(
+            description="Only this scope's groups (instance, course:<id>, ...).",
+            json_schema_extra={"pattern": SCOPE_PATTERN},
+        ),
     ] = None,
 ) -> list[GroupSummaryOut]:
     """Every group by id, without its include and exclude lists (for a token scoped to courses, the
@@ -191,6 +217,7 @@ def get_user_group(app: AppDep, group_id: str, response: Response) -> GroupOut:
     "/v1/groups/{group_id}",
     response_model=GroupChangedOut,
     responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
+    openapi_extra=if_match_header(required=True),
 )
 def replace_user_group(
     app: AppDep,
@@ -223,6 +250,7 @@ def replace_user_group(
     "/v1/groups/{group_id}",
     response_model=GroupChangedOut,
     responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
+    openapi_extra=if_match_header(required=True),
 )
 def patch_user_group(
     app: AppDep,
@@ -247,6 +275,7 @@ def patch_user_group(
     status_code=204,
     response_class=Response,
     responses={**INVALID, **NOT_FOUND, **REQUIRED_PRECONDITION},
+    openapi_extra=if_match_header(required=True),
 )
 def delete_user_group(app: AppDep, group_id: str, if_match: IfMatch = None) -> Response:
     """Delete a group, its overrides, members and history. A group linked to a team deletes
@@ -371,7 +400,7 @@ TEXT_MEDIA_TYPES = ("text/csv", "text/plain", "")
         **PRECONDITION,
         422: {"model": ErrorResponse, "description": "Bad rows (in ``details``): nothing imported"},
     },
-    openapi_extra=MEMBERS_BODY,
+    openapi_extra={**MEMBERS_BODY, **if_match_header(required=False)},
 )
 def import_group_members(
     app: AppDep,

@@ -15,12 +15,12 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from courseinfra.bootstrap import App
-from courseinfra.domain.access import Permission
+from courseinfra.domain.access import Forbidden, Permission
 from courseinfra.entrypoints.api.deps import (
     AUTH,
     AppDep,
+    authenticate_bearer,
     bearer,
-    get_principal,
     needs,
 )
 from courseinfra.entrypoints.schemas.operations import HealthOut
@@ -56,7 +56,12 @@ def metrics(
     """Prometheus metrics, read from the database at each scrape. A bearer token with ``read`` is
     needed unless ``COURSEINFRA_METRICS_PUBLIC`` is set (a scraper on a private network)."""
     if not app.settings.metrics_public:
-        get_principal(request, credentials).require(Permission.READ)
+        principal = authenticate_bearer(app, credentials)
+        principal.require(Permission.READ)
+        if principal.scoped:
+            raise Forbidden(
+                "the metrics are the whole instance's: a token scoped to courses does not reach them"
+            )
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -27,6 +27,7 @@ from courseinfra.entrypoints.api.deps import (
     ReachDep,
     guard,
 )
+from courseinfra.entrypoints.schemas.common import IsoDate
 from courseinfra.entrypoints.schemas.reports import (
     ReportRunFilesOut,
     ReportRunIn,
@@ -55,7 +56,7 @@ REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/j
 def report_batches(
     app: AppDep,
     reach: ReachDep,
-    as_of: Annotated[date | None, Query(description="Default today (UTC).")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="Default today (UTC).")] = None,
 ) -> ReportSelectionOut:
     """The ongoing batches a report run would cover, and every other one with its reason (for a token
     scoped to courses, those of its courses)."""

@@ -13,7 +13,7 @@ from fastapi import (
 )
 
 from courseinfra.domain.access import Permission
-from courseinfra.domain.users import RecordFormat
+from courseinfra.domain.users import MAX_TEXT, RecordFormat
 from courseinfra.entrypoints.api.deps import (
     AUTH,
     INVALID,
@@ -160,7 +160,10 @@ def update_profile(
     fields: Annotated[
         dict[str, str | None],
         Body(
-            examples=[{"district": "north", "school": None}], description="Fields to set; null removes one."
+            examples=[{"district": "north", "school": None}],
+            description="Fields to set; null removes one.",
+            # The names check_profile_changes takes: not blank, at most MAX_TEXT characters.
+            json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"}},
         ),
     ],
 ) -> UserOut:
