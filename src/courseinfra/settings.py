@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(
         30, ge=0, le=600, description="Clock skew allowed on a JWT's exp, nbf and iat."
     )
+    max_hierarchy_depth: int = Field(
+        100,
+        ge=1,
+        le=100,
+        description="Levels of collections a stored hierarchy may have below its root (422 "
+        "invalid-hierarchy beyond; 100 at most, what the JSON encoders nest).",
+    )
     max_body_bytes: int = Field(
         32 << 20,
         ge=1024,

@@ -13,6 +13,7 @@ import pytest
 from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import MAX_DEPTH, MAX_NESTING, nesting_depth
 from courseinfra.domain.users import User
+from courseinfra.entrypoints.api.limits import MAX_JSON_DEPTH
 from courseinfra.settings import Settings
 from tests.support.builders import collection, leaf
 from tests.support.cli import Cli
@@ -60,12 +61,38 @@ def test_metadata_nested_past_the_limit_is_422(app: App) -> None:
     assert str(MAX_NESTING) in refused.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("levels", [600, 5000, 100_000])
 @pytest.mark.parametrize("path", ["/v1/content/x/hierarchy", "/v1/groups"])
-def test_a_body_nested_thousands_of_levels_deep_is_400_not_500(app: App, path: str) -> None:
+def test_a_body_nested_past_the_json_limit_is_422_naming_it(app: App, path: str, levels: int) -> None:
     with api_client(app) as client:
         method = client.put if "content" in path else client.post
-        answer = method(path, content=nested_text(5000), headers={"content-type": "application/json"})
-    assert error_code(answer, 400) == "invalid-body"
+        answer = method(path, content=nested_text(levels), headers={"content-type": "application/json"})
+    assert error_code(answer, 422) == "invalid-body"
+    assert str(MAX_JSON_DEPTH) in answer.json()["error"]["message"]
+
+
+def test_the_hierarchy_depth_is_a_setting(app: App) -> None:
+    shallow = App(**{**vars(app), "settings": app.settings.model_copy(update={"max_hierarchy_depth": 5})})
+    with api_client(shallow) as client:
+        ok(client.put("/v1/content/deep-course/hierarchy", json=chain(4)))
+        refused = client.put("/v1/content/deep-course/hierarchy", json=chain(5))
+    assert error_code(refused, 422) == "invalid-hierarchy"
+    assert "at depth 5 has children" in refused.json()["error"]["message"]
+
+
+def test_a_body_larger_than_the_limit_is_413_whether_or_not_it_declares_its_length(app: App) -> None:
+    small = App(**{**vars(app), "settings": app.settings.model_copy(update={"max_body_bytes": 4096})})
+    line = '{"eid": "BE_JOB_REQUEST"}\n'
+    with api_client(small) as client:
+        declared = client.post("/v1/events", content=line * 400)
+        assert error_code(declared, 413) == "body-too-large"
+        assert "4096 bytes" in declared.json()["error"]["message"]
+        streamed = client.post("/v1/events", content=iter([line.encode()] * 400))
+        assert error_code(streamed, 413) == "body-too-large"
+        within = client.post("/v1/events", content=line * 10)
+        assert within.status_code == 200, within.text
+    documented = api_client(app).get("/openapi.json").json()["paths"]["/v1/events"]["post"]["responses"]
+    assert "413" in documented
 
 
 def test_the_cli_names_the_limit_and_prints_no_traceback(settings: Settings, tmp_path: Path) -> None:
@@ -108,3 +135,29 @@ def test_a_login_time_that_is_a_number_or_in_the_future_is_422(app: App, at: Any
         refused = client.post("/v1/users/u1/logins", json={"at": at})
         assert error_code(refused, 422) == "invalid-request"
         assert ok(client.get("/v1/users/u1"))["last_login_at"] is None
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_event_longer_than_the_line_limit_is_kept_cut_short_through_the_api(
+    app: App, as_json: bool
+) -> None:
+    limited = App(
+        **{**vars(app), "settings": app.settings.model_copy(update={"ingest_max_line_bytes": 1024})}
+    )
+    long_event = {"eid": "BE_JOB_REQUEST", "edata": {"action": "x", "padding": "p" * 5000}}
+    short_event = {"eid": "BE_JOB_REQUEST", "edata": {"action": "x"}}
+    if as_json:
+        body, content_type = json.dumps([long_event, short_event]), "application/json"
+    else:
+        body, content_type = (
+            json.dumps(long_event) + "\n" + json.dumps(short_event) + "\n",
+            "application/x-ndjson",
+        )
+    with api_client(limited) as client:
+        answer = ok(client.post("/v1/events", content=body, headers={"content-type": content_type}))
+        assert len(answer["rejected"]) == 2, answer
+        kept = ok(client.get("/v1/failed-events", params={"skipped": True}))
+    codes = [event["code"] for event in kept]
+    assert "line-too-long" in codes
+    too_long = next(event for event in kept if event["code"] == "line-too-long")
+    assert len(too_long["payload"]) <= 1024

@@ -23,6 +23,7 @@ from courseinfra.entrypoints.api.deps import (
     app_of,
 )
 from courseinfra.entrypoints.api.errors import install_error_handlers
+from courseinfra.entrypoints.api.limits import TOO_LARGE, RequestLimits
 from courseinfra.entrypoints.api.metrics import CountersCollector
 from courseinfra.entrypoints.api.routers import ROUTERS
 from courseinfra.entrypoints.schemas.common import ErrorResponse
@@ -61,5 +62,8 @@ def create_app(app: App | None = None) -> FastAPI:
         for route in router.routes:
             if isinstance(route, APIRoute) and route.body_field is not None:
                 route.responses = {**UNREADABLE_BODY, **route.responses}
+            if isinstance(route, APIRoute) and (route.methods or set()) & {"POST", "PUT", "PATCH"}:
+                route.responses = {**TOO_LARGE, **route.responses}
         api.include_router(router)
+    api.add_middleware(RequestLimits, max_body_bytes=lambda: app_of(api).settings.max_body_bytes)
     return api

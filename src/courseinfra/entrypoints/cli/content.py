@@ -19,7 +19,9 @@ app = typer.Typer(no_args_is_help=True, help="The hierarchy store: store and pub
 def content_put(path: Annotated[Path, typer.Argument(help="A hierarchy JSON file, or - for stdin.")]) -> None:
     """Store a hierarchy (without publishing it)."""
     with application() as app:
-        stored = content.put_hierarchy(read_json_file(path), app.uow_factory())
+        stored = content.put_hierarchy(
+            read_json_file(path), app.uow_factory(), max_depth=app.settings.max_hierarchy_depth
+        )
     emit({"identifier": stored.identifier, "version": stored.version})
 
 
@@ -37,7 +39,9 @@ def content_publish(
         raise Failure("give either a PATH or --id", exit_code=2)
     with application() as app:
         if path is not None:
-            identifier = content.put_hierarchy(read_json_file(path), app.uow_factory()).identifier
+            identifier = content.put_hierarchy(
+                read_json_file(path), app.uow_factory(), max_depth=app.settings.max_hierarchy_depth
+            ).identifier
         assert identifier is not None
         before = failed_events.last_failed_id(app.uow_factory)
         event = content.publish(identifier, app.uow_factory())

@@ -67,7 +67,7 @@ def update_relation_cache(
         )
     try:
         with gc_paused():
-            relations = compute_relations(parse_hierarchy(stored.hierarchy))
+            relations = compute_relations(parse_hierarchy(stored.hierarchy, max_depth=None))
             entries = cache_entries(relations, layout)
     except InvalidHierarchy as error:
         return Rejection(Outcome.FAILED, error.code, f"{request.identifier}: {error}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.events import ContentPublished
-from courseinfra.domain.hierarchy import check_document, parse_hierarchy
+from courseinfra.domain.hierarchy import MAX_DEPTH, check_document, parse_hierarchy
 from courseinfra.services.unit_of_work import UnitOfWork
 
 
@@ -30,16 +30,21 @@ class StoredVersion:
 
 
 def put_hierarchy(
-    hierarchy: Mapping[str, Any], uow: UnitOfWork, identifier: str | None = None
+    hierarchy: Mapping[str, Any],
+    uow: UnitOfWork,
+    identifier: str | None = None,
+    *,
+    max_depth: int = MAX_DEPTH,
 ) -> StoredVersion:
-    """Validate and store ``hierarchy`` as the latest of its root.
+    """Validate and store ``hierarchy`` as the latest of its root, at most ``max_depth`` levels of
+    collections below it (what is stored is read back without a limit: it passed this one).
 
     Raises :class:`~courseinfra.domain.errors.InvalidHierarchy` for a hierarchy that is not a valid tree
     or not a document the store keeps as given (:func:`~courseinfra.domain.hierarchy.check_document`),
     and :class:`IdentifierMismatch` where ``identifier`` is given and is not the root's.
     """
     check_document(hierarchy)
-    flat = parse_hierarchy(hierarchy)
+    flat = parse_hierarchy(hierarchy, max_depth=max_depth)
     if identifier is not None and identifier != flat.root_id:
         raise IdentifierMismatch(f"the path names {identifier} but the hierarchy's root is {flat.root_id}")
     with uow:

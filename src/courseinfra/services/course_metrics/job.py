@@ -170,7 +170,7 @@ class CourseViews:
                 Outcome.FAILED, "course-not-published", f"course {course} has no published hierarchy"
             )
         try:
-            relations = compute_relations(parse_hierarchy(stored.hierarchy))
+            relations = compute_relations(parse_hierarchy(stored.hierarchy, max_depth=None))
         except InvalidHierarchy as error:
             return Rejection(Outcome.FAILED, error.code, f"course {course}: {error}")
         if not relations.leaf_nodes.get(course):

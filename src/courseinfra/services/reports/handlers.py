@@ -97,7 +97,7 @@ def _units(uow: UnitOfWork, course_id: str) -> tuple[ReportUnit, ...]:
     if stored is None:
         return ()
     try:
-        return first_level_units(parse_hierarchy(stored.hierarchy))
+        return first_level_units(parse_hierarchy(stored.hierarchy, max_depth=None))
     except InvalidHierarchy:
         return ()
 

@@ -47,7 +47,9 @@ def put_hierarchy(
     hierarchy: Annotated[dict[str, Any], Body(examples=[HIERARCHY_EXAMPLE])],
 ) -> StoredVersionOut:
     """Store a hierarchy as the latest version of its root (without publishing it)."""
-    stored = content.put_hierarchy(hierarchy, app.uow_factory(), identifier=identifier)
+    stored = content.put_hierarchy(
+        hierarchy, app.uow_factory(), identifier=identifier, max_depth=app.settings.max_hierarchy_depth
+    )
     return StoredVersionOut(identifier=stored.identifier, version=stored.version)
 
 

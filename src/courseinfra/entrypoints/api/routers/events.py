@@ -44,11 +44,13 @@ EVENTS_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "description": "Events as JSON lines (one event a line; blank lines ignored), or a JSON array of "
-        "event objects; no body is no events.",
+        "event objects (or one); no body is no events.",
         "content": {
             "application/x-ndjson": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
             "text/plain": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
-            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/json": {
+                "schema": {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
+            },
         },
     }
 }
@@ -68,8 +70,8 @@ def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(
 
 def event_lines(body: bytes, content_type: str, max_line_bytes: int) -> list[str | BadLine]:
     """The body as JSON lines: a JSON array (``application/json``) gives one line per element; any other
-    body is split on line feeds only, as a file is read (a JSON string may hold U+2028), and a line that
-    is not UTF-8 or is too long is kept as a failure, as ingest keeps it."""
+    body is split on line feeds only, as a file is read (a JSON string may hold U+2028), and a line (or
+    an element) that is not UTF-8 or is too long is kept as a failure, as ingest keeps it."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "application/json" or media_type.endswith("+json"):
         try:
@@ -80,7 +82,9 @@ def event_lines(body: bytes, content_type: str, max_line_bytes: int) -> list[str
             parsed = [parsed]
         if not isinstance(parsed, list):
             raise InvalidBody(f"a JSON body is an array of events or one event, not {type(parsed).__name__}")
-        return [orjson.dumps(item).decode() for item in parsed]
+        # One line per element (a dumped element holds no line feed), read as a file's lines are: an
+        # element longer than a line may be is kept cut short, as ingest keeps it.
+        body = b"\n".join(orjson.dumps(item) for item in parsed)
     return list(read_lines(io.BytesIO(body), max_bytes=max_line_bytes))
 
 
