@@ -161,3 +161,23 @@ def test_an_event_longer_than_the_line_limit_is_kept_cut_short_through_the_api(
     assert "line-too-long" in codes
     too_long = next(event for event in kept if event["code"] == "line-too-long")
     assert len(too_long["payload"]) <= 1024
+
+
+def test_a_json_event_nested_past_what_orjson_writes_is_read_not_a_server_error(app: App) -> None:
+    deep: Any = "x"
+    for _ in range(400):
+        deep = {"d": deep}
+    event = {"eid": "BE_JOB_REQUEST", "edata": {"action": "post-publish-process", "deep": deep}}
+    with api_client(app) as client:
+        answer = client.post("/v1/events", json=[event])
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["rejected"]) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/content/a%00b/hierarchy", "/v1/batches/b%00", "/v1/groups?scope=course:%00", "/v1/users/u%00"],
+)
+def test_a_nul_character_in_the_url_is_422_on_every_store(app: App, path: str) -> None:
+    with api_client(app) as client:
+        assert error_code(client.get(path), 422) == "invalid-request"

@@ -1,6 +1,7 @@
 """Limits on what a request may send, applied before any route reads it: the body's size (413
-``body-too-large``) and, for a JSON body, how deeply it nests (422 ``invalid-body``), so that no
-parser ever recurses beyond what it can (Python's json gives up near 1,000 levels with a bare 400)."""
+``body-too-large``), for a JSON body how deeply it nests (422 ``invalid-body``), so that no parser
+ever recurses beyond what it can (Python's json gives up near 1,000 levels with a bare 400), and no
+NUL character in the URL (422 ``invalid-request``)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ class RequestLimits:
         self.limit = max_body_bytes  # read per request: the application is built at start-up
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            # No store keeps a NUL in text (PostgreSQL refuses it), so no id or name holds one.
+            await error_json(422, "invalid-request", "a NUL character (%00) in the URL")(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return

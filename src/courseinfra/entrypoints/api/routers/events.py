@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Annotated, Any
 
 import orjson
@@ -84,8 +85,17 @@ def event_lines(body: bytes, content_type: str, max_line_bytes: int) -> list[str
             raise InvalidBody(f"a JSON body is an array of events or one event, not {type(parsed).__name__}")
         # One line per element (a dumped element holds no line feed), read as a file's lines are: an
         # element longer than a line may be is kept cut short, as ingest keeps it.
-        body = b"\n".join(orjson.dumps(item) for item in parsed)
+        body = b"\n".join(_dumped(item) for item in parsed)
     return list(read_lines(io.BytesIO(body), max_bytes=max_line_bytes))
+
+
+def _dumped(item: object) -> bytes:
+    """One event as a line. orjson writes 255 levels at most; the body is at most 512 deep (the
+    request limits), which Python's json writes."""
+    try:
+        return orjson.dumps(item)
+    except TypeError:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 @router.get(
