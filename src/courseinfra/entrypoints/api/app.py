@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import (
+    Depends,
     FastAPI,
 )
 from fastapi.routing import APIRoute
@@ -21,6 +22,7 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.entrypoints.api.deps import (
     UNREADABLE_BODY,
     app_of,
+    refuse_nul_in_json_body,
 )
 from courseinfra.entrypoints.api.errors import install_error_handlers
 from courseinfra.entrypoints.api.limits import TOO_LARGE, RequestLimits
@@ -52,6 +54,7 @@ def create_app(app: App | None = None) -> FastAPI:
         summary="Course infrastructure jobs: hierarchy store, relation cache, event ingest.",
         lifespan=lifespan,
         responses={500: {"model": ErrorResponse, "description": "Internal error"}},
+        dependencies=[Depends(refuse_nul_in_json_body)],
     )
     api.state.courseinfra = app
     registry = CollectorRegistry()

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, cast
 
+import orjson
 from fastapi import (
     Depends,
     FastAPI,
     Request,
 )
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.access import Forbidden, Permission, Principal, Unauthenticated
 from courseinfra.domain.trail import Actor
-from courseinfra.entrypoints.schemas.common import ErrorResponse
+from courseinfra.entrypoints.schemas.common import ErrorResponse, InvalidBody
 from courseinfra.services import access, trail
 from courseinfra.services.access.scopes import Reach
 
@@ -115,6 +117,41 @@ def needs(permission: Permission) -> Any:
         return principal
 
     return Depends(check)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds a NUL character in a string or a key (without recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+async def refuse_nul_in_json_body(request: Request) -> None:
+    """No store keeps a NUL character in text (PostgreSQL's text and JSONB cannot): the JSON body of a
+    route that FastAPI reads is 422 ``invalid-body`` when it holds one (``\\u0000``), on every backend,
+    before anything is stored (on PostgreSQL it was a 500). A route that reads its body itself (events,
+    imports) keeps such input as it documents."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    body = await request.body()
+    if b"\\u0000" not in body:  # in JSON text, a NUL is always escaped
+        return
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if _holds_nul(parsed):
+        raise InvalidBody("a NUL character (\\u0000) in the body: no store keeps one")
 
 
 async def raw_body(request: Request) -> bytes:

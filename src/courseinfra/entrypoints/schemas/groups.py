@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from courseinfra.domain.criteria import CriteriaRegistry, criteria_json
 from courseinfra.domain.groups import GROUP_ID, NAME_MAX, UserGroup
@@ -59,8 +59,9 @@ class GroupDefinitionIn(BaseModel):
     name: str = Field(description="Unique in its scope.", json_schema_extra=NAME_SCHEMA)
     scope: ScopeText
     description: str = ""
-    enabled: bool = Field(True, description="A disabled group is refreshed only on demand.")
-    frozen: bool = Field(False, description="A frozen group keeps its members: refreshes are refused.")
+    # Strict: as the schema says, 0 or "yes" is not a boolean.
+    enabled: StrictBool = Field(True, description="A disabled group is refreshed only on demand.")
+    frozen: StrictBool = Field(False, description="A frozen group keeps its members: refreshes are refused.")
     criteria: CriteriaTree = None
     include: UserIds = Field(default_factory=list)
     exclude: UserIds = Field(default_factory=list)
@@ -95,8 +96,8 @@ class GroupPatchIn(BaseModel):
     name: Annotated[str | None, WithJsonSchema({"type": "string", **NAME_SCHEMA})] = None
     scope: Annotated[str | None, WithJsonSchema({"type": "string", "pattern": SCOPE_PATTERN})] = None
     description: str | None = None
-    enabled: bool | None = None
-    frozen: bool | None = None
+    enabled: StrictBool | None = None
+    frozen: StrictBool | None = None
     criteria: CriteriaTree = None
     include: list[str] | None = None
     exclude: list[str] | None = None

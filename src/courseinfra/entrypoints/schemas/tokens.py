@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from courseinfra.domain.access import SCOPE_KEY, TOKEN_NAME, ApiToken, Role, ScopeKind
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
@@ -20,17 +20,24 @@ class TokenIn(BaseModel):
                     "required": ["scope"],
                     "properties": {"role": {"const": Role.COURSE_STAFF.value}, "scope": {"type": "string"}},
                 },
-                {"properties": {"role": {"not": {"const": Role.COURSE_STAFF.value}}, "scope": {"type": "null"}}},
+                {
+                    "properties": {
+                        "role": {"not": {"const": Role.COURSE_STAFF.value}},
+                        "scope": {"type": "null"},
+                    }
+                },
             ]
         },
     )
 
     name: str = Field(
-        description="Who or what holds it: a service, a person.", json_schema_extra={"pattern": TOKEN_NAME.pattern}
+        description="Who or what holds it: a service, a person.",
+        json_schema_extra={"pattern": TOKEN_NAME.pattern},
     )
     role: Role = Field(description="admin, operator, course_staff, ingest or reader.")
-    pii: bool = Field(False, description="May see personal data (email, name, profile, report files).")
-    expires_in_days: int | None = Field(
+    # Strict: as the schema says, 0 or "yes" is not a boolean, "30" not a number of days.
+    pii: StrictBool = Field(False, description="May see personal data (email, name, profile, report files).")
+    expires_in_days: StrictInt | None = Field(
         None, ge=1, le=3650, description="1 to 3650; absent: it never expires."
     )
     scope: str | None = Field(

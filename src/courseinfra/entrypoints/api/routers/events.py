@@ -45,13 +45,12 @@ EVENTS_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "description": "Events as JSON lines (one event a line; blank lines ignored), or a JSON array of "
-        "event objects (or one); no body is no events.",
+        "events (or one event object); no body is no events. A line or an element that is not an event "
+        "is kept as a failed event, with its reason.",
         "content": {
             "application/x-ndjson": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
             "text/plain": {"schema": {"type": "string"}, "example": EVENT_LINE_EXAMPLE},
-            "application/json": {
-                "schema": {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
-            },
+            "application/json": {"schema": {"anyOf": [{"type": "array"}, {"type": "object"}]}},
         },
     }
 }

@@ -116,7 +116,10 @@ def _within(run: ReportRun, reach: Reach) -> ReportRun:
         return run
     outcome = dict(run.outcome)
     reported = [e for e in outcome.get("reported", []) if reach.course(str(e["summary"]["course_id"]))]
-    skipped = [e for e in outcome.get("skipped", []) if reach.course(str(e["course_id"]))]
+    # A requested batch that does not exist was skipped with no course: it is no course's.
+    skipped = [
+        e for e in outcome.get("skipped", []) if "course_id" in e and reach.course(str(e["course_id"]))
+    ]
     counts: dict[str, int] = {}
     for entry in skipped:
         counts[entry["reason"]] = counts.get(entry["reason"], 0) + 1
