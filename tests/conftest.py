@@ -25,6 +25,7 @@ pytest.register_assert_rewrite("tests.support")
 
 from tests.support.servers import (  # noqa: E402 - after the assert rewrite is registered
     BACKENDS,
+    CONFORMANCE,
     PG_URL,
     REDIS_OWNER_KEY,
     REDIS_URL,
@@ -114,10 +115,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 _lock_key = pytest.StashKey[object]()
 
 
+def needs_conformance_data(item: pytest.Item) -> bool:
+    return item.get_closest_marker("conformance_data") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without the postgres backend, deselect (visibly) the tests that need a server. CI never narrows."""
+    """Without the postgres backend, deselect (visibly) the tests that need a server; without the peer
+    systems' conformance data, those that read it, saying so in one line. CI never narrows."""
     if os.environ.get("CI") and "postgres" not in BACKENDS:
         raise pytest.UsageError("CI runs every backend: COURSEINFRA_TEST_BACKENDS must include postgres")
+    if not CONFORMANCE.is_dir():
+        missing = f"no conformance data at {CONFORMANCE} (the peer systems' test data, beside the repository)"
+        if os.environ.get("CI"):
+            raise pytest.UsageError(f"{missing}: CI runs the conformance tests")
+        drop = [item for item in items if needs_conformance_data(item)]
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if not needs_conformance_data(item)]
+        print(f"\n{missing}: {len(drop)} tests that read it are deselected")
     if "postgres" in BACKENDS:
         return
     keep, drop = [], []

@@ -16,9 +16,7 @@ import sqlalchemy as sa
 from courseinfra.adapters.bus import InProcessBus
 from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
-from courseinfra.adapters.jwt_tokens import PyJwtVerifier
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
-from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups
 from courseinfra.adapters.locks import FileLocks, PostgresLocks
 from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
@@ -119,6 +117,8 @@ def build_legacy(settings: Settings, engine: sa.Engine) -> tuple[LegacyGroups, L
             raise SettingsError(
                 "COURSEINFRA_LEGACY_BACKEND=openedx needs COURSEINFRA_OPENEDX_URL and COURSEINFRA_OPENEDX_TOKEN"
             )
+        from courseinfra.adapters.legacy.openedx import OpenEdxLegacyGroups  # only where configured
+
         client = OpenEdxLegacyGroups(settings.openedx_url, settings.openedx_token)
         return client, lambda _connection: client
     return LocalLegacyGroups(engine), None
@@ -127,6 +127,8 @@ def build_legacy(settings: Settings, engine: sa.Engine) -> tuple[LegacyGroups, L
 def build_jwt(settings: Settings) -> JwtVerifier | None:
     if settings.jwt_issuer is None or settings.jwt_audience is None:
         return None
+    from courseinfra.adapters.jwt_tokens import PyJwtVerifier  # PyJWT and cryptography: only if used
+
     return PyJwtVerifier(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,

@@ -14,6 +14,8 @@ from courseinfra.settings import Settings
 from tests.support.builders import COURSE_ID, TEXTBOOK_ID, load_json
 from tests.support.servers import CONFORMANCE
 
+pytestmark = pytest.mark.conformance_data
+
 COURSE_LEAVES = [
     "do_1130314841730334721104",
     "do_1130314845426565121105",

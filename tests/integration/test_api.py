@@ -16,8 +16,10 @@ from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
 from courseinfra.entrypoints.api import create_app
 from tests.support.http import api_client
+from tests.support.servers import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "sunbird-relation-cache"
+#: Sunbird's course, from the peer systems' conformance data.
+pytestmark = pytest.mark.conformance_data
 COURSE = "do_11305855864948326411234"
 COURSE_RESOURCES = [
     "do_1130314841730334721104",

@@ -13,7 +13,12 @@ import sqlalchemy as sa
 from courseinfra.adapters.sql.tables import metadata
 
 REPO = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO.parent / "shared" / "conformance" / "sunbird-relation-cache"
+#: Sunbird's test hierarchies (``COURSEINFRA_TEST_CONFORMANCE`` names another folder).
+CONFORMANCE = Path(
+    os.environ.get(
+        "COURSEINFRA_TEST_CONFORMANCE", str(REPO.parent / "shared" / "conformance" / "sunbird-relation-cache")
+    )
+)
 EXAMPLES = REPO / "examples"
 
 PG_URL = os.environ.get(

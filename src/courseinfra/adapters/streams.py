@@ -16,10 +16,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import orjson
-import redis
+
+if TYPE_CHECKING:
+    import redis
 
 from courseinfra.services.events.ports import EventStream, OutboxMessage, StreamEntry
 
@@ -151,6 +153,8 @@ class RedisEventStream(EventStream):
 
     @classmethod
     def from_url(cls, url: str, max_length: int, prefix: str = "courseinfra:events") -> RedisEventStream:
+        import redis  # loaded only where Redis is configured
+
         return cls(redis.Redis.from_url(url, socket_connect_timeout=5), max_length, prefix)
 
     def stream_key(self, event_type: str) -> str:

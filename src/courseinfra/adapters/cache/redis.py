@@ -9,9 +9,10 @@ bookkeeping lives beside the data under the namespace prefix: ``<ns>:owner:<owne
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
+if TYPE_CHECKING:
+    import redis
 
 from courseinfra.domain.cache_layout import CacheList, CacheSet, CacheText, CacheValue
 from courseinfra.services.cache.ports import RelationCache, ReplaceResult
@@ -92,6 +93,8 @@ class RedisRelationCache(RelationCache):
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "courseinfra") -> RedisRelationCache:
+        import redis  # loaded only where Redis is configured
+
         return cls(redis.Redis.from_url(url, decode_responses=True), namespace)
 
     def _manifest(self, owner: str) -> str:
