@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run example test services lint typecheck unit bench clean
+.PHONY: install run example test check services lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ example: install
 ## Every check: lint, types, architecture, then the whole suite on SQLite and on PostgreSQL + Redis.
 test: install services lint typecheck
 	$(BIN)/pytest -q
+
+## The fast tier, for every change: lint, types and the suite on the embedded default without the
+## tests marked slow (real processes at length, schemathesis). `make test` is the full tier, as CI runs it.
+check: install lint typecheck
+	COURSEINFRA_TEST_BACKENDS=embedded $(BIN)/pytest -q -m "not slow"
 
 services:
 	bash scripts/ensure-services.sh

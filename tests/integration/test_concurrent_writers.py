@@ -35,6 +35,10 @@ from tests.support.workload import (
     write_lines,
 )
 
+#: Real processes at length: the full tier (`make test`), not `make check`.
+pytestmark = pytest.mark.slow
+
+
 USERS = learners(40)
 AUDIT_STREAM = AuditEventEmitted.event_type
 

@@ -17,6 +17,10 @@ from courseinfra.services.transactions import retrying
 from courseinfra.services.unit_of_work import Contention
 from tests.support.workload import prepare
 
+#: Real processes at length: the full tier (`make test`), not `make check`.
+pytestmark = pytest.mark.slow
+
+
 KEY = EnrolmentKey("learner-000", "course", "b1")
 
 

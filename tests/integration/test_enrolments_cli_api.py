@@ -246,6 +246,7 @@ def cli(settings: Settings) -> Cli:
     return Cli(settings)
 
 
+@pytest.mark.slow
 def test_progress_through_the_command_line(cli: Cli, app: App) -> None:
     assert cli("content", "publish", str(EXAMPLES / "democourse.json")).returncode == 0
     batch = run_json(

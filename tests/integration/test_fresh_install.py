@@ -15,6 +15,10 @@ import pytest
 from tests.support.servers import EXAMPLES, REPO
 
 #: What a build reads from the checkout; copied so that the build writes nothing into it.
+#: Real processes at length: the full tier (`make test`), not `make check`.
+pytestmark = pytest.mark.slow
+
+
 BUILD_INPUTS = ("pyproject.toml", "README.md", "src")
 
 

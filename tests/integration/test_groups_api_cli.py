@@ -486,6 +486,7 @@ def write_json(path: Path, value: Any) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_groups_through_the_command_line(cli: Cli, tmp_path: Path) -> None:
     north_file = write_json(tmp_path / "north.json", NORTH)
     created = run_json(

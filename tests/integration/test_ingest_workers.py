@@ -21,6 +21,10 @@ from courseinfra.settings import Settings, load_settings
 from tests.support.cli import Cli
 from tests.support.workload import LEAVES, learners, prepare, progress_event, states_metrics_ledger
 
+#: Real processes at length: the full tier (`make test`), not `make check`.
+pytestmark = pytest.mark.slow
+
+
 LEARNERS = learners(12)
 EVENT_COUNTERS = {"total", "success", "failed", "skipped", "audit-events", "certificate-requests"}
 

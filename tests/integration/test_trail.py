@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 
+import pytest
 from fastapi.testclient import TestClient
 
 from courseinfra.bootstrap import App
@@ -97,6 +98,7 @@ def test_the_cli_writes_its_user_and_machine_and_reads_the_trail(settings: Setti
     assert [c["target"] for c in run_lines(cli, "trail", "list", "--target", "group:g2")] == ["group:g2"]
 
 
+@pytest.mark.slow
 def test_writers_in_several_processes_each_leave_one_trail_row_per_change(settings: Settings) -> None:
     cli = Cli(settings)
 

@@ -34,6 +34,7 @@ def cli(settings: Settings) -> Cli:
     return Cli(settings)
 
 
+@pytest.mark.slow
 def test_import_the_example_then_read_log_in_and_edit(cli: Cli, tmp_path: Path) -> None:
     report = run_json(cli, "users", "import", str(EXAMPLES / "users.csv"))
     assert report == {"inserted": 5, "updated": 0, "unchanged": 0, "errors": []}
@@ -255,6 +256,7 @@ def test_the_cli_import_merges_and_replaces_too(cli: Cli, tmp_path: Path) -> Non
     assert (replaced["name"], replaced["email"], replaced["profile"]) == ("Ada Lovelace", None, {})
 
 
+@pytest.mark.slow
 def test_two_imports_of_other_columns_at_once_lose_neither(cli: Cli, tmp_path: Path) -> None:
     """Two processes merge other columns into the same users at once: each read-and-merge locks the
     users it reads, so that neither writes back a value the other had just changed."""
