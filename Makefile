@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+#: Test processes side by side (pytest-xdist); each has its own database and Redis database.
+TEST_WORKERS ?= 2
 
 .PHONY: install run example test check services lint typecheck unit bench clean
 
@@ -25,12 +27,12 @@ example: install
 
 ## Every check: lint, types, architecture, then the whole suite on SQLite and on PostgreSQL + Redis.
 test: install services lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 ## The fast tier, for every change: lint, types and the suite on the embedded default without the
 ## tests marked slow (real processes at length, schemathesis). `make test` is the full tier, as CI runs it.
 check: install lint typecheck
-	COURSEINFRA_TEST_BACKENDS=embedded $(BIN)/pytest -q -m "not slow"
+	COURSEINFRA_TEST_BACKENDS=embedded $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 services:
 	bash scripts/ensure-services.sh

@@ -29,6 +29,7 @@ from tests.support.servers import (  # noqa: E402 - after the assert rewrite is 
     PG_URL,
     REDIS_OWNER_KEY,
     REDIS_URL,
+    WORKER,
     clear_redis,
     recreate_database,
     truncate_all,
@@ -95,7 +96,8 @@ def app(settings: Settings) -> Iterator[App]:
 
 
 SERVER_FIXTURES = {"postgres_engine", "redis_client"}
-SERVER_LOCK = Path(tempfile.gettempdir()) / "courseinfra-test-servers.lock"
+#: One run at a time on a database: each worker of a parallel run locks its own.
+SERVER_LOCK = Path(tempfile.gettempdir()) / f"courseinfra-test-servers{'-' + WORKER if WORKER else ''}.lock"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_pytest(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"CI", "PYTEST_ADDOPTS"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"CI", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER"}}
     env.update(COURSEINFRA_TEST_CONFORMANCE=str(tmp_path / "absent"), COURSEINFRA_TEST_BACKENDS="embedded")
     if ci:
         env["CI"] = "true"

@@ -21,11 +21,38 @@ CONFORMANCE = Path(
 )
 EXAMPLES = REPO / "examples"
 
-PG_URL = os.environ.get(
-    "COURSEINFRA_TEST_DATABASE_URL",
-    "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_test",
+#: A worker of a parallel run (pytest-xdist names them gw0, gw1, ...) has a database and a Redis
+#: database of its own: worker N uses the database's name followed by ``_gwN``, and the Redis database
+#: N below the one named (15, 14, ...).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_INDEX = int(WORKER.removeprefix("gw")) if WORKER.startswith("gw") else 0
+
+
+def worker_database_url(url: str) -> str:
+    if not WORKER:
+        return url
+    parsed = sa.make_url(url)
+    return parsed.set(database=f"{parsed.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+def worker_redis_url(url: str) -> str:
+    base, _, database = url.rpartition("/")
+    if not WORKER or not database.isdigit():
+        return url
+    if int(database) < WORKER_INDEX:
+        pytest.exit(
+            f"COURSEINFRA_TEST_REDIS_URL {url}: worker {WORKER} would need Redis database {int(database) - WORKER_INDEX}"
+        )
+    return f"{base}/{int(database) - WORKER_INDEX}"
+
+
+PG_URL = worker_database_url(
+    os.environ.get(
+        "COURSEINFRA_TEST_DATABASE_URL",
+        "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_test",
+    )
 )
-REDIS_URL = os.environ.get("COURSEINFRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = worker_redis_url(os.environ.get("COURSEINFRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 BACKENDS = [
     b.strip() for b in os.environ.get("COURSEINFRA_TEST_BACKENDS", "embedded,postgres").split(",") if b
 ]
