@@ -1,7 +1,7 @@
 """Benchmark of what authenticating one API request costs (ADR 0020, ADR 0021).
 
-Run as ``.venv/bin/python bench/auth.py [--calls 5000] [--database-url URL] [--markdown]``. In this one
-process, all in the same run, with ``time.perf_counter``:
+Run as ``.venv/bin/python bench/auth.py [--calls 5000] [--backends embedded,postgres] [--markdown]``. In
+this one process, all in the same run, with ``time.perf_counter``:
 
 - a courseinfra token: ``access.authenticate`` (a reading unit of work, one indexed read by the
   secret's hash), against the same read as a bare ``SELECT`` on one connection (the store's raw limit)
@@ -9,9 +9,8 @@ process, all in the same run, with ``time.perf_counter``:
 - a JWT: ``PyJwtVerifier.claims`` then ``principal_from_claims`` for HS256 and RS256 (a 2048-bit key
   from an inline JWK set), against ``jwt.decode`` with no checks but the signature (PyJWT's own limit).
 
-``--database-url`` (default: a SQLite file in a temporary folder) runs the token rows on PostgreSQL
-(``postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_bench``, say); the tokens
-and trail rows the run made are deleted at its end.
+The embedded store is a SQLite file in a temporary folder; PostgreSQL is the scratch database of
+``--database-url`` (``courseinfra_bench``), dropped and created, and dropped at the end.
 """
 
 from __future__ import annotations
@@ -31,12 +30,14 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from courseinfra.adapters.jwt_tokens import PyJwtVerifier
-from courseinfra.adapters.sql.tables import api_tokens, change_trail
+from courseinfra.adapters.sql.tables import api_tokens
 from courseinfra.bootstrap import bootstrap
 from courseinfra.domain.access import principal_from_claims, secret_hash
 from courseinfra.services import access
-from courseinfra.settings import load_settings
+from courseinfra.settings import Settings, load_settings
+from scratch import drop_database, recreate_database, source_revision
 
+DEFAULT_DATABASE_URL = "postgresql+psycopg://courseinfra:courseinfra@127.0.0.1:5432/courseinfra_bench"
 ISSUER, AUDIENCE, SHARED = (
     "https://lms.example/oauth2",
     "courseinfra",
@@ -55,83 +56,88 @@ def rate(calls: int, work: Callable[[], object]) -> float:
     return calls / best
 
 
+def measure(settings: Settings, calls: int) -> list[tuple[str, float]]:
+    app = bootstrap(settings)
+    try:
+        for n in range(1000):  # a thousand tokens: the lookup is an index probe, not a scan
+            access.create_token(f"bench {n}", "reader", app.uow_factory())
+        _, secret = access.create_token("bench", "operator", app.uow_factory())
+        connection = app.engine.connect()
+        query = sa.select(api_tokens).where(api_tokens.c.secret_hash == sa.bindparam("h"))
+
+        def raw_read() -> object:
+            row = connection.execute(query, {"h": secret_hash(secret)}).first()
+            connection.rollback()
+            return row
+
+        rows = [
+            ("token: access.authenticate", rate(calls, lambda: access.authenticate(secret, app.uow_factory))),
+            ("token: bare SELECT by hash (store's raw limit)", rate(calls, raw_read)),
+        ]
+        connection.close()
+        return rows
+    finally:
+        app.close()
+
+
+def jwt_rows(calls: int) -> list[tuple[str, float]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    keyset = json.dumps({"keys": [{**public, "kid": "k1", "alg": "RS256"}]})
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "exp": datetime.now(UTC) + timedelta(hours=1),
+        "scopes": ["courseinfra:operator"],
+        "preferred_username": "staff",
+    }
+    hs_token = jwt.encode(claims, SHARED, algorithm="HS256")
+    rs_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    hs = PyJwtVerifier(issuer=ISSUER, audience=AUDIENCE, secret=SHARED)
+    rs = PyJwtVerifier(issuer=ISSUER, audience=AUDIENCE, public_keys=keyset)
+    bare = {"verify_aud": False, "verify_iss": False, "verify_exp": False}
+    public_key = key.public_key()
+    return [
+        ("SHA-256 of a token's secret only", rate(calls, lambda: secret_hash("cit_" + "x" * 43))),
+        ("JWT HS256: verify + principal", rate(calls, lambda: principal_from_claims(hs.claims(hs_token)))),
+        (
+            "JWT HS256: jwt.decode, signature only",
+            rate(calls, lambda: jwt.decode(hs_token, SHARED, ["HS256"], options=bare)),
+        ),
+        ("JWT RS256: verify + principal", rate(calls, lambda: principal_from_claims(rs.claims(rs_token)))),
+        (
+            "JWT RS256: jwt.decode, signature only",
+            rate(calls, lambda: jwt.decode(rs_token, public_key, ["RS256"], options=bare)),
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=5000)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--backends", default="embedded,postgres")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = load_settings(home=Path(home), database_url=args.database_url)
-        app = bootstrap(settings)
-        try:
-            made = [  # a thousand tokens: the lookup is an index probe, not a scan
-                access.create_token(f"bench {n}", "reader", app.uow_factory())[0].token_id
-                for n in range(1000)
-            ]
-            token, secret = access.create_token("bench", "operator", app.uow_factory())
-            made.append(token.token_id)
-            hashed = secret_hash(secret)
-            connection = app.engine.connect()
-            query = sa.select(api_tokens).where(api_tokens.c.secret_hash == sa.bindparam("h"))
+    rows: list[tuple[str, float]] = []
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory() as home:
+            if backend == "postgres":
+                recreate_database(args.database_url)
+                try:
+                    found = measure(
+                        load_settings(home=Path(home), database_url=args.database_url), args.calls
+                    )
+                finally:
+                    drop_database(args.database_url)
+            else:
+                found = measure(load_settings(home=Path(home)), args.calls)
+        rows += [(f"{name} ({backend})", value) for name, value in found]
+    rows += jwt_rows(args.calls)
 
-            def raw_read() -> object:
-                row = connection.execute(query, {"h": secret_hash(secret)}).first()
-                connection.rollback()
-                return row
-
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-            keyset = json.dumps({"keys": [{**public, "kid": "k1", "alg": "RS256"}]})
-            claims = {
-                "iss": ISSUER,
-                "aud": AUDIENCE,
-                "exp": datetime.now(UTC) + timedelta(hours=1),
-                "scopes": ["courseinfra:operator"],
-                "preferred_username": "staff",
-            }
-            hs_token = jwt.encode(claims, SHARED, algorithm="HS256")
-            rs_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
-            hs = PyJwtVerifier(issuer=ISSUER, audience=AUDIENCE, secret=SHARED)
-            rs = PyJwtVerifier(issuer=ISSUER, audience=AUDIENCE, public_keys=keyset)
-            bare = {"verify_aud": False, "verify_iss": False, "verify_exp": False}
-            rows = [
-                (
-                    "token: access.authenticate",
-                    rate(args.calls, lambda: access.authenticate(secret, app.uow_factory)),
-                ),
-                ("token: bare SELECT by hash (store's raw limit)", rate(args.calls, raw_read)),
-                ("token: SHA-256 of the secret only", rate(args.calls, lambda: secret_hash(secret))),
-                (
-                    "JWT HS256: verify + principal",
-                    rate(args.calls, lambda: principal_from_claims(hs.claims(hs_token))),
-                ),
-                (
-                    "JWT HS256: jwt.decode, signature only",
-                    rate(args.calls, lambda: jwt.decode(hs_token, SHARED, ["HS256"], options=bare)),
-                ),
-                (
-                    "JWT RS256: verify + principal",
-                    rate(args.calls, lambda: principal_from_claims(rs.claims(rs_token))),
-                ),
-                (
-                    "JWT RS256: jwt.decode, signature only",
-                    rate(args.calls, lambda: jwt.decode(rs_token, key.public_key(), ["RS256"], options=bare)),
-                ),
-            ]
-            assert hashed == secret_hash(secret)
-            connection.close()
-            with app.engine.begin() as cleanup:  # a database given by URL keeps nothing of the run
-                cleanup.execute(api_tokens.delete().where(api_tokens.c.token_id.in_(made)))
-                targets = [f"token:{token_id}" for token_id in made]
-                cleanup.execute(change_trail.delete().where(change_trail.c.target.in_(targets)))
-        finally:
-            app.close()
-
-    backend = "PostgreSQL" if args.database_url else "SQLite (embedded)"
     print(
-        f"# authentication of one request, {args.calls} calls, best of 3 ({backend}; {platform.python_version()})"
+        f"# authentication of one request: {args.calls} calls, best of 3; {platform.python_version()}; {source_revision()}"
     )
     if args.markdown:
         print("| what | calls/s | µs/call |\n| --- | ---: | ---: |")
@@ -139,7 +145,7 @@ def main() -> None:
             print(f"| {name} | {value:,.0f} | {1e6 / value:,.1f} |")
     else:
         for name, value in rows:
-            print(f"{name:50} {value:12,.0f}/s {1e6 / value:10,.1f} µs")
+            print(f"{name:60} {value:12,.0f}/s {1e6 / value:10,.1f} µs")
     sys.stdout.flush()
 
 

@@ -20,7 +20,7 @@ def _admin_engine(url: str) -> sa.Engine:
 def check_scratch_database(url: str) -> str:
     """The database name of ``url``; exits if it is one a benchmark must never drop."""
     name = sa.make_url(url).database or ""
-    if name in FORBIDDEN_DATABASES:
+    if name in FORBIDDEN_DATABASES or name.startswith("courseinfra_test"):  # the suite's, gwN included
         raise SystemExit(f"error: refusing to drop database {name!r}; give a scratch database")
     return name
 
