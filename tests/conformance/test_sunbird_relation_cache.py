@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.cache_layout import CacheLayout, to_json_value
+from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
 from courseinfra.services import content
 from courseinfra.settings import Settings
 from tests.support.builders import COURSE_ID, TEXTBOOK_ID, load_json
@@ -26,12 +28,40 @@ COURSE_LEAVES = [
 ]
 
 
-@pytest.fixture(params=[CacheLayout.NATIVE, CacheLayout.SUNBIRD], ids=["native", "sunbird"])
+def as_sunbird_also_publishes(node: Any, turn: list[int]) -> Any:
+    """The hierarchy with what Sunbird also accepts: ``optional`` as the text ``"true"``, ``"True"`` or
+    ``"TRUE"`` instead of the boolean, the collection mimeType in other cases, by turns."""
+    if isinstance(node, list):
+        return [as_sunbird_also_publishes(item, turn) for item in node]
+    if not isinstance(node, dict):
+        return node
+    changed = {key: as_sunbird_also_publishes(value, turn) for key, value in node.items()}
+    metadata = changed.get("relationalMetadata")
+    if isinstance(metadata, dict) and metadata.get("optional") is True:
+        turn[0] += 1
+        changed["relationalMetadata"] = {**metadata, "optional": ("true", "True", "TRUE")[turn[0] % 3]}
+    if changed.get("mimeType") == COLLECTION_MIME_TYPE:
+        turn[0] += 1
+        changed["mimeType"] = (COLLECTION_MIME_TYPE.upper(), "Application/Vnd.Ekstep.Content-Collection")[
+            turn[0] % 2
+        ]
+    return changed
+
+
+@pytest.fixture(
+    params=[(CacheLayout.NATIVE, False), (CacheLayout.SUNBIRD, False), (CacheLayout.NATIVE, True)],
+    ids=["native", "sunbird", "native-string-flags-and-cased-mimetypes"],
+)
 def published(request: pytest.FixtureRequest, settings: Settings) -> Iterator[tuple[App, CacheLayout]]:
-    layout: CacheLayout = request.param
+    layout, variant = request.param
     app = bootstrap(settings.model_copy(update={"cache_layout": layout}))
     for root in (COURSE_ID, TEXTBOOK_ID):
-        content.put_hierarchy(load_json(CONFORMANCE / f"{root}.json"), app.uow_factory())
+        hierarchy = load_json(CONFORMANCE / f"{root}.json")
+        if variant:
+            turn = [0]
+            hierarchy = as_sunbird_also_publishes(hierarchy, turn)
+            assert turn[0] > 0, "the variant changed something"
+        content.put_hierarchy(hierarchy, app.uow_factory())
         content.publish(root, app.uow_factory())
     app.relay()
     yield app, layout

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from courseinfra.domain.cache_layout import CacheLayout, CacheList, CacheSet, cache_entries
 from courseinfra.domain.errors import InvalidHierarchy
-from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE, MAX_DEPTH, compute_relations, parse_hierarchy
+from courseinfra.domain.hierarchy import (
+    COLLECTION_MIME_TYPE,
+    MAX_DEPTH,
+    compute_relations,
+    is_collection_mime_type,
+    is_optional_flag,
+    parse_hierarchy,
+)
 from tests.support.builders import collection, leaf
 
 DEMO = collection(
@@ -166,3 +173,37 @@ def test_every_key_is_non_empty_and_kinds_follow_the_layout(
             assert isinstance(value, CacheSet if layout is CacheLayout.SUNBIRD else CacheList)
         if isinstance(value, CacheSet):
             assert value.members
+
+
+@pytest.mark.parametrize(
+    ("flag", "optional"),
+    [
+        (True, True),
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        (False, False),
+        ("false", False),
+        ("yes", False),
+        (1, False),
+        (None, False),
+        (" true", False),
+    ],
+)
+def test_an_optional_flag_is_read_as_sunbird_reads_it(flag: object, optional: bool) -> None:
+    assert is_optional_flag(flag) is optional
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "collection"),
+    [
+        (COLLECTION_MIME_TYPE, True),
+        (COLLECTION_MIME_TYPE.upper(), True),
+        ("Application/Vnd.Ekstep.Content-Collection", True),
+        ("application/pdf", False),
+        (None, False),
+        (COLLECTION_MIME_TYPE + " ", False),
+    ],
+)
+def test_a_collection_mime_type_is_compared_ignoring_case(mime_type: object, collection: bool) -> None:
+    assert is_collection_mime_type(mime_type) is collection

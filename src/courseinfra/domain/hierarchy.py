@@ -66,13 +66,26 @@ class CourseRelations:
     units: Mapping[str, Mapping[str, Any]]
 
 
+def is_collection_mime_type(value: object) -> bool:
+    """Whether a ``mimeType`` names a collection, compared as Sunbird's relation-cache-updater compares
+    it: ignoring case (``StringUtils.equalsIgnoreCase``)."""
+    return isinstance(value, str) and value.lower() == COLLECTION_MIME_TYPE
+
+
 def is_collection(node: Mapping[str, Any]) -> bool:
-    return node.get("mimeType") == COLLECTION_MIME_TYPE
+    return is_collection_mime_type(node.get("mimeType"))
+
+
+def is_optional_flag(value: object) -> bool:
+    """Whether ``relationalMetadata.optional`` marks a relation optional, as Sunbird reads it: its text
+    is ``true`` ignoring case (``optional.toString`` against ``"true"``), so the JSON boolean ``true``
+    and the strings ``"true"``, ``"True"``, ``"TRUE"`` do, anything else does not."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _is_optional(node: Mapping[str, Any]) -> bool:
     metadata = node.get("relationalMetadata")
-    return isinstance(metadata, Mapping) and metadata.get("optional") is True
+    return isinstance(metadata, Mapping) and is_optional_flag(metadata.get("optional"))
 
 
 def _children(node: Mapping[str, Any], where: str) -> Sequence[Any]:

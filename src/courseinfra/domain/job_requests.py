@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+from courseinfra.domain.hierarchy import is_collection_mime_type
 from courseinfra.domain.progress import ContentUpdate, EnrolmentKey
 
 POST_PUBLISH_ACTIONS = frozenset({"post-publish-process", "relation-cache-update"})
@@ -65,7 +65,7 @@ def read_relation_cache_request(event: Mapping[str, Any]) -> RelationCacheReques
     if not isinstance(identifier, str) or not identifier.strip():
         return Rejection(Outcome.FAILED, "missing-identifier", "edata.identifier is missing or empty")
     mime_type = edata.get("mimeType")
-    if mime_type != COLLECTION_MIME_TYPE:
+    if not is_collection_mime_type(mime_type):
         return Rejection(
             Outcome.SKIPPED,
             "not-a-collection",
