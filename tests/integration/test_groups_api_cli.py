@@ -651,3 +651,18 @@ def test_scheduled_refresh_runs_until_interrupted(cli: Cli, app: App) -> None:
     history = run_lines(cli, "groups", "history", "north", "--user", "a7")
     assert [(c["change"], c["reason"]) for c in history] == [("joined", "criteria")]
     assert all(json.loads(line)["groups"] for line in out.splitlines())
+
+
+def test_a_patch_that_changes_nothing_keeps_the_version(app: App) -> None:
+    with api_client(app) as client:
+        created = ok(
+            client.post("/v1/groups", json={"group_id": "same", "name": "Same", "scope": "instance"}), 201
+        )
+        for body in ({}, {"name": "Same"}, {"include": [], "description": ""}):
+            answer = client.patch(
+                "/v1/groups/same", json=body, headers={"If-Match": f'"same.{created["version"]}"'}
+            )
+            assert ok(answer)["version"] == created["version"], body
+            assert answer.headers["etag"] == f'"same.{created["version"]}"'
+        renamed = ok(client.patch("/v1/groups/same", json={"name": "Other"}, headers=ANY_VERSION))
+        assert renamed["version"] == created["version"] + 1

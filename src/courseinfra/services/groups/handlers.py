@@ -230,11 +230,15 @@ def update_group(
         elif scope is not UNSET and group.criteria is not None:
             # The criteria must hold in the new scope (a course criterion without a course, say).
             changes["criteria"] = registry.parse(criteria_json(group.criteria), new_scope)
-        overrides_changed = include is not UNSET or exclude is not UNSET
         new_include, new_exclude = _overrides(
             sorted(current_include) if include is UNSET else include,
             sorted(current_exclude) if exclude is UNSET else exclude,
         )
+        # Only what differs is a change: a PATCH that changes nothing keeps the version (and its ETag).
+        changes = {field: value for field, value in changes.items() if getattr(group, field) != value}
+        overrides_changed = (set(new_include), set(new_exclude)) != (set(current_include), set(current_exclude))
+        if not changes and not overrides_changed:
+            return GroupView(group, frozenset(current_include), frozenset(current_exclude)), None
         updated = group.changed(now, **changes)
         try:
             uow.groups.save(updated)
