@@ -134,3 +134,20 @@ def test_ingest_progress_off_a_terminal_is_a_line_with_the_total_the_rate_and_th
     assert "ingest events.jsonl: 250 lines of 1,000 (25%), " in printed
     assert " lines/s, about " in printed
     assert printed.rstrip().endswith(" left")
+
+
+def test_the_counters_table_keeps_every_name_whole_off_a_terminal(cli: Cli) -> None:
+    assert cli("content", "publish", str(EXAMPLES / "democourse.json")).returncode == 0
+    table = cli("counters").stderr
+    assert "course-metrics-aggregator" in table
+    assert "cache-writes" in table
+    assert "…" not in table
+
+
+def test_a_report_run_counts_in_words(cli: Cli) -> None:
+    assert cli("content", "publish", str(EXAMPLES / "democourse.json")).returncode == 0
+    assert cli("batches", "create", "--course", "democourse", "--batch", "b1", "--name", "B1").returncode == 0
+    done = cli("reports", "generate")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["batches_done"] == 1
+    assert done.stderr.startswith("1 batch, 0 rows in "), done.stderr

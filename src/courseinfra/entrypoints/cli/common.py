@@ -119,15 +119,24 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
         yield progress
 
 
+def counted(n: int, one: str, many: str) -> str:
+    """``1 batch``, ``2 batches``, ``1,204 rows``."""
+    return f"{n:,} {one if n == 1 else many}"
+
+
 def counters_table(jobs: dict[str, dict[str, int]], title: str) -> None:
     table = Table(title=f"job counters ({title})")
-    for column in ("job", "total", "success", "skipped", "failed", "cache-writes"):
-        table.add_column(column, justify="left" if column == "job" else "right")
+    # A job's name is never cut, whatever the width the console guesses (80 columns off a terminal).
+    table.add_column(
+        "job", justify="left", no_wrap=True, min_width=max((len(job) for job in jobs), default=3)
+    )
+    for column in ("total", "success", "skipped", "failed", "cache-writes"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for job, counts in sorted(jobs.items()):
         table.add_row(
             job, *(str(counts.get(c, 0)) for c in ("total", "success", "skipped", "failed", "cache-writes"))
         )
-    err.print(table)
+    err.print(table, width=max(err.width, 100), crop=False)  # off a terminal the console guesses 80 columns
 
 
 def print_report(report: IngestReport, as_json: bool) -> None:

@@ -13,6 +13,7 @@ from courseinfra.entrypoints.cli.common import (
     Failure,
     application,
     as_date,
+    counted,
     emit,
     emit_lines,
     err,
@@ -81,7 +82,7 @@ def reports_generate(
     emit(ReportRunOut.of(run))
     folder = (out or app.settings.reports_path) / day.isoformat()
     err.print(
-        f"{run.batches_done} batches, {run.rows_written:,} rows in {folder}; "
+        f"{counted(run.batches_done, 'batch', 'batches')}, {counted(run.rows_written, 'row', 'rows')} in {folder}; "
         f"skipped: {run.outcome.get('skipped_counts') or 'none'}",
         highlight=False,
     )

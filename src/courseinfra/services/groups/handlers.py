@@ -236,7 +236,10 @@ def update_group(
         )
         # Only what differs is a change: a PATCH that changes nothing keeps the version (and its ETag).
         changes = {field: value for field, value in changes.items() if getattr(group, field) != value}
-        overrides_changed = (set(new_include), set(new_exclude)) != (set(current_include), set(current_exclude))
+        overrides_changed = (set(new_include), set(new_exclude)) != (
+            set(current_include),
+            set(current_exclude),
+        )
         if not changes and not overrides_changed:
             return GroupView(group, frozenset(current_include), frozenset(current_exclude)), None
         updated = group.changed(now, **changes)
