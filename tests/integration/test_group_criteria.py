@@ -26,7 +26,7 @@ from courseinfra.domain.criteria import (
 )
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.groups import GroupFrozen
-from courseinfra.domain.users import User
+from courseinfra.domain.users import RecordFormat, User
 from courseinfra.services import content, enrolments
 from courseinfra.services import users as user_service
 from courseinfra.services.events.ingest import ingest
@@ -620,6 +620,31 @@ def test_a_progress_ingest_refreshes_only_its_users_in_the_groups_reading_progre
     assert {g: history(app, g) for g in ("staff", "login")} == untouched
     assert members(app, "staff") == ["ann", "dan"]
     counted(app, "ahead", "m2-done")
+
+
+def test_an_import_that_changes_the_staff_flag_refreshes_the_groups_reading_it(world: App) -> None:
+    app = world
+    assert make(app, "staff", crit("staff_status", "is_staff"), now=None) == ["ann", "dan"]
+    assert make(app, "not-staff", crit("staff_status", "is_not_staff"), now=None) == ["ben", "cat", "eve"]
+    assert make(app, "never", crit("last_login", "never"), now=None) == ["cat"]
+    untouched = history(app, "never")
+    report = user_service.import_users(
+        "user_id,is_staff\nben,true\nann,false\n", RecordFormat.CSV, app.uow_factory
+    )
+    assert report.ok, report
+    app.relay()
+    assert members(app, "staff") == ["ben", "dan"]
+    assert members(app, "not-staff") == ["ann", "cat", "eve"]
+    assert changes(history(app, "staff"))[-2:] in (
+        [("ann", "left", "not-matched"), ("ben", "joined", "criteria")],
+        [("ben", "joined", "criteria"), ("ann", "left", "not-matched")],
+    )
+    assert history(app, "never") == untouched
+    # The same import again changes nothing, and refreshes nothing.
+    staff_history = history(app, "staff")
+    user_service.import_users("user_id,is_staff\nben,true\nann,false\n", RecordFormat.CSV, app.uow_factory)
+    app.relay()
+    assert history(app, "staff") == staff_history
 
 
 def test_events_leave_disabled_and_frozen_groups_alone(world: App) -> None:

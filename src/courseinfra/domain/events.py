@@ -261,3 +261,21 @@ class UserProfileChanged(Event):
     @property
     def key(self) -> str:
         return self.user_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDirectoryChanged(Event):
+    """A user's directory fields that criteria read changed (by an import; a new user's included): the
+    staff flag and the organisation.
+
+    - ``user_id``: the user (the event's key);
+    - ``changed``: each of ``is_staff`` and ``organisation`` that changed, to its new value.
+    """
+
+    event_type: ClassVar[str] = "courseinfra.user.directory.changed.v1"
+    user_id: str
+    changed: dict[str, bool | str | None]
+
+    @property
+    def key(self) -> str:
+        return self.user_id

@@ -30,6 +30,7 @@ from courseinfra.domain.events import (
     EnrolmentChanged,
     GroupMembershipChanged,
     ProgressUpdated,
+    UserDirectoryChanged,
     UserLoggedIn,
     UserProfileChanged,
 )
@@ -407,6 +408,8 @@ def facts_changed_by(message: OutboxMessage) -> tuple[frozenset[Fact], list[str]
         return frozenset({Fact.LOGIN}), [str(payload["user_id"])]
     if message.event_type == UserProfileChanged.event_type:
         return frozenset({Fact.PROFILE}), [str(payload["user_id"])]
+    if message.event_type == UserDirectoryChanged.event_type:
+        return frozenset({Fact.DIRECTORY}), [str(payload["user_id"])]
     if message.event_type == EnrolmentChanged.event_type:
         return frozenset({Fact.ENROLMENT}), [str(payload["user_id"])]
     if message.event_type == ProgressUpdated.event_type:
@@ -417,6 +420,7 @@ def facts_changed_by(message: OutboxMessage) -> tuple[frozenset[Fact], list[str]
 GROUP_TRIGGERS = (
     UserLoggedIn.event_type,
     UserProfileChanged.event_type,
+    UserDirectoryChanged.event_type,
     EnrolmentChanged.event_type,
     ProgressUpdated.event_type,
 )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from courseinfra.domain.errors import DomainError, ErrorKind
-from courseinfra.domain.events import UserLoggedIn, UserProfileChanged
+from courseinfra.domain.events import UserDirectoryChanged, UserLoggedIn, UserProfileChanged
 from courseinfra.domain.users import (
     RecordFormat,
     RowError,
@@ -19,6 +19,10 @@ from courseinfra.domain.users import (
     profile_diff,
 )
 from courseinfra.services.unit_of_work import UnitOfWork
+
+#: The directory fields criteria read (``staff_status``, organisation scopes): a change of one refreshes
+#: the groups that read the directory.
+DIRECTORY_FACTS = ("is_staff", "organisation")
 
 #: The user ids a trail entry of an import names; the count of the others follows them.
 TRAIL_IDS = 100
@@ -59,7 +63,8 @@ def import_users(
     Every row is checked first; if any is bad (including a username another user holds), the report
     lists every bad row and nothing is written. Otherwise the users are upserted in one transaction, and
     a profile changed event is recorded for each user whose profile changed (a new user with a profile
-    included), so that user groups follow imports as they follow profile updates. An import records no
+    included), and a directory changed event for each whose staff flag or organisation changed (a new
+    user included), so that user groups follow imports as they follow profile updates. An import records no
     login events: its ``last_login`` is history, not a login happening now.
     """
     at = at or datetime.now(UTC)
@@ -90,6 +95,13 @@ def import_users(
             )
         for user in users:
             old = before.get(user.user_id)
+            directory = {
+                name: getattr(user, name)
+                for name in DIRECTORY_FACTS
+                if old is None or getattr(old, name) != getattr(user, name)
+            }
+            if directory:
+                uow.record(UserDirectoryChanged(user_id=user.user_id, changed=directory, occurred_at=at))
             changed = profile_diff(old.profile if old else {}, user.profile)
             if changed:
                 uow.record(
