@@ -294,7 +294,7 @@ def test_the_cli_generates_into_a_folder_and_shows_the_run(
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)
     assert (run["status"], run["rows_written"]) == ("succeeded", 4)
-    assert "1 batches, 4 rows" in done.stderr
+    assert "1 batch, 4 rows" in done.stderr
     assert len(read_csv(out / AS_OF.isoformat() / "tpd.csv")) == 5
     shown = cli("reports", "status", run["run_id"])
     assert shown.returncode == 0, shown.stderr
