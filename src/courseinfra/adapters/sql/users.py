@@ -137,6 +137,12 @@ class SqlUserDirectory(UserDirectory):
         return None if row is None else user_from_row(row)
 
     def get_many(self, user_ids: Sequence[str], *, for_update: bool = False) -> dict[str, User]:
+        if for_update and self.connection.dialect.name == "postgresql":
+            # Rows that do not exist yet cannot be locked: two imports of one new user (its username
+            # unique) would both insert it, and one fail on the index. Writers that merge take turns.
+            self.connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtextextended('courseinfra:users:merge', 0))")
+            )
         found: dict[str, User] = {}
         for chunk in _chunks(list(dict.fromkeys(user_ids))):
             query = sa.select(table).where(table.c.user_id.in_(chunk))

@@ -33,7 +33,8 @@ class UserDirectory(abc.ABC):
     @abc.abstractmethod
     def get_many(self, user_ids: Sequence[str], *, for_update: bool = False) -> dict[str, User]:
         """The users that exist among ``user_ids``, by id; ``for_update`` locks them until the
-        transaction ends (an import that merges into them must not lose a concurrent change)."""
+        transaction ends (an import that merges into them must not lose a concurrent change), and
+        makes writers that merge take turns (a user that does not exist yet has no row to lock)."""
 
     @abc.abstractmethod
     def list(self, *, after: str = "", limit: int = 100, organisation: str | None = None) -> list[User]:
