@@ -130,6 +130,23 @@ def nesting_depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds U+0000 in a key or a string (no store keeps one), found
+    without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 #: The longest root identifier, channel and framework of a hierarchy (the store's columns are 255
 #: characters wide).
 MAX_TEXT = 255

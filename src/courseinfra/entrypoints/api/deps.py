@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.access import Forbidden, Permission, Principal, Unauthenticated
+from courseinfra.domain.hierarchy import holds_nul
 from courseinfra.domain.trail import Actor
 from courseinfra.entrypoints.schemas.common import ErrorResponse, InvalidBody
 from courseinfra.services import access, trail
@@ -119,22 +120,6 @@ def needs(permission: Permission) -> Any:
     return Depends(check)
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether a parsed JSON value holds a NUL character in a string or a key (without recursion)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 async def refuse_nul_in_json_body(request: Request) -> None:
     """No store keeps a NUL character in text (PostgreSQL's text and JSONB cannot): the JSON body of a
     route that FastAPI reads is 422 ``invalid-body`` when it holds one (``\\u0000``), on every backend,
@@ -150,7 +135,7 @@ async def refuse_nul_in_json_body(request: Request) -> None:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return
-    if _holds_nul(parsed):
+    if holds_nul(parsed):
         raise InvalidBody("a NUL character (\\u0000) in the body: no store keeps one")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from courseinfra.domain.hierarchy import nesting_depth
 from courseinfra.entrypoints.api.errors import error_json
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 
@@ -21,23 +22,6 @@ TOO_LARGE: dict[int | str, dict[str, object]] = {
 #: The deepest JSON body read: deeper than any document the API takes (a hierarchy of MAX_DEPTH
 #: levels nests about 2 x MAX_DEPTH), far below what parsers survive.
 MAX_JSON_DEPTH = 512
-
-
-def json_depth(value: object) -> int:
-    """How deeply arrays and objects nest in a parsed JSON value (a scalar: 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: list[object] = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _is_json(content_type: str) -> bool:
@@ -101,15 +85,16 @@ class RequestLimits:
 
     @staticmethod
     def _too_deep(body: bytes) -> str | None:
+        if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+            return None  # cannot nest deeper than it has brackets: most bodies are not parsed here
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             if "depth limit" in str(error) or "recursion" in str(error).lower():
                 return f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels"
             return None  # not JSON: the route's own parsing answers, with the position of the fault
-        depth = json_depth(parsed)
-        if depth > MAX_JSON_DEPTH:
-            return f"the JSON body nests {depth} levels deep; at most {MAX_JSON_DEPTH} are read"
+        if nesting_depth(parsed, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            return f"the JSON body nests more than {MAX_JSON_DEPTH} levels deep"
         return None
 
     @staticmethod

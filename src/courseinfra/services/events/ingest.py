@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 
+from courseinfra.domain.hierarchy import holds_nul
 from courseinfra.domain.job_requests import Outcome, event_action
 from courseinfra.services.events.jobs import EventResult, IncomingEvent, Job, count_result
 from courseinfra.services.events.ports import JobCounters
@@ -128,7 +129,7 @@ def parse_line(text: str, source: str) -> IncomingEvent | EventResult:
             "not-an-object",
             f"{source}: an event is a JSON object, not {type(event).__name__}",
         )
-    if "\\u0000" in text and _holds_nul(event):
+    if "\\u0000" in text and holds_nul(event):
         return EventResult(
             INGEST_JOB,
             Outcome.FAILED,
@@ -136,22 +137,6 @@ def parse_line(text: str, source: str) -> IncomingEvent | EventResult:
             f"{source}: the event holds a NUL character (\\u0000), which no store keeps",
         )
     return IncomingEvent(payload=text, event=event, source=source)
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a parsed JSON value holds U+0000 in a key or a string, found without recursion."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 class Router:
