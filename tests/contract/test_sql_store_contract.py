@@ -303,7 +303,16 @@ class SqlStoreContract:
             assert not uow.enrolments.add(Enrolment(EnrolmentState(a, last_updated=T0), True, T0))
             later = T0 + timedelta(days=1)
             done = EnrolmentState(
-                a, {"r1": 2, "r2": 1}, EnrolmentStatus.COMPLETED, 2, 100, later, "r2", 1, later
+                a,
+                {"r1": 2, "r2": 1},
+                EnrolmentStatus.COMPLETED,
+                2,
+                100,
+                later,
+                "r2",
+                1,
+                later,
+                status_times={"r1": (1_700_000_000_000, 1_700_000_500_000), "r2": (1_700_000_100_000, None)},
             )
             uow.enrolments.save_progress([done])
             assert uow.enrolments.set_active(b, False, later)
@@ -318,6 +327,53 @@ class SqlStoreContract:
             assert [e.key for e in uow.enrolments.list_for_batch("b1")] == [a, b]
             assert [e.key for e in uow.enrolments.list_for_batch("b1", after_user="u1")] == [b]
             assert [e.key for e in uow.enrolments.list_for_user("u2")] == [b]
+
+    def test_the_report_reader_reads_the_participants_of_a_past_moment(self, engine: sa.Engine) -> None:
+        stay, leave, late = (EnrolmentKey(u, "c1", "b1") for u in ("u1", "u2", "u3"))
+        day = timedelta(days=1)
+        with SqlUnitOfWork(engine) as uow:
+            uow.enrolments.add(Enrolment(EnrolmentState(stay, last_updated=T0), True, T0))
+            uow.enrolments.add(Enrolment(EnrolmentState(leave, last_updated=T0), True, T0))
+            uow.enrolments.add(Enrolment(EnrolmentState(late, last_updated=T0 + 3 * day), True, T0 + 3 * day))
+            progress = EnrolmentState(
+                stay,
+                {"r1": 2},
+                EnrolmentStatus.IN_PROGRESS,
+                1,
+                50,
+                None,
+                "r1",
+                2,
+                T0 + day,
+                status_times={"r1": (1_700_000_000_000, 1_700_000_000_500)},
+            )
+            uow.enrolments.save_progress([progress])
+            assert uow.enrolments.set_active(leave, False, T0 + 2 * day)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            # Leaving again keeps the first time the learner left.
+            assert uow.enrolments.set_active(leave, False, T0 + 5 * day)
+            uow.commit()
+
+        def present(before: datetime | None) -> list[str]:
+            with SqlUnitOfWork(engine) as uow:
+                return [row.user_id for row in uow.reports.learners("b1", [], before=before)]
+
+        assert present(None) == ["u1", "u3"]
+        assert present(T0) == []
+        assert present(T0 + day) == ["u1", "u2"]
+        assert present(T0 + 2 * day) == ["u1", "u2"]  # left at that very moment: there until then
+        assert present(T0 + 2 * day + timedelta(seconds=1)) == ["u1"]
+        assert present(T0 + 4 * day) == ["u1", "u3"]
+        with SqlUnitOfWork(engine) as uow:
+            [first] = uow.reports.learners("b1", [], before=T0 + day, limit=1)
+            assert uow.reports.learners("b1", [])[0].history is None
+        assert first.history is not None
+        assert (first.history.content_status, first.history.status_times) == (
+            {"r1": 2},
+            {"r1": (1_700_000_000_000, 1_700_000_000_500)},
+        )
+        assert first.history.last_updated == T0 + day
 
     def test_activity_upsert_replaces_the_aggregate(self, engine: sa.Engine) -> None:
         first = UnitMetrics("CourseUnit", "unit1", "u1", "cb:b1", 1, 4, 25)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+from courseinfra.services.course_metrics import JOB_NAME, CourseMetricsJob
 
 COURSE_ID = "do_11305855864948326411234"
 TEXTBOOK_ID = "KP_FT_1594149835504"
@@ -52,6 +56,20 @@ def relayed_by_hand(app: App) -> App:
     test that looks between a commit and its relay; otherwise every commit relays what it wrote."""
     app.publication.relay = None
     return app
+
+
+@contextmanager
+def aggregator_clock(app: App, moment: datetime) -> Iterator[None]:
+    """Within the block, ``app``'s aggregator applies progress as if at ``moment`` (its ``clock``): what
+    a test of a report of a past date needs to make progress on given days."""
+    job = next(job for job in app.router.jobs if job.name == JOB_NAME)
+    assert isinstance(job, CourseMetricsJob)
+    original = job.clock
+    job.clock = lambda: moment
+    try:
+        yield
+    finally:
+        job.clock = original
 
 
 def progress_event(user: str, *contents: tuple[str, int], course: str = "course", batch: str = "b1") -> str:

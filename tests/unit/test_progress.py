@@ -22,6 +22,7 @@ from courseinfra.domain.progress import (
     EnrolmentState,
     EnrolmentStatus,
     aggregate,
+    epoch_ms,
     recompute,
 )
 from tests.support.builders import collection, leaf
@@ -306,3 +307,32 @@ def test_the_relay_builds_the_payload_an_audit_event_would_give() -> None:
     assert telemetry["object"] == {"id": "r1", "type": "Content", "rollup": {"l1": "c"}}
     assert type(telemetry["object"]["type"]) is str
     assert telemetry["edata"] == {"type": "start", "props": ["status"]}
+
+
+def test_each_content_is_stamped_when_first_started_and_first_completed() -> None:
+    day = [datetime(2026, 11, d, tzinfo=UTC) for d in range(1, 6)]
+    state = EnrolmentState(KEY)
+    state = aggregate(state, [ContentUpdate("r1", 1), ContentUpdate("r2", 0)], VIEW, day[0]).state
+    assert state.status_times == {"r1": (epoch_ms(day[0]), None)}
+    state = aggregate(state, [ContentUpdate("r1", 2), ContentUpdate("r3", 2)], VIEW, day[1]).state
+    state = aggregate(state, [ContentUpdate("r1", 1), ContentUpdate("r1", 2)], VIEW, day[2]).state
+    assert state.status_times == {
+        "r1": (epoch_ms(day[0]), epoch_ms(day[1])),
+        # Reported completed straight away: started then too.
+        "r3": (epoch_ms(day[1]), epoch_ms(day[1])),
+    }
+    # A republication's recompute replays every status: no stamp moves.
+    assert recompute(state, VIEW, day[4]).state.status_times == state.status_times
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(LEAVES), st.integers(0, 2)), max_size=4), max_size=8))
+def test_stamps_follow_statuses_in_any_stream(stream: list[list[tuple[str, int]]]) -> None:
+    state = EnrolmentState(KEY)
+    for index, batch in enumerate(stream):
+        now = datetime(2026, 11, 1 + index, tzinfo=UTC)
+        state = aggregate(state, [ContentUpdate(c, s) for c, s in batch], VIEW, now).state
+    started = {c for c, s in state.content_status.items() if s >= 1}
+    assert set(state.status_times) == started
+    for content, (began, ended) in state.status_times.items():
+        assert (ended is not None) == (state.content_status[content] == 2)
+        assert ended is None or began <= ended

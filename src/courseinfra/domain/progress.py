@@ -105,6 +105,44 @@ class EnrolmentState:
     #: The units whose ``start`` / ``complete`` AUDIT event was emitted: a mark outlives the condition.
     units_started: frozenset[str] = frozenset()
     units_completed: frozenset[str] = frozenset()
+    #: Content id to when it was first reported started and first reported completed (milliseconds
+    #: since the epoch, UTC, the time the aggregator applied it; ``None`` while not completed), so that
+    #: a report of a past date knows what had been reached by then. Only contents with a status >= 1.
+    status_times: Mapping[str, StatusTimes] = field(default_factory=dict)
+
+
+#: When a content was first started and first completed, in milliseconds since the epoch (UTC).
+StatusTimes = tuple[int, int | None]
+
+
+def epoch_ms(moment: datetime) -> int:
+    """``moment`` (timezone-aware) in whole milliseconds since the epoch."""
+    return int(moment.timestamp() * 1000)
+
+
+def advance_times(
+    times: Mapping[str, StatusTimes],
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    contents: Iterable[str],
+    now_ms: int,
+) -> Mapping[str, StatusTimes]:
+    """``times`` with the statuses of ``contents`` that rose from ``before`` to ``after`` stamped at
+    ``now_ms``: a content started for the first time gets its start, completed for the first time its
+    completion (a content reported completed straight away is started then too). Earlier stamps are
+    kept: a repeated or replayed event changes nothing. Returns ``times`` itself when nothing rose."""
+    changed: dict[str, StatusTimes] | None = None
+    for content in contents:
+        status, was = after.get(content, NOT_STARTED), before.get(content, NOT_STARTED)
+        if status <= was or status < IN_PROGRESS:
+            continue
+        started, completed = times.get(content, (now_ms, None))
+        if status == COMPLETED and completed is None:
+            completed = now_ms
+        if changed is None:
+            changed = dict(times)
+        changed[content] = (started, completed)
+    return times if changed is None else changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +331,13 @@ def aggregate(
     completion = 100 if was_complete else percent
     completed_on = state.completed_on or (now if status is EnrolmentStatus.COMPLETED else None)
     last = updates[-1] if updates else None
+    status_times = advance_times(
+        state.status_times,
+        state.content_status,
+        merged,
+        dict.fromkeys(update.content_id for update in updates),
+        epoch_ms(now),
+    )
     last_read = last.content_id if last else state.last_read_content_id
     last_read_status = merged[last.content_id] if last else state.last_read_content_status
 
@@ -385,6 +430,7 @@ def aggregate(
         last_updated=now if updates else state.last_updated,
         units_started=units_started,
         units_completed=units_completed,
+        status_times=status_times,
     )
     return Aggregation(
         new_state,

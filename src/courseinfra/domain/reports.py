@@ -14,11 +14,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 from typing import Any, Generic, TypeVar
 
 from courseinfra.domain.hierarchy import FlatHierarchy
+from courseinfra.domain.progress import (
+    COMPLETED,
+    IN_PROGRESS,
+    CourseView,
+    EnrolmentStatus,
+    StatusTimes,
+    epoch_ms,
+    percentage,
+)
 
 B = TypeVar("B")
 
@@ -66,6 +75,8 @@ class CourseFacts:
 
 
 class SkipReason(enum.StrEnum):
+    BATCH_ENDED = "batch-ended"
+    BATCH_NOT_STARTED = "batch-not-started"
     COURSE_NOT_FOUND = "course-not-found"
     COURSE_NOT_PUBLISHED = "course-not-published"
     COURSE_HAS_NO_FRAMEWORK = "course-has-no-framework"
@@ -91,19 +102,40 @@ def is_ongoing(end_date: date | None, as_of: date) -> bool:
     return end_date is None or end_date >= as_of
 
 
+def has_started(start_date: date | None, as_of: date) -> bool:
+    """A batch has started on its start date; an empty start date has always passed."""
+    return start_date is None or start_date <= as_of
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDates:
+    """What the filter needs of a batch itself: its course and the days it runs."""
+
+    course_id: str
+    start_date: date | None
+    end_date: date | None
+
+
 def select_for_report(
     batches: Iterable[B],
-    course_of: Callable[[B], str],
+    dates_of: Callable[[B], BatchDates],
     courses: Mapping[str, CourseFacts],
     accepted: AcceptedFrameworks,
+    as_of: date,
 ) -> ReportSelection[B]:
-    """Keep the batches whose course is published with an accepted framework; give every other one its
-    reason. ``courses`` holds the facts of every course found (one read for all the batches)."""
+    """Keep the batches ongoing on ``as_of`` (started, not ended) whose course is published with an
+    accepted framework; give every other one its reason. ``courses`` holds the facts of every course
+    found (one read for all the batches)."""
     selected: list[B] = []
     skipped: list[tuple[B, SkipReason]] = []
     for batch in batches:
-        facts = courses.get(course_of(batch))
-        if facts is None:
+        dates = dates_of(batch)
+        facts = courses.get(dates.course_id)
+        if not is_ongoing(dates.end_date, as_of):
+            skipped.append((batch, SkipReason.BATCH_ENDED))
+        elif not has_started(dates.start_date, as_of):
+            skipped.append((batch, SkipReason.BATCH_NOT_STARTED))
+        elif facts is None:
             skipped.append((batch, SkipReason.COURSE_NOT_FOUND))
         elif not facts.published:
             skipped.append((batch, SkipReason.COURSE_NOT_PUBLISHED))
@@ -146,7 +178,8 @@ def header(units: Sequence[ReportUnit]) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class LearnerRow:
     """One enrolment of a batch as the report reads it. ``unit_progress`` follows the report's units;
-    a unit the learner never touched is 0. ``name`` and ``email`` are None where the directory has none."""
+    a unit the learner never touched is 0. ``name`` and ``email`` are None where the directory has none.
+    ``history`` is read for a report of a past date only (see :func:`row_as_of`)."""
 
     user_id: str
     name: str | None
@@ -158,6 +191,88 @@ class LearnerRow:
     completed_on: datetime | None
     certificate_issued: bool
     unit_progress: tuple[int, ...]
+    history: ProgressHistory | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressHistory:
+    """What an enrolment keeps of when its progress was made, for a report of a past date.
+
+    ``status_times`` stamps each content's first start and completion; a status without a stamp (one
+    recorded before stamps were kept) counts as reached at ``last_updated``, the latest time it can have
+    been reached. ``certificates`` are the enrolment's certificate records as stored."""
+
+    content_status: Mapping[str, int]
+    status_times: Mapping[str, StatusTimes]
+    last_updated: datetime
+    certificates: tuple[Mapping[str, Any], ...] = ()
+
+
+def _issued_on(certificate: Mapping[str, Any]) -> datetime | None:
+    """A certificate's issue time as Sunbird records it (``lastIssuedOn``, else ``issuedOn``), or None
+    where it has none that reads as an ISO date or time."""
+    for name in ("lastIssuedOn", "issuedOn"):
+        value = certificate.get(name)
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def row_as_of(
+    row: LearnerRow,
+    history: ProgressHistory,
+    course: CourseView,
+    units: Sequence[ReportUnit],
+    end: datetime,
+) -> LearnerRow:
+    """``row`` as it stood just before ``end``: the statuses stamped before ``end`` give the progress,
+    computed as the aggregator computes it (required leaves of the course's current structure); the
+    enrolment is completed if its completion date is before ``end``; a certificate counts when it was
+    issued before ``end`` (or carries no issue date)."""
+    end_ms = epoch_ms(end)
+    fallback_ms = epoch_ms(history.last_updated)
+    started: set[str] = set()
+    completed: set[str] = set()
+    for content, status in history.content_status.items():
+        if status < IN_PROGRESS:
+            continue
+        started_at, completed_at = history.status_times.get(content, (fallback_ms, fallback_ms))
+        if started_at < end_ms:
+            started.add(content)
+        if status == COMPLETED and (completed_at if completed_at is not None else fallback_ms) < end_ms:
+            completed.add(content)
+    required = course.required(course.course_id)
+    completion = percentage(len(required & completed), len(required))
+    if row.completed_on is not None and row.completed_on < end:
+        status, completion, completed_on = EnrolmentStatus.COMPLETED, 100, row.completed_on
+    elif not started.isdisjoint(course.course_leaves):
+        status, completed_on = EnrolmentStatus.IN_PROGRESS, None
+    else:
+        status, completed_on = EnrolmentStatus.NOT_STARTED, None
+    issued = False
+    for certificate in history.certificates:
+        issued_on = _issued_on(certificate)
+        issued = issued or issued_on is None or issued_on < end
+    unit_progress = tuple(
+        percentage(len(course.required(unit.unit_id) & completed), len(course.required(unit.unit_id)))
+        for unit in units
+    )
+    return LearnerRow(
+        user_id=row.user_id,
+        name=row.name,
+        email=row.email,
+        enrolled_on=row.enrolled_on,
+        course_id=row.course_id,
+        status=int(status),
+        completion_percentage=completion,
+        completed_on=completed_on,
+        certificate_issued=issued,
+        unit_progress=unit_progress,
+    )
 
 
 def clamp_progress(value: int) -> int:
@@ -203,12 +318,42 @@ def histogram_bucket(progress: int) -> int:
     return min(clamp_progress(progress) // 10, 10)
 
 
+class ProgressBasis(enum.StrEnum):
+    """Where a report's progress comes from: the progress recorded now (a report of today or a later
+    date), or progress rebuilt as of the end of a past date."""
+
+    CURRENT = "current"
+    REBUILT = "rebuilt"
+
+
+PROGRESS_NOTES = {
+    ProgressBasis.CURRENT: "progress as recorded when the report ran",
+    ProgressBasis.REBUILT: (
+        "progress as of the end of the date (UTC): enrolments made by then and not yet left, contents "
+        "started and completed by then, against the course's current structure; a learner who left and "
+        "came back counts as enrolled throughout (ADR 0010)"
+    ),
+}
+
+
+def end_of_day(day: date) -> datetime:
+    """The first moment after ``day`` ends, in UTC: what a report of ``day`` counts up to."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def progress_basis(as_of: date, now: datetime) -> ProgressBasis:
+    """Rebuilt for a date that has ended by ``now``; the progress recorded now otherwise."""
+    return ProgressBasis.REBUILT if end_of_day(as_of) <= now else ProgressBasis.CURRENT
+
+
 @dataclass
 class BatchSummary:
     """Counts over a batch's rows, built one row at a time (the rows are never held)."""
 
     batch_id: str
     course_id: str
+    as_of: date | None = None
+    basis: ProgressBasis = ProgressBasis.CURRENT
     enrolled: int = 0
     started: int = 0
     completed: int = 0
@@ -231,6 +376,9 @@ class BatchSummary:
         return {
             "batch_id": self.batch_id,
             "course_id": self.course_id,
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "progress_basis": self.basis.value,
+            "progress_note": PROGRESS_NOTES[self.basis],
             "enrolled": self.enrolled,
             "started": self.started,
             "completed": self.completed,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,6 +22,7 @@ from courseinfra.domain.progress import (
     EnrolmentKey,
     EnrolmentState,
     EnrolmentStatus,
+    StatusTimes,
     UnitMetrics,
 )
 from courseinfra.services.enrolments.ports import ActivityStore, BatchStore, EnrolmentStore
@@ -33,7 +34,7 @@ from courseinfra.services.unit_of_work import AlreadyExists
 SAVE_PROGRESS = (
     "UPDATE user_enrolments SET contentstatus = ?{jsonb}, status = ?, progress = ?, "
     "completionpercentage = ?, completedon = ?, lastreadcontentid = ?, lastreadcontentstatus = ?, "
-    "datetime = ?, auditmarks = ?{json} WHERE userid = ? AND courseid = ? AND batchid = ?"
+    "datetime = ?, auditmarks = ?{json}, statustimes = ?{jsonb} WHERE userid = ? AND courseid = ? AND batchid = ?"
 )
 UPSERT_ACTIVITY = (
     "INSERT INTO user_activity_agg (activity_type, activity_id, user_id, context_id, agg, agg_last_updated) "
@@ -45,7 +46,7 @@ UPSERT_ACTIVITY = (
 ENROLMENT_COLUMNS = (
     "userid, courseid, batchid, contentstatus, status, progress, completionpercentage, completedon, "
     "lastreadcontentid, lastreadcontentstatus, datetime, auditmarks, active, enrolleddate, addedby, "
-    "certificates, mode"
+    "certificates, mode, statustimes"
 )
 SQLITE_ENROLMENTS = (
     f"SELECT {', '.join('e.' + c.strip() for c in ENROLMENT_COLUMNS.split(','))} FROM json_each(?) AS k "
@@ -55,7 +56,7 @@ SQLITE_ENROLMENTS = (
 
 
 ENROLMENT_NAMES = tuple(name.strip() for name in ENROLMENT_COLUMNS.split(","))
-_JSON_COLUMNS = ("contentstatus", "auditmarks", "certificates")
+_JSON_COLUMNS = ("contentstatus", "auditmarks", "certificates", "statustimes")
 _TIME_COLUMNS = ("completedon", "datetime", "enrolleddate")
 
 
@@ -141,12 +142,8 @@ class SqlBatchStore(BatchStore):
         ).one_or_none()
         return None if row is None else self._from_row(row)
 
-    def ongoing(self, as_of: date) -> list[CourseBatch]:
-        query = (
-            sa.select(course_batch)
-            .where(sa.or_(course_batch.c.enddate.is_(None), course_batch.c.enddate >= as_of))
-            .order_by(course_batch.c.batchid)
-        )
+    def every(self) -> list[CourseBatch]:
+        query = sa.select(course_batch).order_by(course_batch.c.batchid)
         return [self._from_row(row) for row in self.connection.execute(query)]
 
     def list(self, *, course_id: str | None = None, after: str = "", limit: int = 100) -> list[CourseBatch]:
@@ -177,6 +174,7 @@ def _enrolment(row: Mapping[Any, Any]) -> Enrolment:
         last_updated=aware(row["datetime"]),
         units_started=frozenset(marks.get("started", ())),
         units_completed=frozenset(marks.get("completed", ())),
+        status_times=status_times(row["statustimes"]),
     )
     return Enrolment(
         state=state,
@@ -186,6 +184,11 @@ def _enrolment(row: Mapping[Any, Any]) -> Enrolment:
         certificates=tuple(row["certificates"]),
         mode=row["mode"],
     )
+
+
+def status_times(document: Mapping[str, Any] | None) -> dict[str, StatusTimes]:
+    """The ``statustimes`` document as the domain reads it: content id to (started, completed)."""
+    return {content: (stamps[0], stamps[1]) for content, stamps in (document or {}).items()}
 
 
 def audit_marks(state: EnrolmentState) -> dict[str, list[str]]:
@@ -218,6 +221,8 @@ class SqlEnrolmentStore(EnrolmentStore):
             certificates=list(enrolment.certificates),
             mode=enrolment.mode,
             auditmarks=audit_marks(state),
+            statustimes=dict(state.status_times),
+            unenrolledon=None if enrolment.active else state.last_updated or enrolment.enrolled_date,
         )
         # RETURNING, not rowcount: psycopg does not report a row count for this statement reliably.
         inserted = self.connection.execute(
@@ -226,7 +231,10 @@ class SqlEnrolmentStore(EnrolmentStore):
         return inserted.first() is not None
 
     def set_active(self, key: EnrolmentKey, active: bool, at: datetime, *, mode: str | None = None) -> bool:
-        values: dict[str, Any] = {"active": active, "datetime": at}
+        # The first time a learner left is kept: leaving again changes nothing.
+        left_at = sa.literal(at, type_=user_enrolments.c.unenrolledon.type)
+        left = None if active else sa.func.coalesce(user_enrolments.c.unenrolledon, left_at)
+        values: dict[str, Any] = {"active": active, "datetime": at, "unenrolledon": left}
         if mode is not None:
             values["mode"] = mode
         result = self.connection.execute(
@@ -303,6 +311,7 @@ class SqlEnrolmentStore(EnrolmentStore):
                     s.last_read_content_status,
                     stamp(s.last_updated),
                     orjson.dumps(audit_marks(s)).decode(),
+                    orjson.dumps(s.status_times).decode(),
                     s.key.user_id,
                     s.key.course_id,
                     s.key.batch_id,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from courseinfra.adapters.sql.enrolments import status_times
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import report_runs, user_activity_agg, user_enrolments, users
-from courseinfra.domain.reports import LearnerRow, ReportRun, RunStatus
+from courseinfra.domain.reports import LearnerRow, ProgressHistory, ReportRun, RunStatus
 from courseinfra.services.reports.ports import ReportReader, ReportRuns
 
 UNIT_ACTIVITY = "CourseUnit"
@@ -20,36 +22,63 @@ class SqlReportReader(ReportReader):
         self.connection = connection
 
     def learners(
-        self, batch_id: str, unit_ids: Sequence[str], *, after_user: str = "", limit: int = 1000
+        self,
+        batch_id: str,
+        unit_ids: Sequence[str],
+        *,
+        after_user: str = "",
+        limit: int = 1000,
+        before: datetime | None = None,
     ) -> list[LearnerRow]:
         e = user_enrolments.c
-        # Unenrolled learners (active false) are not participants any more: they are left out.
-        page = self.connection.execute(
-            sa.select(
-                e.userid,
-                e.courseid,
-                e.enrolleddate,
-                e.status,
-                e.completionpercentage,
-                e.completedon,
-                e.certificates,
-                users.c.name,
-                users.c.email,
+        columns = [
+            e.userid,
+            e.courseid,
+            e.enrolleddate,
+            e.status,
+            e.completionpercentage,
+            e.completedon,
+            e.certificates,
+            users.c.name,
+            users.c.email,
+        ]
+        if before is None:
+            # Unenrolled learners (active false) are not participants any more: they are left out.
+            participants: sa.ColumnElement[bool] = e.active.is_(True)
+        else:
+            # Participants then: enrolled before, and not yet gone (or still here).
+            columns += [e.contentstatus, e.statustimes, e.datetime]
+            participants = sa.and_(
+                e.enrolleddate < before, sa.or_(e.active.is_(True), e.unenrolledon >= before)
             )
+        page = self.connection.execute(
+            sa.select(*columns)
             .select_from(user_enrolments.outerjoin(users, users.c.user_id == e.userid))
-            .where(e.batchid == batch_id, e.userid > after_user, e.active.is_(True))
+            .where(e.batchid == batch_id, e.userid > after_user, participants)
             .order_by(e.userid)
             .limit(limit)
         ).all()
         if not page:
             return []
-        progress = self._unit_progress(batch_id, unit_ids, page[0].userid, page[-1].userid)
+        progress = (
+            self._unit_progress(batch_id, unit_ids, page[0].userid, page[-1].userid) if before is None else {}
+        )
         position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
         rows = []
         for row in page:
             units = [0] * len(unit_ids)
             for unit_id, value in progress.get(row.userid, ()):
                 units[position[unit_id]] = value
+            history = (
+                None
+                if before is None
+                else ProgressHistory(
+                    content_status=row.contentstatus,
+                    status_times=status_times(row.statustimes),
+                    last_updated=aware(row.datetime),
+                    certificates=tuple(row.certificates),
+                )
+            )
             rows.append(
                 LearnerRow(
                     user_id=row.userid,
@@ -62,6 +91,7 @@ class SqlReportReader(ReportReader):
                     completed_on=None if row.completedon is None else aware(row.completedon),
                     certificate_issued=bool(row.certificates),
                     unit_progress=tuple(units),
+                    history=history,
                 )
             )
         return rows

@@ -150,6 +150,11 @@ user_enrolments = sa.Table(
     # The units whose AUDIT start / complete was emitted ({"started": [...], "completed": [...]}): what
     # keeps a unit that a republication reopened from being emitted twice (ADR 0018).
     sa.Column("auditmarks", sa.JSON, nullable=False, server_default="{}"),
+    # Content id to [first started, first completed] in epoch milliseconds (ADR 0010: reports of a past
+    # date); a status without a stamp predates them and counts as reached at `datetime`.
+    sa.Column("statustimes", JsonDocument, nullable=False, server_default="{}"),
+    # When the learner left the batch (null while active; the first time, if they left twice).
+    sa.Column("unenrolledon", Timestamp, nullable=True),
     sa.Index("ix_user_enrolments_batch", "batchid", "userid"),
 )
 

@@ -81,9 +81,15 @@ def reports_generate(
                 raise Failure(f"report run failed: {type(error).__name__}: {error}") from None
     emit(ReportRunOut.of(run))
     folder = (out or app.settings.reports_path) / day.isoformat()
+    basis = (
+        f"progress as of the end of {day.isoformat()} (UTC), rebuilt"
+        if run.outcome.get("progress_basis") == "rebuilt"
+        else "progress as recorded now"
+    )
+    skipped = run.outcome.get("skipped_counts") or {}
     err.print(
         f"{counted(run.batches_done, 'batch', 'batches')}, {counted(run.rows_written, 'row', 'rows')} in {folder}; "
-        f"skipped: {run.outcome.get('skipped_counts') or 'none'}",
+        f"{basis}; skipped: {', '.join(f'{reason} {count:,}' for reason, count in skipped.items()) or 'none'}",
         highlight=False,
     )
 

@@ -33,7 +33,12 @@ class ReportRunOut(BaseModel):
     batches_done: int
     rows_written: int
     error: str | None
-    outcome: dict[str, Any] = Field(description="When it succeeded: the batches reported and skipped.")
+    outcome: dict[str, Any] = Field(
+        description=(
+            "When it succeeded: the batches reported and skipped, and progress_basis: current (the "
+            "progress recorded when it ran) or rebuilt (as of the end of a past report date, UTC)."
+        )
+    )
 
     @classmethod
     def of(cls, run: ReportRun, **extra: Any) -> Self:
@@ -63,11 +68,16 @@ class SelectedBatchOut(BaseModel):
 
 
 class SkippedBatchOut(SelectedBatchOut):
-    reason: str = Field(description="Why the batch is not reported (not a TPD course, ended, ...).")
+    reason: str = Field(
+        description=(
+            "Why the batch is not reported: batch-ended, batch-not-started (on the report date), "
+            "course-not-found, course-not-published, course-has-no-framework, framework-not-accepted."
+        )
+    )
 
 
 class ReportSelectionOut(BaseModel):
-    """The batches a report run would cover, and every other ongoing batch with its reason."""
+    """The batches a report run would cover, and every other batch with its reason."""
 
     selected: list[SelectedBatchOut]
     skipped: list[SkippedBatchOut]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from courseinfra.domain.enrolments import CourseBatch, Enrolment
@@ -27,9 +27,8 @@ class BatchStore(abc.ABC):
     def get(self, batch_id: str) -> CourseBatch | None: ...
 
     @abc.abstractmethod
-    def ongoing(self, as_of: date) -> list[CourseBatch]:
-        """Every batch whose end date is empty or not before ``as_of`` (see ``domain.reports.is_ongoing``),
-        by batch id."""
+    def every(self) -> list[CourseBatch]:
+        """Every batch, by batch id (a report run gives each one not covered its reason)."""
 
     @abc.abstractmethod
     def list(

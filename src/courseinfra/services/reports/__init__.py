@@ -2,7 +2,7 @@
 
 from courseinfra.services.reports.handlers import (
     MANIFEST,
-    NOT_ONGOING,
+    NOT_FOUND,
     ProgressCallback,
     ReportOptions,
     UnknownReportRun,
@@ -19,7 +19,7 @@ from courseinfra.services.reports.queries import (
 
 __all__ = [
     "MANIFEST",
-    "NOT_ONGOING",
+    "NOT_FOUND",
     "ProgressCallback",
     "ReportOptions",
     "UnknownReportRun",

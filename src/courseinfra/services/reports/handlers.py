@@ -17,26 +17,33 @@ from typing import Any
 
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.errors import DomainError, ErrorKind, InvalidHierarchy
-from courseinfra.domain.hierarchy import parse_hierarchy
+from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
+from courseinfra.domain.progress import CourseView
 from courseinfra.domain.reports import (
+    PROGRESS_NOTES,
     AcceptedFrameworks,
+    BatchDates,
     BatchSummary,
     CourseFacts,
+    ProgressBasis,
     ReportRun,
     ReportSelection,
     ReportUnit,
     RunStatus,
     csv_record,
+    end_of_day,
     first_level_units,
     header,
+    progress_basis,
     progress_chart_svg,
+    row_as_of,
     select_for_report,
 )
 from courseinfra.services.reports.ports import ReportArchive, ReportDraft
 from courseinfra.services.unit_of_work import UnitOfWork
 
 MANIFEST = "manifest.json"
-NOT_ONGOING = "batch-not-found-or-ended"
+NOT_FOUND = "batch-not-found"
 
 ProgressCallback = Callable[[ReportRun], None]
 
@@ -74,15 +81,20 @@ def start_run(
 def batches_to_report(
     uow: UnitOfWork, accepted: AcceptedFrameworks, as_of: date
 ) -> ReportSelection[CourseBatch]:
-    """The seed's steps: every ongoing batch, their unique courses, the frameworks of all those courses
-    in one read, then the filter. Every batch left out comes with its reason."""
-    batches = uow.batches.ongoing(as_of)
+    """The seed's steps: the batches ongoing on ``as_of``, their unique courses, the frameworks of all
+    those courses in one read, then the filter. Every batch left out comes with its reason, those
+    that had ended or not started on ``as_of`` included."""
+    batches = uow.batches.every()
     summaries = uow.hierarchies.summaries(sorted({batch.course_id for batch in batches}))
     facts = {
         course_id: CourseFacts(summary.published_at is not None, summary.framework)
         for course_id, summary in summaries.items()
     }
-    return select_for_report(batches, lambda batch: batch.course_id, facts, accepted)
+    return select_for_report(batches, _dates, facts, accepted, as_of)
+
+
+def _dates(batch: CourseBatch) -> BatchDates:
+    return BatchDates(batch.course_id, batch.start_date, batch.end_date)
 
 
 def file_stem(batch_id: str) -> str:
@@ -92,14 +104,19 @@ def file_stem(batch_id: str) -> str:
     return stem or "batch"
 
 
-def _units(uow: UnitOfWork, course_id: str) -> tuple[ReportUnit, ...]:
+def _structure(uow: UnitOfWork, course_id: str) -> tuple[tuple[ReportUnit, ...], CourseView]:
+    """The course's first-level units (the report's columns) and its leaves, as its stored hierarchy
+    has them now (none where it cannot be read)."""
     stored = uow.hierarchies.get(course_id)
-    if stored is None:
-        return ()
     try:
-        return first_level_units(parse_hierarchy(stored.hierarchy, max_depth=None))
+        hierarchy = None if stored is None else parse_hierarchy(stored.hierarchy, max_depth=None)
     except InvalidHierarchy:
-        return ()
+        hierarchy = None
+    if hierarchy is None:
+        return (), CourseView(course_id, {}, {}, {})
+    relations = compute_relations(hierarchy)
+    view = CourseView(course_id, relations.leaf_nodes, relations.optional_nodes, relations.ancestors)
+    return first_level_units(hierarchy), view
 
 
 def generate_reports(
@@ -135,9 +152,10 @@ def generate_reports(
         selected, not_selected = _restrict(selection, batch_ids)
         run = _save(uow_factory, replace(run, batches_total=len(selected)), on_progress)
         draft = archive.draft(run.run_id, as_of)
+        basis = progress_basis(as_of, clock())
         reported = []
         for batch in selected:
-            summary, files = _write_batch(uow_factory, draft, batch, options, run, on_progress)
+            summary, files = _write_batch(uow_factory, draft, batch, options, run, on_progress, basis)
             run = replace(
                 run, batches_done=run.batches_done + 1, rows_written=run.rows_written + summary.enrolled
             )
@@ -145,6 +163,8 @@ def generate_reports(
             reported.append({"batch_id": batch.batch_id, "files": files, "summary": summary.as_json()})
         outcome = {
             "as_of": as_of.isoformat(),
+            "progress_basis": basis.value,
+            "progress_note": PROGRESS_NOTES[basis],
             "accepted_frameworks": sorted(options.accepted.names),
             "personal_data_masked": options.mask_personal_data,
             "reported": reported,
@@ -169,7 +189,7 @@ def _restrict(
     selection: ReportSelection[CourseBatch], batch_ids: Sequence[str]
 ) -> tuple[list[CourseBatch], list[dict[str, str]]]:
     """The selected batches (only the requested ones, when some are), and every batch left out with its
-    reason, requested batches that are not ongoing included."""
+    reason (only the requested ones, when some are; ``batch-not-found`` for an id no batch has)."""
     skipped = [
         {"batch_id": batch.batch_id, "course_id": batch.course_id, "reason": reason.value}
         for batch, reason in selection.skipped
@@ -181,7 +201,7 @@ def _restrict(
     return (
         [batch for batch in selection.selected if batch.batch_id in wanted],
         [item for item in skipped if item["batch_id"] in wanted]
-        + [{"batch_id": batch_id, "reason": NOT_ONGOING} for batch_id in sorted(wanted - known)],
+        + [{"batch_id": batch_id, "reason": NOT_FOUND} for batch_id in sorted(wanted - known)],
     )
 
 
@@ -199,22 +219,28 @@ def _write_batch(
     options: ReportOptions,
     run: ReportRun,
     on_progress: ProgressCallback | None,
+    basis: ProgressBasis,
 ) -> tuple[BatchSummary, dict[str, str]]:
     """Stream one batch's rows into its CSV, page by page on one connection, then write its summary and
-    chart. Progress that arrives during the run may show in the pages read after it."""
+    chart. Progress that arrives during the run may show in the pages read after it. For a past date
+    (``basis`` rebuilt) each row is rebuilt as of the end of that date."""
     stem = file_stem(batch.batch_id)
     files = {"csv": f"{stem}.csv", "summary": f"{stem}.summary.json", "chart": f"{stem}.progress.svg"}
-    summary = BatchSummary(batch.batch_id, batch.course_id)
+    summary = BatchSummary(batch.batch_id, batch.course_id, run.as_of, basis)
+    before = end_of_day(run.as_of) if basis is ProgressBasis.REBUILT else None
     with uow_factory() as uow:
-        units = _units(uow, batch.course_id)
+        units, course = _structure(uow, batch.course_id)
         unit_ids = [unit.unit_id for unit in units]
         with draft.csv(files["csv"]) as csv_file:
             csv_file.write_row(header(units))
             after = ""
             while page := uow.reports.learners(
-                batch.batch_id, unit_ids, after_user=after, limit=options.page_size
+                batch.batch_id, unit_ids, after_user=after, limit=options.page_size, before=before
             ):
-                for row in page:
+                for found in page:
+                    row = found
+                    if before is not None and found.history is not None:
+                        row = row_as_of(found, found.history, course, units, before)
                     csv_file.write_row(csv_record(row, mask_personal_data=options.mask_personal_data))
                     summary.add(row)
                 after = page[-1].user_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,20 @@ class ReportReader(abc.ABC):
 
     @abc.abstractmethod
     def learners(
-        self, batch_id: str, unit_ids: Sequence[str], *, after_user: str = "", limit: int = 1000
+        self,
+        batch_id: str,
+        unit_ids: Sequence[str],
+        *,
+        after_user: str = "",
+        limit: int = 1000,
+        before: datetime | None = None,
     ) -> list[LearnerRow]:
-        """The enrolments of ``batch_id`` with a user id above ``after_user``, by user id, each with the
-        directory's name and email and its progress in each of ``unit_ids`` (0 where never touched)."""
+        """The active enrolments of ``batch_id`` with a user id above ``after_user``, by user id, each with
+        the directory's name and email and its progress in each of ``unit_ids`` (0 where never touched).
+
+        With ``before``, the enrolments that were participants just before that moment instead (enrolled
+        before it, and active or left at or after it), each with its :class:`ProgressHistory` and no unit
+        progress: the caller rebuilds the row as of then (``domain.reports.row_as_of``)."""
 
 
 class ReportRuns(abc.ABC):
