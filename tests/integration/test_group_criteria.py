@@ -356,6 +356,22 @@ def test_every_type_and_operator_selects_the_members_written_by_hand(world: App)
             assert explained["member"] is (user in expected), (group_id, user)
 
 
+def test_explain_shows_each_learners_progress_beside_the_threshold(world: App) -> None:
+    """Issue 14: "below 30% in b1" explained ``holds: false`` without the learner's progress."""
+    make(world, "low", crit("course_progress", "lt", batch_id="b1", value=30))
+    explained = {
+        user: explain_membership("low", user, world.uow_factory, world.registry, now=NOW)["criteria"]
+        for user in ("ann", "ben", "cat", "dan")
+    }
+    assert {user: (e["holds"], e["value"], e["compared_to"]) for user, e in explained.items()} == {
+        "ann": (False, 50, 30),
+        "ben": (True, 25, 30),
+        "cat": (False, None, 30),  # left b1 (at 100%): an inactive enrolment is not compared
+        "dan": (False, None, 30),  # not enrolled
+    }
+    assert explained["ann"]["operator"] == "lt"
+
+
 NESTED: list[tuple[dict[str, Any], list[str]]] = [
     (
         {"and": [crit("course_enrolment", "is", course_id="c1"), {"not": crit("staff_status", "is_staff")}]},

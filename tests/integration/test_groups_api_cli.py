@@ -358,7 +358,10 @@ def test_explain_a_member_and_a_non_member(client: TestClient) -> None:
     member = ok(client.get("/v1/groups/north/explain/a1"))
     assert (member["member"], member["would_be_member"], member["reason"]) == (True, True, "criteria")
     assert member["criteria"] == {
-        "and": [{**NORTH, "holds": True}, {"not": {**STAFF, "holds": False}, "holds": True}],
+        "and": [
+            {**NORTH, "holds": True, "value": "north", "compared_to": "north"},
+            {"not": {**STAFF, "holds": False, "value": False, "compared_to": None}, "holds": True},
+        ],
         "holds": True,
     }
     outsider = ok(client.get("/v1/groups/north/explain/a3"))
@@ -368,7 +371,15 @@ def test_explain_a_member_and_a_non_member(client: TestClient) -> None:
         "not-matched",
     )
     assert outsider["criteria"]["holds"] is False
-    assert outsider["criteria"]["and"][0]["holds"] is False
+    # Not only that the criterion fails: what a3 has (south) beside what it is compared with (north).
+    assert outsider["criteria"]["and"][0] == {
+        **NORTH,
+        "holds": False,
+        "value": "south",
+        "compared_to": "north",
+    }
+    no_district = ok(client.get("/v1/groups/north/explain/a5"))["criteria"]["and"][0]
+    assert (no_district["holds"], no_district["value"], no_district["compared_to"]) == (False, None, "north")
     excluded = ok(client.get("/v1/groups/north/explain/a4"))
     assert (excluded["member"], excluded["reason"], excluded["criteria"]["holds"]) == (
         False,
@@ -376,7 +387,30 @@ def test_explain_a_member_and_a_non_member(client: TestClient) -> None:
         True,
     )
     unknown = ok(client.get("/v1/groups/north/explain/nobody"))
-    assert (unknown["member"], unknown["reason"], unknown["criteria"]) == (False, "unknown-user", None)
+    assert (unknown["member"], unknown["reason"], unknown["criteria"], unknown["frozen"]) == (
+        False,
+        "unknown-user",
+        None,
+        False,
+    )
+    schema = client.get("/openapi.json").json()
+    explain = schema["paths"]["/v1/groups/{group_id}/explain/{user_id}"]["get"]
+    documented = explain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    explain_out = schema["components"]["schemas"][documented.rsplit("/", 1)[1]]
+    assert (
+        set(explain_out["required"])
+        == set(member)
+        == {
+            "group_id",
+            "user_id",
+            "member",
+            "would_be_member",
+            "reason",
+            "frozen",
+            "criteria",
+        }
+    )
+    assert "compared_to" in explain_out["properties"]["criteria"]["description"]
     assert error_code(client.get("/v1/groups/nobody/explain/a1"), 404) == "group-not-found"
 
 

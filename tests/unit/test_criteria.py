@@ -340,20 +340,43 @@ def test_explain_gives_every_nodes_outcome() -> None:
     explained = REGISTRY.explain(node, facts("u1", profile={"d": "N"}), ctx())
     assert explained == {
         "or": [
-            {"type": "staff_status", "operator": "is_staff", "config": {}, "holds": False},
+            {
+                "type": "staff_status",
+                "operator": "is_staff",
+                "config": {},
+                "holds": False,
+                "value": False,
+                "compared_to": None,
+            },
             {
                 "not": {
                     "type": "profile_field",
                     "operator": "equals",
                     "config": {"field": "d", "value": "N"},
                     "holds": True,
+                    "value": "N",
+                    "compared_to": "N",
                 },
                 "holds": False,
             },
             {
                 "and": [
-                    {"type": "last_login", "operator": "never", "config": {"days": 0}, "holds": True},
-                    {"type": "manual", "operator": "in", "config": {"user_ids": ["u1"]}, "holds": True},
+                    {
+                        "type": "last_login",
+                        "operator": "never",
+                        "config": {"days": 0},
+                        "holds": True,
+                        "value": None,
+                        "compared_to": None,
+                    },
+                    {
+                        "type": "manual",
+                        "operator": "in",
+                        "config": {"user_ids": ["u1"]},
+                        "holds": True,
+                        "value": "u1",
+                        "compared_to": None,
+                    },
                 ],
                 "holds": True,
             },
@@ -364,6 +387,72 @@ def test_explain_gives_every_nodes_outcome() -> None:
     assert other["holds"] is False
     assert [child["holds"] for child in other["or"]] == [False, False, False]
     assert [c["holds"] for c in other["or"][2]["and"]] == [False, False]
+
+
+LEARNER = facts(
+    "u1",
+    enrolment("c1", "b1", percent=33, mode="verified", on=NOW - timedelta(days=3), status={"r1": 2, "r2": 1}),
+    enrolment("c1", "old", active=False, percent=90),
+    last_login_at=NOW - timedelta(days=2),
+    profile={"d": "N"},
+    units={("b1", "m1"): 50},
+)
+NEWCOMER = facts("u2")
+
+
+@pytest.mark.parametrize(
+    ("criterion", "scope", "learner", "newcomer"),
+    [
+        (leaf("course_progress", "lt", batch_id="b1", value=30), INSTANCE, (33, 30), (None, 30)),
+        (leaf("course_progress", "ge", batch_id="old", value=50), INSTANCE, (None, 50), (None, 50)),
+        (
+            leaf("course_enrolment", "is", modes=["verified"]),
+            COURSE,
+            (
+                [{"batch_id": "b1", "mode": "verified", "enrolled_on": "2026-02-26"}],
+                {"course_id": "c1", "modes": ["verified"]},
+            ),
+            (None, {"course_id": "c1", "modes": ["verified"]}),
+        ),
+        (leaf("enrolment_mode", "in", modes=["audit"]), COURSE, (["verified"], ["audit"]), (None, ["audit"])),
+        (
+            leaf("last_login", "within_days", days=7),
+            INSTANCE,
+            ((NOW - timedelta(days=2)).isoformat(), (NOW - timedelta(days=7)).isoformat()),
+            (None, (NOW - timedelta(days=7)).isoformat()),
+        ),
+        (
+            leaf("profile_field", "in", field="d", values=["S", "E"]),
+            INSTANCE,
+            ("N", ["S", "E"]),
+            (None, ["S", "E"]),
+        ),
+        (leaf("profile_field", "exists", field="d"), INSTANCE, ("N", None), (None, None)),
+        (
+            leaf("content_completion", "completed", batch_id="b1", content_id="r2"),
+            INSTANCE,
+            (1, 2),
+            (None, 2),
+        ),
+        (
+            leaf("content_completion", "completed", batch_id="b1", kind="unit", content_id="m1"),
+            INSTANCE,
+            (50, 100),
+            (None, 100),
+        ),
+        (leaf("staff_status", "is_not_staff"), INSTANCE, (False, None), (False, None)),
+    ],
+)
+def test_explain_shows_the_value_read_beside_the_value_compared(
+    criterion: dict[str, Any], scope: Scope, learner: tuple[Any, Any], newcomer: tuple[Any, Any]
+) -> None:
+    """Progress 33 against lt 30 says 33 and 30, not only that it does not hold; a user with nothing to
+    read (no enrolment in the batch, an inactive one, no such field) reads null."""
+    node = REGISTRY.parse(criterion, scope)
+    for user, (value, compared_to) in ((LEARNER, learner), (NEWCOMER, newcomer)):
+        explained = REGISTRY.explain(node, user, ctx(scope))
+        assert (explained["value"], explained["compared_to"]) == (value, compared_to), user.user.user_id
+        assert explained["holds"] is REGISTRY.holds(node, user, ctx(scope))
 
 
 # --- the membership rule -------------------------------------------------------------------------------

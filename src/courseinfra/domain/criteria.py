@@ -105,6 +105,17 @@ class EvaluationContext:
     now: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a criterion read of one user and what it compared that with, for an explanation: ``value``
+    is None when the user has nothing to read (no enrolment in the batch, no such profile field),
+    ``compared_to`` when the operator compares with no value (``exists``, ``never``, ``is_staff``). Both
+    are JSON values (times as ISO 8601 text)."""
+
+    value: Any
+    compared_to: Any = None
+
+
 # --- the tree ------------------------------------------------------------------------------------------
 
 
@@ -184,6 +195,13 @@ class CriterionType(abc.ABC):
     def holds(self, operator: str, config: Any, facts: UserFacts, context: EvaluationContext) -> bool:
         """Whether the criterion holds for the user of ``facts``."""
 
+    def read(
+        self, operator: str, config: Any, facts: UserFacts, context: EvaluationContext
+    ) -> Reading | None:
+        """What :meth:`holds` reads of the user and compares it with, for an explanation; None (the
+        default, for a plugin that does not say) leaves both out of it."""
+        return None
+
     def schema(self) -> dict[str, Any]:
         """What a UI needs to build a form: the config's JSON schema, the operators and the scopes."""
         return {
@@ -220,12 +238,22 @@ class Manual(CriterionType):
     ) -> bool:
         return facts.user.user_id in set(config.user_ids)
 
+    def read(
+        self, operator: str, config: ManualConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        # The list is the config's, beside the reading: not repeated (it may hold 100,000 ids).
+        return Reading(facts.user.user_id)
+
 
 class EnrolmentConfig(StrictConfig):
     course_id: str | None = Field(None, description="The course; default: the group's course scope.")
     modes: list[str] | None = Field(None, description="Only enrolments in one of these modes.")
     enrolled_from: date | None = Field(None, description="Enrolled on or after this day (UTC).")
     enrolled_until: date | None = Field(None, description="Enrolled on or before this day (UTC).")
+
+
+def _active_enrolments(course: str, facts: UserFacts) -> list[EnrolmentFacts]:
+    return [e for e in facts.enrolments if e.course_id == course and e.active]
 
 
 def _enrolled(config: EnrolmentConfig, facts: UserFacts, context: EvaluationContext, where: str) -> bool:
@@ -257,6 +285,21 @@ class CourseEnrolment(CriterionType):
         enrolled = _enrolled(config, facts, context, self.name)
         return enrolled if operator == "is" else not enrolled
 
+    def read(
+        self, operator: str, config: EnrolmentConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        course = _course_of(config.course_id, context, self.name)
+        found = [
+            {
+                "batch_id": e.batch_id,
+                "mode": e.mode,
+                "enrolled_on": e.enrolled_on.astimezone(UTC).date().isoformat(),
+            }
+            for e in sorted(_active_enrolments(course, facts), key=lambda e: e.batch_id)
+        ]
+        wanted = {**config.model_dump(mode="json", exclude_none=True), "course_id": course}
+        return Reading(found or None, wanted)
+
 
 class ModeConfig(StrictConfig):
     course_id: str | None = Field(None, description="The course; default: the group's course scope.")
@@ -274,6 +317,13 @@ class EnrolmentMode(CriterionType):
         course = _course_of(config.course_id, context, self.name)
         in_mode = any(e.course_id == course and e.active and e.mode in config.modes for e in facts.enrolments)
         return in_mode if operator == "in" else not in_mode
+
+    def read(
+        self, operator: str, config: ModeConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        course = _course_of(config.course_id, context, self.name)
+        modes = sorted({e.mode for e in _active_enrolments(course, facts)})
+        return Reading(modes or None, list(config.modes))
 
 
 class LastLoginConfig(StrictConfig):
@@ -298,6 +348,13 @@ class LastLogin(CriterionType):
         recent = last is not None and last >= context.now - timedelta(days=config.days)
         return recent if operator == "within_days" else not recent
 
+    def read(
+        self, operator: str, config: LastLoginConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        last = facts.user.last_login_at
+        since = None if operator == "never" else (context.now - timedelta(days=config.days)).isoformat()
+        return Reading(None if last is None else last.isoformat(), since)
+
 
 class StaffConfig(StrictConfig):
     pass
@@ -312,6 +369,11 @@ class StaffStatus(CriterionType):
 
     def holds(self, operator: str, config: StaffConfig, facts: UserFacts, context: EvaluationContext) -> bool:
         return facts.user.is_staff == (operator == "is_staff")
+
+    def read(
+        self, operator: str, config: StaffConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        return Reading(facts.user.is_staff)
 
 
 class ProfileConfig(StrictConfig):
@@ -341,6 +403,12 @@ class ProfileField(CriterionType):
         if operator == "equals":
             return value is not None and value == config.value
         return value is not None and value in (config.values or ())
+
+    def read(
+        self, operator: str, config: ProfileConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        compared = {"equals": config.value, "in": config.values, "exists": None}[operator]
+        return Reading(facts.user.profile.get(config.field), compared)
 
 
 class ProgressConfig(StrictConfig):
@@ -375,6 +443,15 @@ class CourseProgress(CriterionType):
             for e in facts.enrolments
         )
 
+    def read(
+        self, operator: str, config: ProgressConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        # A learner has one enrolment per batch; an inactive one is not compared, so it reads nothing.
+        found = [
+            e.completion_percentage for e in facts.enrolments if e.batch_id == config.batch_id and e.active
+        ]
+        return Reading(found[0] if found else None, config.value)
+
 
 class CompletionConfig(StrictConfig):
     batch_id: str = Field(min_length=1, description="The batch in which the content was completed.")
@@ -402,6 +479,19 @@ class ContentCompletion(CriterionType):
                 for e in facts.enrolments
             )
         return done if operator == "completed" else not done
+
+    def read(
+        self, operator: str, config: CompletionConfig, facts: UserFacts, context: EvaluationContext
+    ) -> Reading:
+        """A unit's progress percentage against 100, or a content's status against 2 (completed)."""
+        if config.kind == "unit":
+            return Reading(facts.unit_progress.get((config.batch_id, config.content_id)), 100)
+        statuses = [
+            e.content_status[config.content_id]
+            for e in facts.enrolments
+            if e.batch_id == config.batch_id and config.content_id in e.content_status
+        ]
+        return Reading(max(statuses) if statuses else None, 2)
 
 
 SHIPPED_TYPES: tuple[CriterionType, ...] = (
@@ -532,9 +622,15 @@ class CriteriaRegistry:
         return not self.holds(node.child, facts, context)
 
     def explain(self, node: Node, facts: UserFacts, context: EvaluationContext) -> dict[str, Any]:
-        """The tree with ``holds`` at every node: why a user is, or is not, matched."""
+        """The tree with ``holds`` at every node: why a user is, or is not, matched. A criterion also
+        has ``value`` (what it read of the user, null if nothing) and ``compared_to`` (see
+        :class:`Reading`), unless its type does not say."""
         if isinstance(node, Criterion):
-            return {**criteria_json(node), "holds": self.holds(node, facts, context)}
+            explained = {**criteria_json(node), "holds": self.holds(node, facts, context)}
+            reading = self.types[node.type].read(node.operator, node.model, facts, context)
+            if reading is not None:
+                explained.update(value=reading.value, compared_to=reading.compared_to)
+            return explained
         if isinstance(node, AllOf | AnyOf):
             children = [self.explain(child, facts, context) for child in node.children]
             combined = all if isinstance(node, AllOf) else any

@@ -24,6 +24,7 @@ from courseinfra.entrypoints.cli.common import (
 )
 from courseinfra.entrypoints.schemas.common import MAX_ID
 from courseinfra.entrypoints.schemas.groups import (
+    ExplainOut,
     GroupChangedOut,
     GroupOut,
     GroupRefreshOut,
@@ -216,9 +217,9 @@ def groups_preview(
 @app.command("explain")
 def groups_explain(group: GroupArg, user: UserArg) -> None:
     """Why USER is or is not a member: stored membership, the decision now and every criterion's
-    outcome."""
+    outcome, with the value read of USER beside the value compared."""
     with application() as app:
-        emit(app.groups.explain(group, user))
+        emit(ExplainOut(**app.groups.explain(group, user)))
 
 
 @app.command("refresh")

@@ -284,6 +284,39 @@ class HistoryPageOut(BaseModel):
         )
 
 
+EXPLAINED_EXAMPLE = {
+    "type": "course_progress",
+    "operator": "lt",
+    "config": {"batch_id": "b1", "value": 30},
+    "holds": False,
+    "value": 33,
+    "compared_to": 30,
+}
+
+
+class ExplainOut(BaseModel):
+    """Why a user is or is not a member of a group."""
+
+    group_id: str
+    user_id: str
+    member: bool = Field(description="The stored membership (a linked group's: as of its last refresh).")
+    would_be_member: bool = Field(description="What an evaluation (a pull, for a linked group) decides now.")
+    reason: str = Field(
+        description="Of that decision: excluded, included, criteria, not-matched or unknown-user (not in "
+        "the user directory); for a linked group legacy-member, not-in-legacy-group or unknown-user."
+    )
+    frozen: bool = Field(description="A frozen group's membership does not follow the decision.")
+    criteria: dict[str, Any] | None = Field(
+        description="The criteria tree with holds at every node ({and: [...], holds}, {or: [...], holds}, "
+        "{not: ..., holds}); each criterion {type, operator, config, holds, value, compared_to} also "
+        "shows the value it read of the user (null: the user has none, e.g. no active enrolment in the "
+        "batch) and the value it compared that with (null when the operator compares with none: exists, "
+        "never, is_staff; times are ISO 8601). A legacy criterion, and a plugin type that does not say, "
+        "show holds only. Null for a group without criteria or a user unknown to the directory.",
+        examples=[EXPLAINED_EXAMPLE],
+    )
+
+
 class MembersImportOut(BaseModel):
     """After a members import: the sizes of the group's new overrides, its version, and the refresh
     (null for a frozen group, whose membership is not changed)."""

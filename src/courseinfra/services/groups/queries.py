@@ -84,7 +84,8 @@ def explain_membership(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Why a user is (not) in a group: the stored membership, what an evaluation now decides and why,
-    and every criterion's outcome."""
+    and every criterion's outcome with the value it read of the user beside the value it compared
+    (:meth:`CriteriaRegistry.explain`; the shape is ``ExplainOut``'s)."""
     now = now or datetime.now(UTC)
     with uow_factory().reading() as uow:
         group = _existing(uow, group_id)
@@ -98,6 +99,7 @@ def explain_membership(
             "member": member,
             "would_be_member": False,
             "reason": "unknown-user",
+            "frozen": group.frozen,
             "criteria": None,
         }
     context = evaluation_context(group, now)

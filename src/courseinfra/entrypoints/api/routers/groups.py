@@ -34,6 +34,7 @@ from courseinfra.entrypoints.api.errors import error_json
 from courseinfra.entrypoints.schemas.common import MAX_ID, ErrorResponse, InvalidBody
 from courseinfra.entrypoints.schemas.groups import (
     SCOPE_PATTERN,
+    ExplainOut,
     GroupChangedOut,
     GroupDefinitionIn,
     GroupIn,
@@ -337,12 +338,15 @@ def preview_user_group(
     return PreviewOut.of_preview(result)
 
 
-@router.get("/v1/groups/{group_id}/explain/{user_id}", responses={**INVALID, **NOT_FOUND})
-def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> dict[str, Any]:
+@router.get(
+    "/v1/groups/{group_id}/explain/{user_id}", response_model=ExplainOut, responses={**INVALID, **NOT_FOUND}
+)
+def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> ExplainOut:
     """Why a user is or is not a member: the stored membership, what an evaluation now decides and its
-    reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome. For
-    a linked group: whether its legacy group has the user (legacy-member, not-in-legacy-group)."""
-    return app.groups.explain(group_id, user_id)
+    reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome with
+    the value read of the user beside the value compared (progress 33 against lt 30). For a linked
+    group: whether its legacy group has the user (legacy-member, not-in-legacy-group)."""
+    return ExplainOut(**app.groups.explain(group_id, user_id))
 
 
 @router.post(
