@@ -33,6 +33,10 @@ three measurements interleaved), the fastest time and the largest peak RSS growt
    row of the batch in one SELECT, into lists and dicts — then the CSV with ``csv.writer``, same columns:
    seconds and peak RSS growth; checks: N rows, and the CSV is byte for byte the streamed one.
 
+4. *rebuilt*: the same report of yesterday, a date that has ended, rebuilt from the progress stamps
+   (``statustimes``; every seeded change is older than that date): seconds, rows/s; checks: its
+   ``progress_basis`` is ``rebuilt`` (today's is ``current``) and its CSV is byte for byte today's.
+
 Peak RSS growth: ``ru_maxrss`` after the measured call minus the resident size just before it (from
 ``/proc/self/statm``), or, where ``ru_maxrss`` did not move (the process's earlier peak was higher), the
 peak a thread sampling ``/proc/self/statm`` every millisecond saw. ``--profile 100000`` adds one more
@@ -72,6 +76,7 @@ from courseinfra.adapters.sql.tables import user_activity_agg, user_enrolments, 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.enrolments import CourseBatch
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+from courseinfra.domain.progress import epoch_ms
 from courseinfra.domain.reports import ReportUnit, RunStatus, header
 from courseinfra.services import content, enrolments
 from courseinfra.services.reports import file_stem, generate_reports
@@ -81,14 +86,17 @@ from scratch import source_revision
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_SEED = 20261125
 DEFAULT_REPEAT = 3
-PHASES = ("seed", "raw", "streamed", "naive", "profile")
+PHASES = ("seed", "raw", "streamed", "rebuilt", "naive", "profile")
 
 COURSE_ID = "do_bench_tpd_course"
 BATCH_ID = "bench-tpd-batch"
 UNITS = 5
 LEAVES_PER_UNIT = 4
 LEAVES = UNITS * LEAVES_PER_UNIT
-AS_OF = date(2026, 11, 25)
+# Today: the progress recorded now. PAST: yesterday, a date that has ended, whose report is rebuilt from
+# the progress stamps (every seeded change is older, so its CSV must equal today's).
+AS_OF = datetime.now(UTC).date()
+PAST = AS_OF - timedelta(days=1)
 EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SEED_CHUNK = 20_000
 
@@ -222,6 +230,11 @@ def learner_rows(
         "status": status,
         "completedon": updated if completed else None,
         "certificates": certificates,
+        # As the aggregator stamps them: each leaf started and completed by the last update.
+        "statustimes": {
+            content: [epoch_ms(enrolled), epoch_ms(updated) if value == 2 else None]
+            for content, value in content_status.items()
+        },
     }
     activity: list[dict[str, Any]] = []
     if started:
@@ -386,22 +399,24 @@ def file_digest(path: Path) -> tuple[int, str]:
     return lines, digest.hexdigest()
 
 
-def run_streamed(home: Path, out: Path) -> dict[str, Any]:
-    """The product: ``generate_reports`` for the batch, timed, with its peak RSS growth."""
+def run_streamed(home: Path, out: Path, as_of: date = AS_OF) -> dict[str, Any]:
+    """The product: ``generate_reports`` for the batch, timed, with its peak RSS growth (of today's
+    date: the progress recorded; of a past date: rebuilt from the stamps)."""
     app = open_app(home)
     try:
         archive, options = app.report_archive(out), app.report_options
         with PeakRss() as memory:
             started = time.perf_counter()
-            run = generate_reports(app.uow_factory, archive, options, as_of=AS_OF)
+            run = generate_reports(app.uow_factory, archive, options, as_of=as_of)
             seconds = time.perf_counter() - started
     finally:
         app.close()
-    path = out / AS_OF.isoformat() / f"{file_stem(BATCH_ID)}.csv"
+    path = out / as_of.isoformat() / f"{file_stem(BATCH_ID)}.csv"
     lines, digest = file_digest(path)
     return {
         "seconds": seconds,
         "status": run.status.value,
+        "progress_basis": run.outcome.get("progress_basis"),
         "succeeded": run.status is RunStatus.SUCCEEDED,
         "rows_written": run.rows_written,
         "csv_lines": lines,
@@ -522,7 +537,8 @@ def reader_sql(app: App, page_size: int) -> list[str]:
             )
     finally:
         sa.event.remove(app.engine, "before_cursor_execute", capture)
-    return [normalised(sql) for sql in sent]
+    # The transaction's own BEGIN is not the reader's.
+    return [normalised(sql) for sql in sent if not sql.startswith("BEGIN")]
 
 
 def run_raw(home: Path) -> dict[str, Any]:
@@ -659,6 +675,8 @@ def run_phase(phase: str, learners: int, workdir: Path, seed_value: int, log: Lo
         return run_raw(home)
     if phase == "streamed":
         return run_streamed(home, workdir / "streamed")
+    if phase == "rebuilt":
+        return run_streamed(home, workdir / "rebuilt", PAST)
     if phase == "naive":
         return run_naive(home, workdir / "naive")
     if phase == "profile":
@@ -677,6 +695,7 @@ class SizeResult:
     seed: dict[str, Any]
     raw: dict[str, Any]
     streamed: dict[str, Any]
+    rebuilt: dict[str, Any]
     naive: dict[str, Any]
     profile: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
@@ -697,6 +716,10 @@ class SizeResult:
             self.problems.append(f"naive wrote {n_csv['rows']:,} rows ({n_csv['csv_lines']:,} lines)")
         if n_csv["csv_sha256"] != s["csv_sha256"]:
             self.problems.append("naive CSV differs from the streamed CSV")
+        if (s["progress_basis"], self.rebuilt["progress_basis"]) != ("current", "rebuilt"):
+            self.problems.append(f"bases {s['progress_basis']} and {self.rebuilt['progress_basis']}")
+        if self.rebuilt["csv_sha256"] != s["csv_sha256"]:
+            self.problems.append("the CSV rebuilt as of yesterday differs from today's")
 
 
 def child(phase: str, learners: int, workdir: Path, args: argparse.Namespace, log: LogFn) -> dict[str, Any]:
@@ -743,14 +766,14 @@ def measure_size(learners: int, workdir: Path, args: argparse.Namespace, log: Lo
         f"N={learners:,}: seeded in {seeded['seconds']:.1f} s ({seeded['activity']:,} activity rows, "
         f"{seeded['database_bytes'] / MIB:,.0f} MiB database)"
     )
-    runs: dict[str, list[dict[str, Any]]] = {"raw": [], "streamed": [], "naive": []}
+    runs: dict[str, list[dict[str, Any]]] = {"raw": [], "streamed": [], "rebuilt": [], "naive": []}
     for repeat in range(args.repeat):
         for phase, done in runs.items():
             warm(Path(seeded["database"]))
             done.append(child(phase, learners, workdir, args, log))
             log(f"N={learners:,}: {phase} #{repeat + 1}: {done[-1]['seconds']:.2f} s")
     best = {phase: best_of(done) for phase, done in runs.items()}
-    result = SizeResult(learners, seeded, best["raw"], best["streamed"], best["naive"])
+    result = SizeResult(learners, seeded, best["raw"], best["streamed"], best["rebuilt"], best["naive"])
     if learners in args.profile:
         result.profile = child("profile", learners, workdir, args, log)
     result.check()
@@ -788,6 +811,8 @@ def main_table(results: Sequence[SizeResult], markdown: bool) -> str:
         "raw read (s)",
         "raw read rows/s",
         "streamed ÷ raw",
+        "rebuilt, past date (s)",
+        "rebuilt rows/s",
         "naive (s)",
         "naive peak RSS growth (MiB)",
     ]
@@ -803,6 +828,8 @@ def main_table(results: Sequence[SizeResult], markdown: bool) -> str:
                 f"{r.raw['seconds']:.2f}",
                 f"{n / r.raw['seconds']:,.0f}",
                 f"{r.streamed['seconds'] / r.raw['seconds']:.1f}x",
+                f"{r.rebuilt['seconds']:.2f}",
+                f"{n / r.rebuilt['seconds']:,.0f}",
                 f"{r.naive['seconds']:.2f}",
                 f"{r.naive['rss_growth_mib']:.1f}",
             ]
@@ -870,6 +897,12 @@ def report(results: Sequence[SizeResult], args: argparse.Namespace, wall: float)
             f"  - raw read: {raw['rows']:,} learner rows and {raw['activity_rows']:,} unit rows in "
             f"{raw['pages']:,} pages of {raw['page_size']:,}; SQL the same as the reader's: "
             f"{'yes' if raw['same_sql_as_reader'] else 'NO'}; runs {runs_seconds(raw)}"
+        )
+        rebuilt = r.rebuilt
+        out.append(
+            f"  - rebuilt as of {PAST.isoformat()}: status {rebuilt['status']}, basis "
+            f"{rebuilt['progress_basis']}, CSV identical to today's: "
+            f"{'yes' if rebuilt['csv_sha256'] == s['csv_sha256'] else 'NO'}; runs {runs_seconds(rebuilt)}"
         )
         out.append(
             f"  - naive: {naive['rows']:,} rows ({naive['rows'] / naive['seconds']:,.0f} rows/s), "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from courseinfra.services.reports import (
 )
 from courseinfra.settings import Settings
 from tests.support.builders import aggregator_clock, collection, leaf, progress_event
-from tests.support.cli import Cli
+from tests.support.cli import COURSEINFRA, Cli
 from tests.support.http import api_client
 
 AS_OF = date(2026, 11, 25)
@@ -339,6 +340,44 @@ def test_the_issues_reproduction_a_report_of_yesterday_counts_nothing_done_today
         "started": 1,
         "completed": 1,
     }
+
+
+def test_a_report_run_never_holds_the_aggregator_back(worked_example: App, settings: Settings) -> None:
+    """While a run reads a batch, another process applies progress (on SQLite a report that took the
+    write lock made it wait for its busy timeout, 30 s, and fail)."""
+    from courseinfra.adapters.sql.reports import SqlReportReader
+
+    app, cli = worked_example, Cli(settings)
+    original = SqlReportReader.learners
+    ingested: list[subprocess.CompletedProcess[str]] = []
+
+    def learners_while_another_process_writes(self: SqlReportReader, *args: Any, **kwargs: Any) -> Any:
+        if not ingested:
+            event = progress_event("learner-d", ("tpdcourse-r1", 2), course="tpdcourse", batch="tpd")
+            ingested.append(
+                subprocess.run(
+                    [*COURSEINFRA, "ingest", "-"],
+                    input=event + "\n",
+                    env=cli.env,
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                    check=False,
+                )
+            )
+        return original(self, *args, **kwargs)
+
+    SqlReportReader.learners = learners_while_another_process_writes  # type: ignore[method-assign]
+    try:
+        run = generate_reports(app.uow_factory, app.reports, options(), as_of=datetime.now(UTC).date())
+    finally:
+        SqlReportReader.learners = original  # type: ignore[method-assign]
+    assert run.status is RunStatus.SUCCEEDED
+    [done] = ingested
+    assert done.returncode == 0, done.stderr
+    with app.uow_factory().reading() as uow:
+        [enrolment] = uow.enrolments.list_for_user("learner-d")
+    assert enrolment.state.content_status == {"tpdcourse-r1": 2}
 
 
 def test_requested_batches_narrow_the_run_and_unknown_ones_are_reported(worked_example: App) -> None:

@@ -140,14 +140,14 @@ def generate_reports(
     if run_id is None:
         run = start_run(uow_factory, as_of=as_of, batch_ids=batch_ids, clock=clock)
     else:
-        with uow_factory() as uow:
+        with uow_factory().reading() as uow:
             found = uow.report_runs.get(run_id)
         if found is None:
             raise UnknownReportRun(f"no report run {run_id}")
         run = found
     draft = None
     try:
-        with uow_factory() as uow:
+        with uow_factory().reading() as uow:
             selection = batches_to_report(uow, options.accepted, as_of)
         selected, not_selected = _restrict(selection, batch_ids)
         run = _save(uow_factory, replace(run, batches_total=len(selected)), on_progress)
@@ -221,14 +221,14 @@ def _write_batch(
     on_progress: ProgressCallback | None,
     basis: ProgressBasis,
 ) -> tuple[BatchSummary, dict[str, str]]:
-    """Stream one batch's rows into its CSV, page by page on one connection, then write its summary and
-    chart. Progress that arrives during the run may show in the pages read after it. For a past date
+    """Stream one batch's rows into its CSV, page by page in one read-only transaction (a snapshot that
+    holds no writer back), then write its summary and chart. For a past date
     (``basis`` rebuilt) each row is rebuilt as of the end of that date."""
     stem = file_stem(batch.batch_id)
     files = {"csv": f"{stem}.csv", "summary": f"{stem}.summary.json", "chart": f"{stem}.progress.svg"}
     summary = BatchSummary(batch.batch_id, batch.course_id, run.as_of, basis)
     before = end_of_day(run.as_of) if basis is ProgressBasis.REBUILT else None
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         units, course = _structure(uow, batch.course_id)
         unit_ids = [unit.unit_id for unit in units]
         with draft.csv(files["csv"]) as csv_file:
