@@ -93,9 +93,9 @@ def test_a_bad_file_prints_every_bad_row_and_imports_nothing(cli: Cli, tmp_path:
     stderr = fails(cli, "users", "import", str(path))
     assert stderr.splitlines() == [
         "line 3: user_id is missing or empty",
-        "line 4: email 'not-an-email' is not an email address",
+        'line 4: email "not-an-email" is not an email address',
         "line 5: username ada is repeated (first on line 2)",
-        "line 5: is_staff 'maybe' is not a boolean (true/false, yes/no, 1/0)",
+        'line 5: is_staff "maybe" is not a boolean (true/false, yes/no, 1/0)',
         f"courseinfra: 4 bad row(s) in {path}: nothing was imported",
     ]
     assert run_lines(cli, "users", "list") == []

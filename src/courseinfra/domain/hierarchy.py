@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from courseinfra.domain.errors import InvalidHierarchy
+from courseinfra.domain.quoting import json_text
 
 COLLECTION_MIME_TYPE = "application/vnd.ekstep.content-collection"
 PARENT_VISIBILITY = "Parent"
@@ -226,7 +227,7 @@ def parse_hierarchy(raw: Any, *, max_depth: int | None = MAX_DEPTH) -> FlatHiera
     root_id = _identifier(raw, "root")
     if not is_collection(raw):
         raise InvalidHierarchy(
-            f"root {root_id}: mimeType {raw.get('mimeType')!r} is not a collection ({COLLECTION_MIME_TYPE})"
+            f"root {root_id}: mimeType {json_text(raw.get('mimeType'))} is not a collection ({COLLECTION_MIME_TYPE})"
         )
     identifiers: list[str] = []
     parents: list[int] = []

@@ -14,6 +14,7 @@ from typing import Any
 
 from courseinfra.domain.hierarchy import is_collection_mime_type
 from courseinfra.domain.progress import ContentUpdate, EnrolmentKey
+from courseinfra.domain.quoting import json_text
 
 POST_PUBLISH_ACTIONS = frozenset({"post-publish-process", "relation-cache-update"})
 
@@ -59,7 +60,9 @@ def read_relation_cache_request(event: Mapping[str, Any]) -> RelationCacheReques
     action = edata.get("action")
     if action not in POST_PUBLISH_ACTIONS:
         return Rejection(
-            Outcome.SKIPPED, "not-post-publish", f"edata.action {action!r} is not a post-publish action"
+            Outcome.SKIPPED,
+            "not-post-publish",
+            f"edata.action {json_text(action)} is not a post-publish action",
         )
     identifier = edata.get("identifier", edata.get("id"))
     if not isinstance(identifier, str) or not identifier.strip():
@@ -69,7 +72,7 @@ def read_relation_cache_request(event: Mapping[str, Any]) -> RelationCacheReques
         return Rejection(
             Outcome.SKIPPED,
             "not-a-collection",
-            f"{identifier} has mimeType {mime_type!r}; only collections have relations to cache",
+            f"{identifier} has mimeType {json_text(mime_type)}; only collections have relations to cache",
         )
     return RelationCacheRequest(identifier=identifier.strip(), action=str(action))
 
@@ -99,7 +102,7 @@ def read_enrolment_update(event: Mapping[str, Any]) -> EnrolmentUpdateRequest | 
         return Rejection(
             Outcome.SKIPPED,
             "not-enrolment-update",
-            f"edata.action {edata.get('action')!r} is not {ENROLMENT_UPDATE_ACTION}",
+            f"edata.action {json_text(edata.get('action'))} is not {ENROLMENT_UPDATE_ACTION}",
         )
     ids = {name: _text_field(edata, name) for name in ("userId", "courseId", "batchId")}
     missing = [name for name, value in ids.items() if value is None]
@@ -118,7 +121,7 @@ def read_enrolment_update(event: Mapping[str, Any]) -> EnrolmentUpdateRequest | 
             return Rejection(
                 Outcome.FAILED,
                 "invalid-status",
-                f"edata.contents[{index}] ({content_id}): status {status!r} is not 0, 1 or 2",
+                f"edata.contents[{index}] ({content_id}): status {json_text(status)} is not 0, 1 or 2",
             )
         updates.append(ContentUpdate(content_id, status))
     key = EnrolmentKey(str(ids["userId"]), str(ids["courseId"]), str(ids["batchId"]))

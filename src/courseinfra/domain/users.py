@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from courseinfra.domain.errors import DomainError
+from courseinfra.domain.quoting import json_text
 
 #: The longest user id, username, email, name or organisation (the columns are 255 characters wide).
 MAX_TEXT = 255
@@ -134,9 +135,9 @@ def parse_timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidTimestamp(f"{text!r} is not an ISO 8601 timestamp") from None
+        raise InvalidTimestamp(f"{json_text(text)} is not an ISO 8601 timestamp") from None
     if value.tzinfo is None:
-        raise InvalidTimestamp(f"{text!r} has no time zone (add Z or an offset such as +05:30)")
+        raise InvalidTimestamp(f"{json_text(text)} has no time zone (add Z or an offset such as +05:30)")
     return value.astimezone(UTC)
 
 
@@ -150,7 +151,9 @@ def check_profile_changes(fields: Mapping[str, Any]) -> dict[str, str | None]:
         if len(name) > MAX_TEXT:
             raise InvalidProfile(f"profile field name {name[:20]}... is longer than {MAX_TEXT} characters")
         if value is not None and not isinstance(value, str):
-            raise InvalidProfile(f"profile field {name}: {value!r} is not a string (or null, to remove it)")
+            raise InvalidProfile(
+                f"profile field {name}: {json_text(value)} is not a string (or null, to remove it)"
+            )
         checked[name] = value
     return checked
 
@@ -187,7 +190,7 @@ def _text(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Bad(f"invalid-{name.replace('_', '-')}", f"{name} {value!r} is not text")
+        raise _Bad(f"invalid-{name.replace('_', '-')}", f"{name} {json_text(value)} is not text")
     value = value.strip()
     if len(value) > MAX_TEXT:
         raise _Bad("too-long", f"{name} is longer than {MAX_TEXT} characters")
@@ -207,7 +210,7 @@ def _boolean(value: Any) -> bool:
             return True
         if word in FALSE_WORDS:
             return False
-    raise _Bad("invalid-boolean", f"is_staff {value!r} is not a boolean (true/false, yes/no, 1/0)")
+    raise _Bad("invalid-boolean", f"is_staff {json_text(value)} is not a boolean (true/false, yes/no, 1/0)")
 
 
 def _record_to_user(user_id: str, record: Mapping[str, Any], problems: list[_Bad]) -> User | None:
@@ -226,7 +229,7 @@ def _record_to_user(user_id: str, record: Mapping[str, Any], problems: list[_Bad
     for name in TEXT_FIELDS:
         texts[name] = check(partial(_text, record.get(name), name))
     if texts["email"] is not None and not EMAIL.match(texts["email"]):
-        problems.append(_Bad("invalid-email", f"email {texts['email']!r} is not an email address"))
+        problems.append(_Bad("invalid-email", f"email {json_text(texts['email'])} is not an email address"))
     last_login = check(lambda: _last_login(record))
     is_staff = check(lambda: _boolean(record.get("is_staff")))
     profile = check(lambda: _profile_of(record))
@@ -252,7 +255,7 @@ def _last_login(record: Mapping[str, Any]) -> datetime | None:
         return None
     raw = record[given[0]]
     if not isinstance(raw, str):
-        raise _Bad("invalid-timestamp", f"{given[0]} {raw!r} is not a timestamp")
+        raise _Bad("invalid-timestamp", f"{given[0]} {json_text(raw)} is not a timestamp")
     try:
         return parse_timestamp(raw)
     except InvalidTimestamp as error:
@@ -270,7 +273,7 @@ def _profile_of(record: Mapping[str, Any]) -> dict[str, str]:
         if not _present(value):
             return
         if not isinstance(value, str):
-            raise _Bad("invalid-profile", f"profile field {name}: {value!r} is not a string")
+            raise _Bad("invalid-profile", f"profile field {name}: {json_text(value)} is not a string")
         if name in profile:
             raise _Bad("invalid-profile", f"profile field {name} is given twice")
         if len(name) > MAX_TEXT:

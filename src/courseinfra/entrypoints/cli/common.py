@@ -26,6 +26,7 @@ from rich.table import Table
 
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.job_requests import Outcome
+from courseinfra.domain.quoting import EXACT_BELOW, plain_number
 from courseinfra.entrypoints.schemas.events import IngestOut
 from courseinfra.services.events.ingest import IngestReport
 from courseinfra.settings import load_settings
@@ -119,6 +120,23 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
         yield progress
 
 
+def cell(value: object) -> str:
+    """A value as a table or a line of text shows it: ``true`` and ``false`` as the JSON output spells them,
+    nothing for null, whole numbers with thousands separators (``1,204``, also a float that holds one),
+    other numbers in plain decimals (``0.25``), never in exponent form."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_BELOW:
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return plain_number(value)
+    return str(value)
+
+
 def counted(n: int, one: str, many: str) -> str:
     """``1 batch``, ``2 batches``, ``1,204 rows``."""
     return f"{n:,} {one if n == 1 else many}"
@@ -134,7 +152,7 @@ def counters_table(jobs: dict[str, dict[str, int]], title: str) -> None:
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for job, counts in sorted(jobs.items()):
         table.add_row(
-            job, *(str(counts.get(c, 0)) for c in ("total", "success", "skipped", "failed", "cache-writes"))
+            job, *(cell(counts.get(c, 0)) for c in ("total", "success", "skipped", "failed", "cache-writes"))
         )
     err.print(table, width=max(err.width, 100), crop=False)  # off a terminal the console guesses 80 columns
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from courseinfra.domain.job_requests import Outcome
-from courseinfra.entrypoints.cli.common import Failure, application, emit_lines
+from courseinfra.entrypoints.cli.common import Failure, application, cell, emit_lines
 from courseinfra.entrypoints.schemas.common import MAX_ID
 from courseinfra.entrypoints.schemas.failed_events import FailedEventOut, ReplayOut
 from courseinfra.services import failed_events
 from courseinfra.services.events.ingest import replay_failed
+from courseinfra.services.failed_events.ports import FailedEvent
 
 app = typer.Typer(no_args_is_help=True, help="Events that were not processed: list and replay.")
 
@@ -42,20 +45,26 @@ def failed_list(
     if as_json or not sys.stdout.isatty():
         emit_lines(FailedEventOut.of(event) for event in events)
         return
+    Console().print(kept_table(events))
+
+
+def kept_table(events: Sequence[FailedEvent]) -> Table:
+    """The kept events as ``failed list`` shows them on a terminal."""
     table = Table(title=f"{len(events)} kept event(s)")
     for column in ("id", "job", "outcome", "code", "source", "attempts", "reason"):
         table.add_column(column)
     for event in events:
+        # Text, not markup: a source or a reason quotes what was sent, brackets included.
         table.add_row(
             str(event.id),
             event.job,
             event.outcome.value,
             event.code,
-            event.source,
-            str(event.attempts),
-            event.reason,
+            Text(event.source),
+            cell(event.attempts),
+            Text(event.reason),
         )
-    Console().print(table)
+    return table
 
 
 @app.command("replay")

@@ -16,6 +16,7 @@ import orjson
 
 from courseinfra.domain.hierarchy import holds_nul
 from courseinfra.domain.job_requests import Outcome, event_action
+from courseinfra.domain.quoting import json_text
 from courseinfra.services.events.jobs import EventResult, IncomingEvent, Job, count_result
 from courseinfra.services.events.ports import JobCounters
 from courseinfra.services.failed_events.ports import FailedEvent, NewFailedEvent
@@ -157,7 +158,7 @@ class Router:
             if job is None:
                 action = event_action(incoming.event)
                 unrouted = EventResult(
-                    INGEST_JOB, Outcome.SKIPPED, "no-job", f"no job takes action {action!r}"
+                    INGEST_JOB, Outcome.SKIPPED, "no-job", f"no job takes action {json_text(action)}"
                 )
                 count_result(counters.job(INGEST_JOB), unrouted)
                 results[position] = unrouted
