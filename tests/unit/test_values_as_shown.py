@@ -35,7 +35,7 @@ BEYOND_64_BITS = "1180591620717411303424"
         ("application/pdf", '"application/pdf"'),
         (5, "5"),
         (2.5, "2.5"),
-        (2.0, "2"),
+        (2.0, "2.0"),
         (1e-7, "0.0000001"),
         (orjson.loads(BEYOND_64_BITS), BEYOND_64_BITS),
         (1e22, "10000000000000000000000"),
@@ -75,6 +75,7 @@ def test_a_bad_status_is_quoted_as_it_was_sent() -> None:
     assert status_reason("true") == "edata.contents[0] (r1): status true is not 0, 1 or 2"
     assert status_reason("null") == "edata.contents[0] (r1): status null is not 0, 1 or 2"
     assert status_reason('"2"') == 'edata.contents[0] (r1): status "2" is not 0, 1 or 2'
+    assert status_reason("2.0") == "edata.contents[0] (r1): status 2.0 is not 0, 1 or 2"
     assert (
         status_reason(BEYOND_64_BITS) == f"edata.contents[0] (r1): status {BEYOND_64_BITS} is not 0, 1 or 2"
     )

@@ -17,11 +17,13 @@ EXACT_BELOW = 2**96
 
 
 def plain_number(value: int | float) -> str:
-    """A number in plain decimal notation: ``12``, ``2.5``, ``0.0001``, ``1180591620717411303424``."""
+    """A number in plain decimal notation: ``12``, ``2.0``, ``2.5``, ``0.0001``, ``1180591620717411303424``."""
     if isinstance(value, int):
         return str(value)
     if not math.isfinite(value):
         return json.dumps(value)  # NaN, Infinity, -Infinity
+    if value.is_integer() and abs(value) < 2**64:
+        return f"{int(value)}.0"  # written with a decimal point: JSON reads integers this size as integers
     if value.is_integer() and abs(value) < EXACT_BELOW:
         return str(int(value))
     return format(Decimal(repr(value)), "f")
