@@ -462,6 +462,58 @@ class MembershipsContract:
             # a2 no longer matches but was not named: still a member.
             assert [m.user_id for m in uow.memberships.members("north")] == ["a2", "a3", "a5"]
 
+    @pytest.mark.parametrize("some_users", [False, True], ids=["every-user", "some-users"])
+    def test_a_member_who_stays_for_another_reason_gets_it_with_a_history_row(
+        self, engine: sa.Engine, some_users: bool
+    ) -> None:
+        """Issue 14: a1, a member by the criteria, added to the include list stayed ``criteria`` with no
+        trace; now the reason follows (and back), the join time stays, and each change is a row."""
+        people(engine)
+        only = ["a1", "a2"] if some_users else None
+        with SqlUnitOfWork(engine) as uow:
+            refresh(uow, "north", T1)
+            uow.commit()
+        with SqlUnitOfWork(engine) as uow:
+            uow.groups.set_overrides("north", ["a5", "a1"], ["a4"])
+            included = refresh(uow, "north", T2, only_users=only)
+            uow.commit()
+        t3 = T2 + timedelta(hours=1)
+        with SqlUnitOfWork(engine) as uow:
+            uow.groups.set_overrides("north", ["a5"], ["a4"])
+            back = refresh(uow, "north", t3, only_users=only)
+            uow.commit()
+        assert (included.joined, included.left, included.reasons_changed) == (0, 0, 1)
+        assert (back.joined, back.left, back.reasons_changed, back.member_count) == (0, 0, 1, 3)
+        with SqlUnitOfWork(engine).reading() as uow:
+            assert uow.memberships.members("north") == [
+                Member("a1", T1, "criteria"),
+                Member("a2", T1, "criteria"),
+                Member("a5", T1, "included"),
+            ]
+            later = [(c.user_id, c.change, c.at, c.reason) for c in uow.memberships.history("north")[3:]]
+        assert later == [("a1", "reason", T2, "included"), ("a1", "reason", t3, "criteria")]
+        with SqlUnitOfWork(engine) as uow:
+            uow.groups.set_overrides("north", ["a5", "a1"], ["a4"])
+            refresh(uow, "north", t3, only_users=only)
+            assert uow.memberships.members("north")[0] == Member("a1", T1, "included")
+
+    def test_a_pulled_membership_keeps_the_reason_it_joined_with(self, engine: sa.Engine) -> None:
+        """A pull's reason is its trigger (``legacy-created``, then ``legacy-on-demand``...): not a
+        reason change for every member at every pull."""
+        people(engine)
+        with SqlUnitOfWork(engine) as uow:
+            stored = uow.groups.get("north")
+            assert stored is not None
+            for source, at in (("legacy-created", T1), ("legacy-on-demand", T2)):
+                pulled = MembershipRule(None, frozenset({"a1", "a3"}), source=source)
+                for only in (None, ["a1"]):
+                    result = uow.memberships.refresh(
+                        stored, pulled, EvaluationContext(stored.scope, at), reason=source, only_users=only
+                    )
+                    assert result.reasons_changed == 0
+            assert {m.reason for m in uow.memberships.members("north")} == {"legacy-created"}
+            assert [c.change for c in uow.memberships.history("north")] == ["joined", "joined"]
+
     def test_criteria_left_to_python_give_the_same_membership(self, engine: sa.Engine) -> None:
         """Without a SQL compiler for a criterion, the candidates are decided in Python: same result."""
         people(engine)

@@ -352,6 +352,29 @@ def test_preview_writes_nothing(client: TestClient) -> None:
     assert ok(client.get("/v1/groups/north/history")) == history
 
 
+def test_a_member_added_to_the_include_list_is_included_and_the_history_says_so(client: TestClient) -> None:
+    """Issue 14: a1, a member by the criteria, stayed ``criteria`` once included, with no history."""
+    create(client, "north", criteria=NORTH)
+    included = ok(client.patch("/v1/groups/north", json={"include": ["a1"]}, headers=ANY_VERSION))
+    assert included["refresh"] == {"joined": 0, "left": 0, "member_count": 3}
+    reasons = {m["user_id"]: m["reason"] for m in ok(client.get("/v1/groups/north/members"))["members"]}
+    assert reasons == {"a1": "included", "a2": "criteria", "a4": "criteria"}
+    ok(client.patch("/v1/groups/north", json={"include": []}, headers=ANY_VERSION))
+    members = ok(client.get("/v1/groups/north/members"))["members"]
+    assert {m["user_id"]: m["reason"] for m in members} == {
+        "a1": "criteria",
+        "a2": "criteria",
+        "a4": "criteria",
+    }
+    a1 = ok(client.get("/v1/groups/north/history", params={"user_id": "a1"}))["history"]
+    assert [(c["change"], c["reason"]) for c in a1] == [
+        ("joined", "criteria"),
+        ("reason", "included"),
+        ("reason", "criteria"),
+    ]
+    assert members[0]["joined_at"] == a1[0]["at"], "a1 never left: it keeps the time it joined"
+
+
 def test_explain_a_member_and_a_non_member(client: TestClient) -> None:
     both = {"and": [NORTH, {"not": STAFF}]}
     create(client, "north", criteria=both, exclude=["a4"])

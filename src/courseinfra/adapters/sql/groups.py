@@ -38,6 +38,7 @@ from courseinfra.domain.criteria import (
 )
 from courseinfra.domain.groups import UserGroup
 from courseinfra.services.groups.ports import (
+    REASON_CHANGED,
     GroupFacts,
     Member,
     MembershipChange,
@@ -354,8 +355,8 @@ class SqlMemberships(Memberships):
             else_=sa.literal(rule.source or "not-matched"),
         )
         history = ["group_id", "user_id", "change", "at", "reason"]
-        # History first (joins, then leaves, each by user id), then the members: both read the same
-        # difference between the members and the evaluation.
+        # History first (joins, then leaves, then reason changes, each by user id), then the members:
+        # both read the same difference between the members and the evaluation.
         joined = self.connection.execute(
             h.insert().from_select(
                 history,
@@ -374,6 +375,26 @@ class SqlMemberships(Memberships):
             ),
             execution_options=COUNTED,
         ).rowcount
+        reasoned = 0
+        if rule.source is None:
+            # A member who stays for another reason (criteria to included, and back) keeps the row and
+            # the time it joined; the new reason is stored and the change is in the history.
+            new_reason = sa.select(t.c.reason).where(t.c.user_id == m.c.user_id).scalar_subquery()
+            other_reason = sa.exists().where(t.c.user_id == m.c.user_id, t.c.reason != m.c.reason)
+            reasoned = self.connection.execute(
+                h.insert().from_select(
+                    history,
+                    sa.select(sa.literal(gid), m.c.user_id, sa.literal(REASON_CHANGED), at, t.c.reason)
+                    .join(t, t.c.user_id == m.c.user_id)
+                    .where(m.c.group_id == gid, t.c.reason != m.c.reason)
+                    .order_by(m.c.user_id),
+                ),
+                execution_options=COUNTED,
+            ).rowcount
+            if reasoned:
+                self.connection.execute(
+                    m.update().where(m.c.group_id == gid, other_reason).values(reason=new_reason)
+                )
         if left:
             self.connection.execute(m.delete().where(m.c.group_id == gid, sa.not_(still_matched)))
         if joined:
@@ -386,7 +407,7 @@ class SqlMemberships(Memberships):
                 )
             )
         count = self.connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-        return RefreshResult(joined=joined, left=left, member_count=int(count))
+        return RefreshResult(joined=joined, left=left, member_count=int(count), reasons_changed=reasoned)
 
     def _refresh_users(
         self, group: UserGroup, rule: MembershipRule, context: EvaluationContext, user_ids: list[str]
@@ -401,16 +422,32 @@ class SqlMemberships(Memberships):
             admitted = {row.user_id: row.reason for row in rows}
         else:
             admitted = self._decide(rule, context, [row.user_id for row in rows])
-        current = set(
-            self.connection.execute(
-                sa.select(m.c.user_id).where(
+        current: dict[str, str] = {
+            row.user_id: row.reason
+            for row in self.connection.execute(
+                sa.select(m.c.user_id, m.c.reason).where(
                     m.c.group_id == group.group_id, in_list(m.c.user_id, user_ids, dialect)
                 )
-            ).scalars()
+            )
+        }
+        joins = sorted(set(admitted) - set(current))
+        leaves = sorted(set(current) - set(admitted))
+        # A pulled membership's reason is the pull's trigger, not a state: only rules' reasons change.
+        reasoned = (
+            []
+            if rule.source is not None
+            else sorted(u for u in set(current) & set(admitted) if current[u] != admitted[u])
         )
-        joins = sorted(set(admitted) - current)
-        leaves = sorted(current - set(admitted))
         gid, at = group.group_id, context.now
+        by_reason: dict[str, list[str]] = {}
+        for user_id in reasoned:
+            by_reason.setdefault(admitted[user_id], []).append(user_id)
+        for new_reason, changing in sorted(by_reason.items()):
+            self.connection.execute(
+                m.update()
+                .where(m.c.group_id == gid, in_list(m.c.user_id, changing, dialect))
+                .values(reason=new_reason)
+            )
         if leaves:
             self.connection.execute(
                 m.delete().where(m.c.group_id == gid, in_list(m.c.user_id, leaves, dialect))
@@ -420,19 +457,26 @@ class SqlMemberships(Memberships):
                 m.insert(),
                 [{"group_id": gid, "user_id": u, "joined_at": at, "reason": admitted[u]} for u in joins],
             )
-        changes = [
-            {"group_id": gid, "user_id": u, "change": "joined", "at": at, "reason": admitted[u]}
-            for u in joins
-        ] + [
-            {
-                "group_id": gid,
-                "user_id": u,
-                "change": "left",
-                "at": at,
-                "reason": "excluded" if u in rule.exclude else rule.source or "not-matched",
-            }
-            for u in leaves
-        ]
+        changes = (
+            [
+                {"group_id": gid, "user_id": u, "change": "joined", "at": at, "reason": admitted[u]}
+                for u in joins
+            ]
+            + [
+                {
+                    "group_id": gid,
+                    "user_id": u,
+                    "change": "left",
+                    "at": at,
+                    "reason": "excluded" if u in rule.exclude else rule.source or "not-matched",
+                }
+                for u in leaves
+            ]
+            + [
+                {"group_id": gid, "user_id": u, "change": REASON_CHANGED, "at": at, "reason": admitted[u]}
+                for u in reasoned
+            ]
+        )
         if changes:
             self.connection.execute(user_group_history.insert(), changes)
         return RefreshResult(
@@ -441,6 +485,7 @@ class SqlMemberships(Memberships):
             member_count=group.member_count + len(joins) - len(leaves),
             joined_ids=tuple(joins),
             left_ids=tuple(leaves),
+            reasons_changed=len(reasoned),
         )
 
     def _count(self, query: sa.Select[Any]) -> int:

@@ -251,14 +251,20 @@ class MembersPageOut(BaseModel):
 
 
 class MembershipChangeOut(BaseModel):
-    """A join or a leave of a group's history; ``id`` pages (``after``)."""
+    """A join, a leave or a reason change of a group's history; ``id`` pages (``after``)."""
 
     id: int
     group_id: str
     user_id: str
-    change: str = Field(description="joined or left.")
+    change: str = Field(
+        description="joined, left, or reason: a member who stays for another reason (criteria to "
+        "included when added to the include list, and back)."
+    )
     at: Timestamp
-    reason: str = Field(description="Of a join: criteria or included; of a leave: not-matched or excluded.")
+    reason: str = Field(
+        description="Of a join: criteria or included; of a leave: not-matched or excluded; of a reason "
+        "change: the new reason. A linked group's: legacy-<trigger> (a member keeps the one it joined with)."
+    )
 
     @classmethod
     def of(cls, change: MembershipChange) -> Self:

@@ -15,9 +15,15 @@ if TYPE_CHECKING:
     pass
 
 
+#: The change of a history row for a member who stays for another reason (``criteria`` to ``included``
+#: when added to the include list, and back); its reason is the new one. (The column holds 8
+#: characters: ``reason``, not ``reason-changed``.)
+REASON_CHANGED = "reason"
+
+
 @dataclass(frozen=True, slots=True)
 class MembershipChange:
-    """One join or leave of a group's history."""
+    """One join, leave or reason change (:data:`REASON_CHANGED`) of a group's history."""
 
     id: int
     group_id: str
@@ -38,13 +44,15 @@ class Member:
 class RefreshResult:
     """What a refresh or a preview found: how many join and leave, and the member count after it. A
     preview names them too (at most ``sample`` of each, sorted); a refresh need not (over every user it
-    does not load them into the process)."""
+    does not load them into the process). A refresh also counts the members who stay for another
+    reason (``reasons_changed``; a preview does not)."""
 
     joined: int
     left: int
     member_count: int
     joined_ids: tuple[str, ...] = ()
     left_ids: tuple[str, ...] = ()
+    reasons_changed: int = 0
 
 
 class UserGroupStore(abc.ABC):
@@ -98,7 +106,9 @@ class Memberships(abc.ABC):
         only_users: Sequence[str] | None = None,
     ) -> RefreshResult:
         """Evaluate ``rule`` (over every user, or only ``only_users``) and write the joins and leaves,
-        each with a history row; return the counts."""
+        each with a history row; a member admitted for another reason than the stored one (a rule's:
+        ``criteria``, ``included``) gets the new reason and a :data:`REASON_CHANGED` row. A pulled
+        membership (``rule.source``) keeps the reason it joined with. Return the counts."""
 
     @abc.abstractmethod
     def preview(
