@@ -40,6 +40,9 @@ from courseinfra.domain.openedx_events import (
     signal_data,
 )
 
+#: A stream entry's fields as a client gives them: keys and values as bytes (redis-py) or text.
+EntryFields = Mapping[str, bytes | str] | Mapping[bytes, bytes | str] | Mapping[bytes | str, bytes | str]
+
 #: The entry field that holds the Avro bytes.
 EVENT_DATA_FIELD = "event_data"
 
@@ -66,7 +69,7 @@ def _failed(code: str, reason: str) -> Rejection:
     return Rejection(Outcome.FAILED, code, reason)
 
 
-def _text_fields(fields: Mapping[bytes | str, bytes | str]) -> dict[str, bytes | str]:
+def _text_fields(fields: EntryFields) -> dict[str, bytes | str]:
     # redis-py answers bytes keys (str with decode_responses): both are read alike.
     return {
         (key.decode("utf-8", "replace") if isinstance(key, bytes) else key): value
@@ -127,7 +130,7 @@ def _parse_datetime_at(record: dict[str, Any], path: tuple[str, ...]) -> Rejecti
     return None
 
 
-def decode_entry(fields: Mapping[bytes | str, bytes | str]) -> OpenedxMessage | Rejection:
+def decode_entry(fields: EntryFields) -> OpenedxMessage | Rejection:
     """Read one stream entry as edx-event-bus-redis writes it (keys and values as bytes or text;
     ``event_data`` must be the bytes as written, never text).
 
