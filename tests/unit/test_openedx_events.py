@@ -23,6 +23,7 @@ from courseinfra.adapters.openedx_bus.wire import (
     envelope_for,
     from_kafka_headers,
     kafka_headers,
+    with_datetimes,
 )
 from courseinfra.domain.job_requests import Outcome, Rejection
 from courseinfra.domain.openedx_events import (
@@ -255,6 +256,19 @@ def test_a_date_that_is_not_iso_8601_is_named() -> None:
     record["cohort"]["course"]["start"] = "the first of September"
     fields = {**entry_of(event), b"event_data": raw_avro(event.event_type, record)}
     assert "cohort.course.start" in rejected(decode_entry(fields), "invalid-field").reason
+
+
+def test_datetimes_sent_as_text_are_read_as_datetimes() -> None:
+    data = json.loads(json.dumps(signal_data(EVENTS["enrollment-changed"]), default=datetime.isoformat))
+    assert isinstance(data["enrollment"]["creation_date"], str)
+    converted = with_datetimes(EnrollmentChanged.event_type, data)
+    assert isinstance(converted, dict)
+    assert read_event(EnrollmentChanged.event_type, converted) == EVENTS["enrollment-changed"]
+    data["enrollment"]["course"]["end"] = "soon"
+    assert (
+        "enrollment.course.end"
+        in rejected(with_datetimes(EnrollmentChanged.event_type, data), "invalid-field").reason
+    )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

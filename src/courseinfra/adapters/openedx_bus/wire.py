@@ -108,12 +108,22 @@ def decode_event_data(event_type: str, event_data: bytes) -> dict[str, Any] | Re
         )
     if not isinstance(record, dict):
         return _failed("undecodable-event-data", f"event_data is not a record of the {event_type} schema")
-    data_key = EVENT_CLASSES[event_type].data_key
+    return with_datetimes(event_type, record)
+
+
+def with_datetimes(event_type: str, data: dict[str, Any]) -> dict[str, Any] | Rejection:
+    """``data`` (the signal data of ``event_type`` with its datetimes as ISO 8601 text, as Avro or JSON
+    carry them: a webhook's body, say) with those datetimes read as datetimes, in place; a text that is not
+    ISO 8601 is ``invalid-field`` naming it. A type not read, or a date null or absent, is left as it is
+    (reading the event says what is missing)."""
+    cls = EVENT_CLASSES.get(event_type)
+    if cls is None:
+        return data
     for path in DATETIME_PATHS[event_type]:
-        problem = _parse_datetime_at(record, (data_key, *path))
+        problem = _parse_datetime_at(data, (cls.data_key, *path))
         if problem is not None:
             return problem
-    return record
+    return data
 
 
 def _parse_datetime_at(record: dict[str, Any], path: tuple[str, ...]) -> Rejection | None:
