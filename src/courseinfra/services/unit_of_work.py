@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from courseinfra.services.events.ports import CounterStore, Outbox, RelayCursors
     from courseinfra.services.failed_events.ports import FailedEventStore
     from courseinfra.services.groups.ports import GroupFacts, Memberships, UserGroupStore
+    from courseinfra.services.openedx.ports import AppliedEvents
     from courseinfra.services.reports.ports import ReportReader, ReportRuns
     from courseinfra.services.sync.ports import LegacyGroups, SyncLog
     from courseinfra.services.trail.ports import ChangeTrail
@@ -82,6 +83,7 @@ class UnitOfWork(abc.ABC):
     sync_log: SyncLog
     tokens: TokenStore
     trail: ChangeTrail
+    openedx_events: AppliedEvents
     #: The legacy groups, in this unit of work's transaction when they live in its database.
     legacy: LegacyGroups
 

@@ -396,3 +396,13 @@ change_trail = sa.Table(
     sa.Column("detail", sa.JSON, nullable=True),
     sa.Index("ix_change_trail_target", "target"),
 )
+
+# The Open edX events applied, by their envelope id (ADR 0022): a redelivery or a replay is a no-op.
+openedx_events_applied = sa.Table(
+    "openedx_events_applied",
+    metadata,
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("event_type", sa.String(255), nullable=False),
+    sa.Column("applied_at", Timestamp, nullable=False),
+    sa.Index("ix_openedx_events_applied_at", "applied_at"),
+)

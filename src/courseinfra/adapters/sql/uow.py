@@ -18,6 +18,7 @@ from courseinfra.adapters.sql.enrolments import (
     SqlRelayCursors,
 )
 from courseinfra.adapters.sql.groups import SqlGroupFacts, SqlMemberships, SqlUserGroupStore
+from courseinfra.adapters.sql.openedx import SqlAppliedEvents
 from courseinfra.adapters.sql.reports import SqlReportReader, SqlReportRuns
 from courseinfra.adapters.sql.store import (
     SqlCounterStore,
@@ -118,6 +119,7 @@ class SqlUnitOfWork(UnitOfWork):
     legacy = Store(lambda uow: uow.legacy_binding(uow.connection))
     tokens = Store(lambda uow: SqlTokenStore(uow.connection))
     trail = Store(lambda uow: SqlChangeTrail(uow.connection))
+    openedx_events = Store(lambda uow: SqlAppliedEvents(uow.connection))
 
     def __init__(
         self,

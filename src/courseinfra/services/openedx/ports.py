@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,20 @@ class OpenedxBus(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+
+class AppliedEvents(abc.ABC):
+    """The Open edX events applied, by their envelope ``id``: what makes a redelivery or a replay of one
+    a no-op that calls no legacy system."""
+
+    @abc.abstractmethod
+    def applied(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of ``event_ids`` already applied."""
+
+    @abc.abstractmethod
+    def record(self, event_id: str, event_type: str, at: datetime) -> bool:
+        """Record an event applied; False (and nothing written) when it was already."""
+
+    @abc.abstractmethod
+    def prune(self, before: datetime, limit: int = 10_000) -> int:
+        """Forget up to ``limit`` events applied before ``before``; return how many."""
