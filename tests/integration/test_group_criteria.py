@@ -32,6 +32,7 @@ from courseinfra.services import users as user_service
 from courseinfra.services.events.ingest import ingest
 from courseinfra.services.groups import (
     GroupDefinition,
+    UnknownUsers,
     create_group,
     explain_membership,
     preview_group,
@@ -423,8 +424,12 @@ def test_include_and_exclude_override_the_criteria_with_their_reasons(world: App
         app, "staff", crit("staff_status", "is_staff"), include=["ben", " cat "], exclude=["ann"]
     ) == ["ben", "cat", "dan"]
     assert reasons(app, "staff") == {"ben": "included", "cat": "included", "dan": "criteria"}
-    assert make(app, "only-included", None, include=["eve", "ghost"]) == ["eve"]
+    assert make(app, "only-included", None, include=["eve"]) == ["eve"]
     assert reasons(app, "only-included") == {"eve": "included"}
+    # ghost (enrolled, but not in the directory) is refused: it could never be a member.
+    with pytest.raises(UnknownUsers) as refused:
+        make(app, "with-ghost", None, include=["eve", "ghost"], exclude=["nobody"])
+    assert refused.value.unknown == [("include", "ghost"), ("exclude", "nobody")]
     # An included user who also matches is a member "included"; an excluded user is no member at all.
     assert make(app, "both", crit("staff_status", "is_staff"), include=["dan"], exclude=["ann"]) == ["dan"]
     assert reasons(app, "both") == {"dan": "included"}

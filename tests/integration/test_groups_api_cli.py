@@ -352,6 +352,35 @@ def test_preview_writes_nothing(client: TestClient) -> None:
     assert ok(client.get("/v1/groups/north/history")) == history
 
 
+def test_users_unknown_to_the_directory_are_refused_as_a_members_import_refuses_them(
+    client: TestClient,
+) -> None:
+    """Issue 14: create and update took include and exclude ids the directory does not have (the members
+    import refuses them): now refused alike, every unknown id listed, nothing changed."""
+    body = {"group_id": "north", "name": "North", "scope": "instance", "criteria": NORTH}
+    refused = client.post("/v1/groups", json={**body, "include": ["a5", "ghost"], "exclude": ["nobody"]})
+    assert error_code(refused, 422) == "invalid-members-file"
+    assert refused.json()["error"]["details"] == [
+        {"field": "include", "user_id": "ghost", "reason": "unknown user ghost"},
+        {"field": "exclude", "user_id": "nobody", "reason": "unknown user nobody"},
+    ]
+    assert "ghost" in refused.json()["error"]["message"]
+    assert error_code(client.get("/v1/groups/north"), 404) == "group-not-found"
+
+    create(client, "north", criteria=NORTH, include=["a5"])
+    patch = client.patch("/v1/groups/north", json={"include": ["a5", "ghost"]}, headers=ANY_VERSION)
+    assert error_code(patch, 422) == "invalid-members-file"
+    definition = {k: v for k, v in body.items() if k != "group_id"}
+    put = client.put("/v1/groups/north", json={**definition, "exclude": ["ghost"]}, headers=ANY_VERSION)
+    assert error_code(put, 422) == "invalid-members-file"
+    assert [d["user_id"] for d in put.json()["error"]["details"]] == ["ghost"]
+    group = ok(client.get("/v1/groups/north"))
+    assert (group["version"], group["include"], group["exclude"]) == (1, ["a5"], [])
+    assert member_ids(client, "north") == ["a1", "a2", "a4", "a5"]
+    documented = client.get("/openapi.json").json()["paths"]["/v1/groups"]["post"]["responses"]["422"]
+    assert "invalid-members-file" in documented["description"]
+
+
 def test_a_member_added_to_the_include_list_is_included_and_the_history_says_so(client: TestClient) -> None:
     """Issue 14: a1, a member by the criteria, stayed ``criteria`` once included, with no history."""
     create(client, "north", criteria=NORTH)
@@ -541,6 +570,20 @@ def cli(settings: Settings, population: App) -> Cli:
 def write_json(path: Path, value: Any) -> str:
     path.write_text(json.dumps(value), encoding="utf-8")
     return str(path)
+
+
+def test_the_command_line_refuses_unknown_users_in_one_line(cli: Cli) -> None:
+    create = ("groups", "create", "north", "--name", "North", "--scope", "instance")
+    error = fails(cli, *create, "--include", "a5", "--include", "ghost")
+    assert error == (
+        "courseinfra: invalid-members-file: 1 user is not in the user directory: include ghost; "
+        "nothing was changed\n"
+    )
+    run_json(cli, *create, "--include", "a5")
+    error = fails(cli, "groups", "update", "north", "--exclude", "nobody")
+    assert error.startswith("courseinfra: invalid-members-file: 1 user is not in the user directory: exclude")
+    assert error.count("\n") == 1
+    assert run_json(cli, "groups", "get", "north")["version"] == 1
 
 
 @pytest.mark.slow

@@ -44,13 +44,14 @@ from courseinfra.services.groups import (
     GroupNotFound,
     InvalidMembersFile,
     SyncFailed,
+    UnknownUsers,
     UserGroups,
 )
 from courseinfra.services.groups.ports import MembershipChange
 from courseinfra.services.sync import sync_status
 from courseinfra.services.sync.ports import LegacyGroups
 from courseinfra.settings import Settings
-from tests.support.builders import load_json
+from tests.support.builders import directory_users, load_json
 from tests.support.cli import Cli
 from tests.support.http import ANY_VERSION, api_client, error_code, ok
 from tests.support.openedx import TOKEN, FakeOpenEdx
@@ -415,6 +416,29 @@ def test_a_linked_group_counts_only_directory_users(world: World) -> None:
     create(world, "g", "cohort", legacy_id=legacy_id)
     assert members(world, "g") == {"u1"}
     assert world.sync.get_group("g").group.member_count == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_users_unknown_to_the_directory_are_refused_before_any_legacy_step(world: World, kind: str) -> None:
+    """Issue 14: a linked group took include ids the directory does not have, added them to the legacy
+    group, and a pull (directory users only) never counted them. Refused now, as a members import does,
+    before the legacy side is touched; a caller's mistake, so not logged."""
+    cohorts, teams = world.cohort_names(), world.team_count()
+    with pytest.raises(UnknownUsers) as refused:
+        create(world, "g", kind, ("u3", "ghost"))
+    assert (refused.value.code, refused.value.unknown) == ("invalid-members-file", [("include", "ghost")])
+    with pytest.raises(GroupNotFound):
+        world.sync.get_group("g")
+    assert (world.cohort_names(), world.team_count()) == (cohorts, teams), "no legacy group created"
+
+    legacy_id, before = setup_group(world, kind)
+    kept, legacy = stored(world, "g"), legacy_state(world, kind, legacy_id)
+    with pytest.raises(UnknownUsers):
+        world.sync.change_legacy_members("g", add=["u3", "ghost"])
+    with pytest.raises(UnknownUsers):
+        world.sync.update_group("g", expected_version=None, name="Renamed", include=[*before, "u3", "ghost"])
+    assert (stored(world, "g"), legacy_state(world, kind, legacy_id)) == (kept, legacy)
+    assert status(world)["failures"] == []
 
 
 def test_status_does_not_count_legacy_members_outside_the_directory(world: World) -> None:
@@ -1191,6 +1215,7 @@ def test_api_a_rule_the_legacy_system_enforces_is_the_callers_error_not_502(
     world: World, client: TestClient
 ) -> None:
     legacy_id, before = setup_group(world, "team")
+    directory_users(world.app, "outsider")  # known here, but not enrolled (nor an Open edX user)
     refused = client.post("/v1/groups/g/legacy-members", json={"add": ["outsider"]})
     assert error_code(refused, 422) == "legacy-sync-failed"
     assert (
@@ -1198,6 +1223,20 @@ def test_api_a_rule_the_legacy_system_enforces_is_the_callers_error_not_502(
         or "user-not-found" in refused.json()["error"]["message"]
     )
     assert world.legacy.team_members(legacy_id) == before == members(world, "g")
+
+
+def test_api_refuses_users_unknown_to_the_directory_before_the_legacy_side(
+    world: World, client: TestClient
+) -> None:
+    legacy_id, before = setup_group(world, "team")
+    refused = client.post("/v1/groups/g/legacy-members", json={"add": ["u3", "ghost"], "remove": ["nobody"]})
+    assert error_code(refused, 422) == "invalid-members-file"
+    assert [(d["field"], d["user_id"]) for d in refused.json()["error"]["details"]] == [
+        ("add", "ghost"),
+        ("remove", "nobody"),
+    ]
+    assert world.legacy.team_members(legacy_id) == before == members(world, "g")
+    assert ok(client.get("/v1/sync/status"))["failures"] == []
 
 
 def test_api_delete_under_restrict_is_409_and_a_legacy_failure_502(world: World, client: TestClient) -> None:

@@ -88,13 +88,14 @@ WAIVED = {
     "POST /v1/batches": {"invalid-batch"},
     # the course must be published
     "POST /v1/enrolments/recompute": {"course-not-published"},
-    # a criteria tree is checked against the registered criterion types and the group's scope
-    "POST /v1/groups": {"invalid-criteria"},
-    "PUT /v1/groups/{group_id}": {"invalid-criteria"},
-    "PATCH /v1/groups/{group_id}": {"invalid-criteria"},
+    # a criteria tree is checked against the registered criterion types and the group's scope; the
+    # users a group names (include, exclude, legacy members) must be in the user directory
+    "POST /v1/groups": {"invalid-criteria", "invalid-members-file"},
+    "PUT /v1/groups/{group_id}": {"invalid-criteria", "invalid-members-file"},
+    "PATCH /v1/groups/{group_id}": {"invalid-criteria", "invalid-members-file"},
     "POST /v1/groups/{group_id}/preview": {"invalid-criteria"},
     # the group must be linked to a legacy group
-    "POST /v1/groups/{group_id}/legacy-members": {"invalid-group"},
+    "POST /v1/groups/{group_id}/legacy-members": {"invalid-group", "invalid-members-file"},
     # a CSV file whose rows name users the directory has
     "POST /v1/groups/{group_id}/members/import": {"invalid-members-file"},
     # a file of user records (CSV, JSON lines) in the format the content type or ?format names

@@ -1,20 +1,24 @@
-"""Builders of what the tests feed the system: hierarchies, job requests, progress events."""
+"""Builders of what the tests feed the system: hierarchies, job requests, progress events, directory
+users."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from courseinfra.bootstrap import App
 from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
+from courseinfra.domain.users import User
 from courseinfra.services.course_metrics import JOB_NAME, CourseMetricsJob
 
 COURSE_ID = "do_11305855864948326411234"
 TEXTBOOK_ID = "KP_FT_1594149835504"
+#: When :func:`directory_users` puts users in the directory by default.
+DIRECTORY_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def load_json(path: Path) -> Any:
@@ -70,6 +74,16 @@ def aggregator_clock(app: App, moment: datetime) -> Iterator[None]:
         yield
     finally:
         job.clock = original
+
+
+def directory_users(app: App, *user_ids: str, at: datetime = DIRECTORY_AT) -> None:
+    """Put the users of ``user_ids`` that ``app``'s user directory lacks in it, with nothing else known
+    of them (users it has are left as they are): what a group naming them (include, exclude, members)
+    needs, since a group refuses users the directory does not have."""
+    with app.uow_factory() as uow:
+        missing = sorted(set(user_ids) - set(uow.users.get_many(list(user_ids))))
+        uow.users.upsert_many([User(user_id) for user_id in missing], at)
+        uow.commit()
 
 
 def progress_event(user: str, *contents: tuple[str, int], course: str = "course", batch: str = "b1") -> str:

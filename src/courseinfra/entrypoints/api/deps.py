@@ -159,6 +159,16 @@ AUTH: Responses = {
 INVALID: Responses = {422: {"model": ErrorResponse, "description": "Invalid request"}}
 
 
+#: A change naming users: its 422 may also be users not in the user directory.
+UNKNOWN_USERS: Responses = {
+    422: {
+        "model": ErrorResponse,
+        "description": "Invalid request, or users not in the user directory (invalid-members-file, as "
+        "a members import; every one in ``details``: ``{field, user_id, reason}``): nothing changed",
+    }
+}
+
+
 NOT_FOUND: Responses = {404: {"model": ErrorResponse, "description": "Not found"}}
 
 

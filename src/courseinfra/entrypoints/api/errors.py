@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from courseinfra.domain.errors import DomainError, ErrorKind
+from courseinfra.services.groups import UnknownUsers
 
 #: The HTTP status of each kind of domain error.
 STATUS_OF_KIND: dict[ErrorKind, int] = {
@@ -40,6 +41,12 @@ def error_json(status: int, code: str, message: str, details: list[Any] | None =
     if details is not None:
         error["details"] = details
     return JSONResponse({"error": error}, status_code=status)
+
+
+def unknown_users(error: UnknownUsers) -> JSONResponse:
+    """The 422 of a change naming users not in the user directory: the members import's code, every
+    unknown user in ``details`` (``{field, user_id, reason}``)."""
+    return error_json(422, error.code, str(error), error.details())
 
 
 HTTP_CODES = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}

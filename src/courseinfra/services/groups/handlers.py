@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +62,43 @@ class InvalidMembersFile(DomainError):
     def __init__(self, message: str, rows: Sequence[tuple[int, str]]) -> None:
         super().__init__(message)
         self.rows = list(rows)
+
+
+class UnknownUsers(DomainError):
+    """User ids a change names that the user directory does not have; ``unknown`` lists every one as
+    (field, user id), the field being the list that named it (``include``, ``exclude``, ``add``,
+    ``remove``). Its code is the members import's: an unknown user is refused alike wherever it is
+    named."""
+
+    code = InvalidMembersFile.code
+
+    def __init__(self, unknown: Sequence[tuple[str, str]]) -> None:
+        shown = "; ".join(f"{field} {user}" for field, user in unknown[:UNKNOWN_SHOWN])
+        more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
+        users = "1 user is" if len(unknown) == 1 else f"{len(unknown)} users are"
+        super().__init__(f"{users} not in the user directory: {shown}{more}; nothing was changed")
+        self.unknown = list(unknown)
+
+    def details(self) -> list[dict[str, str]]:
+        """Every unknown user, as the API lists them."""
+        return [
+            {"field": field, "user_id": user, "reason": f"unknown user {user}"}
+            for field, user in self.unknown
+        ]
+
+
+#: How many unknown users an error's message names (its ``unknown`` has them all).
+UNKNOWN_SHOWN = 10
+
+
+def check_known_users(uow: UnitOfWork, named: Mapping[str, Iterable[str]]) -> None:
+    """Refuse with :class:`UnknownUsers` if any user id of ``named`` (a field to the ids it names) is not
+    in the user directory."""
+    fields = {field: sorted(set(ids)) for field, ids in named.items()}
+    known = uow.users.get_many(sorted({user for ids in fields.values() for user in ids}))
+    unknown = [(field, user) for field, ids in fields.items() for user in ids if user not in known]
+    if unknown:
+        raise UnknownUsers(unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +183,8 @@ def create_group(
     *,
     now: datetime | None = None,
 ) -> tuple[GroupView, RefreshResult]:
-    """Create a group and compute its membership (none is computed for a frozen group)."""
+    """Create a group and compute its membership (none is computed for a frozen group). Every user of
+    the include and exclude lists must be in the user directory (:class:`UnknownUsers`)."""
     with uow:
         view, result = create_group_in(uow, group_id, definition, registry, now=now or _now())
         uow.commit()
@@ -167,6 +205,7 @@ def create_group_in(
     scope = Scope.parse(definition.scope)
     criteria = None if definition.criteria is None else registry.parse(definition.criteria, scope)
     include, exclude = _overrides(definition.include, definition.exclude)
+    check_known_users(uow, {"include": include, "exclude": exclude})
     group = UserGroup(
         group_id=group_id,
         name=definition.name.strip(),
@@ -208,7 +247,8 @@ def update_group(
 ) -> tuple[GroupView, RefreshResult | None]:
     """Change the fields given (a PATCH; a PUT gives them all); refresh the membership when the rules or
     overrides changed and the group is not frozen. Refused with ``version-conflict`` if the group is
-    not at ``expected_version``."""
+    not at ``expected_version``, and with :class:`UnknownUsers` if a user it adds to the include or
+    exclude list is not in the user directory."""
     now = now or _now()
     with uow:
         group = _locked(uow, group_id)
@@ -243,6 +283,11 @@ def update_group(
         )
         if not changes and not overrides_changed:
             return GroupView(group, frozenset(current_include), frozenset(current_exclude)), None
+        # Only the users the change adds to a list: one kept from before the rule stays.
+        check_known_users(
+            uow,
+            {"include": set(new_include) - current_include, "exclude": set(new_exclude) - current_exclude},
+        )
         updated = group.changed(now, **changes)
         try:
             uow.groups.save(updated)

@@ -36,6 +36,7 @@ from courseinfra.services.groups.handlers import (
     GroupExists,
     GroupNotFound,
     MembersFile,
+    check_known_users,
     create_group_in,
     record_refresh,
 )
@@ -92,7 +93,8 @@ class LinkedGroups:
 
     def create(self, group_id: str, definition: GroupDefinition, link: LegacyLink) -> RefreshResult:
         """A legacy criterion creates the legacy group (or links the one whose id it gives), adds the
-        include list to it, and the user group mirrors it."""
+        include list to it, and the user group mirrors it. Every included user must be in the user
+        directory (:class:`UnknownUsers`, before any legacy step)."""
         if definition.exclude:
             raise no_exclude_list()
         now = self.clock()
@@ -100,6 +102,9 @@ class LinkedGroups:
             legacy, undo = self._bind(uow, stack)
             if uow.groups.get(group_id) is not None:
                 raise GroupExists(f"a group with id {group_id} exists")
+            # Before any legacy step: a pull counts directory users only, so an unknown user added to
+            # the legacy group would never be a member.
+            check_known_users(uow, {"include": definition.include})
             link = RULES[link.kind].create_or_check(legacy, link, definition.name, undo)
             self._add_members(legacy, link, list(definition.include), undo, uow, now)
             view, _ = create_group_in(
@@ -118,7 +123,8 @@ class LinkedGroups:
         self, group_id: str, link: LegacyLink, *, expected_version: int | None, changes: Mapping[str, Any]
     ) -> RefreshResult | None:
         """The legacy group is updated first (its name; users added to or removed from it by an
-        ``include`` change), then the user group mirrors it. ``changes`` leave criteria and scope alone."""
+        ``include`` change), then the user group mirrors it. ``changes`` leave criteria and scope alone.
+        A user the include list adds must be in the user directory (:class:`UnknownUsers`)."""
         if changes.get("exclude"):
             raise no_exclude_list()
         now = self.clock()
@@ -127,11 +133,13 @@ class LinkedGroups:
             legacy, undo = self._bind(uow, stack)
             group = self._locked(uow, group_id)
             group.check_version(expected_version)
-            if "name" in changes and changes["name"].strip() != group.name:
-                RULES[link.kind].rename(legacy, link, changes["name"].strip(), group.name, undo)
             if new_members is not UNSET:
                 members = RULES[link.kind].members(legacy, link)
                 wanted = set(new_members)
+                check_known_users(uow, {"include": wanted - members})  # before the first legacy write
+            if "name" in changes and changes["name"].strip() != group.name:
+                RULES[link.kind].rename(legacy, link, changes["name"].strip(), group.name, undo)
+            if new_members is not UNSET:
                 self._add_members(legacy, link, sorted(wanted - members), undo, uow, now)
                 self._remove_members(legacy, link, sorted(members - wanted), undo)
             kept = ("name", "description", "enabled", "frozen")
@@ -196,7 +204,8 @@ class LinkedGroups:
     ) -> RefreshResult:
         """Add users to the legacy group and remove others, then pull. A learner moved out of another
         cohort or track leaves the user group linked to it. With a ``members_file``, its rows are what
-        is added (include) and removed (exclude), every one checked first."""
+        is added (include) and removed (exclude), every one checked first. Every user named must be in
+        the user directory (:class:`UnknownUsers`, or the file's bad rows)."""
         now = self.clock()
         with self._operation(group_id, operation) as stack, self.uow_factory() as uow:
             legacy, undo = self._bind(uow, stack)
@@ -205,6 +214,8 @@ class LinkedGroups:
             if members_file is not None:
                 members_file.check_known(uow)
                 add, remove = sorted(members_file.included), sorted(members_file.excluded)
+            else:
+                check_known_users(uow, {"add": add, "remove": remove})
             self._add_members(legacy, link, list(add), undo, uow, now)
             self._remove_members(legacy, link, list(remove), undo)
             trigger = "import" if members_file is not None else "members-changed"

@@ -24,13 +24,14 @@ from courseinfra.entrypoints.api.deps import (
     CONFLICT,
     INVALID,
     NOT_FOUND,
+    UNKNOWN_USERS,
     AppDep,
     ReachDep,
     Responses,
     guard,
     raw_body,
 )
-from courseinfra.entrypoints.api.errors import error_json
+from courseinfra.entrypoints.api.errors import error_json, unknown_users
 from courseinfra.entrypoints.schemas.common import MAX_ID, ErrorResponse, InvalidBody
 from courseinfra.entrypoints.schemas.groups import (
     SCOPE_PATTERN,
@@ -171,14 +172,20 @@ def criteria_types(app: AppDep) -> list[dict[str, Any]]:
     responses={
         201: {"headers": ETAG_HEADER, "description": "Created, its membership computed"},
         **INVALID,
+        **UNKNOWN_USERS,
         **CONFLICT,
     },
 )
-def create_user_group(app: AppDep, reach: ReachDep, body: GroupIn, response: Response) -> GroupChangedOut:
+def create_user_group(app: AppDep, reach: ReachDep, body: GroupIn, response: Response) -> Any:
     """Create a group and compute its membership (not for a frozen one). 409 ``group-exists`` if its id,
-    or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``."""
+    or its name in its scope, is taken; 422 ``invalid-criteria``, ``invalid-scope`` or ``invalid-group``,
+    or ``invalid-members-file`` (as a members import) when an include or exclude user is not in the
+    user directory."""
     reach.require_group_scope(body.scope)
-    view, result = app.groups.create_group(body.group_id, body.definition())
+    try:
+        view, result = app.groups.create_group(body.group_id, body.definition())
+    except groups.UnknownUsers as error:
+        return unknown_users(error)
     response.headers["Location"] = f"/v1/groups/{view.group.group_id}"
     return _changed(view, result, response)
 
@@ -217,7 +224,14 @@ def get_user_group(app: AppDep, group_id: str, response: Response) -> GroupOut:
 @router.put(
     "/v1/groups/{group_id}",
     response_model=GroupChangedOut,
-    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **INVALID,
+        **UNKNOWN_USERS,
+        **NOT_FOUND,
+        **CONFLICT,
+        **REQUIRED_PRECONDITION,
+    },
     openapi_extra=if_match_header(required=True),
 )
 def replace_user_group(
@@ -227,30 +241,41 @@ def replace_user_group(
     body: GroupDefinitionIn,
     response: Response,
     if_match: IfMatch = None,
-) -> GroupChangedOut:
+) -> Any:
     """Replace a group's definition (a missing optional field takes its default); the membership is
-    refreshed when the rules changed, unless the group is frozen. Answers the new ETag."""
+    refreshed when the rules changed, unless the group is frozen. Answers the new ETag. A user added to
+    the include or exclude list must be in the user directory (422 ``invalid-members-file``)."""
     reach.require_group_scope(body.scope)
     definition = body.definition()
-    view, result = app.groups.update_group(
-        group_id,
-        expected_version=required_version(if_match, group_id),
-        name=definition.name,
-        scope=definition.scope,
-        description=definition.description,
-        enabled=definition.enabled,
-        frozen=definition.frozen,
-        criteria=definition.criteria,
-        include=definition.include,
-        exclude=definition.exclude,
-    )
+    try:
+        view, result = app.groups.update_group(
+            group_id,
+            expected_version=required_version(if_match, group_id),
+            name=definition.name,
+            scope=definition.scope,
+            description=definition.description,
+            enabled=definition.enabled,
+            frozen=definition.frozen,
+            criteria=definition.criteria,
+            include=definition.include,
+            exclude=definition.exclude,
+        )
+    except groups.UnknownUsers as error:
+        return unknown_users(error)
     return _changed(view, result, response)
 
 
 @router.patch(
     "/v1/groups/{group_id}",
     response_model=GroupChangedOut,
-    responses={200: {"headers": ETAG_HEADER}, **INVALID, **NOT_FOUND, **CONFLICT, **REQUIRED_PRECONDITION},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **INVALID,
+        **UNKNOWN_USERS,
+        **NOT_FOUND,
+        **CONFLICT,
+        **REQUIRED_PRECONDITION,
+    },
     openapi_extra=if_match_header(required=True),
 )
 def patch_user_group(
@@ -260,14 +285,18 @@ def patch_user_group(
     body: GroupPatchIn,
     response: Response,
     if_match: IfMatch = None,
-) -> GroupChangedOut:
+) -> Any:
     """Change only the fields present (a JSON merge patch; ``application/merge-patch+json`` is taken
-    too): ``"criteria": null`` removes the criteria. Answers the new ETag."""
+    too): ``"criteria": null`` removes the criteria. Answers the new ETag. A user added to the include
+    or exclude list must be in the user directory (422 ``invalid-members-file``)."""
     if body.scope is not None:
         reach.require_group_scope(body.scope)
-    view, result = app.groups.update_group(
-        group_id, expected_version=required_version(if_match, group_id), **body.changes()
-    )
+    try:
+        view, result = app.groups.update_group(
+            group_id, expected_version=required_version(if_match, group_id), **body.changes()
+        )
+    except groups.UnknownUsers as error:
+        return unknown_users(error)
     return _changed(view, result, response)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import (
     APIRouter,
 )
@@ -11,13 +13,15 @@ from courseinfra.entrypoints.api.deps import (
     AUTH,
     INVALID,
     NOT_FOUND,
+    UNKNOWN_USERS,
     AppDep,
     guard,
 )
+from courseinfra.entrypoints.api.errors import unknown_users
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 from courseinfra.entrypoints.schemas.groups import GroupRefreshOut
 from courseinfra.entrypoints.schemas.sync import LegacyMembersIn, SyncStatusOut
-from courseinfra.services import sync
+from courseinfra.services import groups, sync
 
 router = APIRouter(
     tags=["sync"],
@@ -28,16 +32,22 @@ router = APIRouter(
 
 @router.post(
     "/v1/groups/{group_id}/legacy-members",
+    response_model=GroupRefreshOut,
     responses={
         **INVALID,
+        **UNKNOWN_USERS,
         **NOT_FOUND,
         502: {"model": ErrorResponse, "description": "The legacy system failed"},
     },
 )
-def change_legacy_members(app: AppDep, group_id: str, body: LegacyMembersIn) -> GroupRefreshOut:
+def change_legacy_members(app: AppDep, group_id: str, body: LegacyMembersIn) -> Any:
     """Change the members of a group linked to a legacy group: the legacy group first, then the user
-    group mirrors it; on a legacy failure nothing changes on either side (``legacy-sync-failed``)."""
-    result = app.groups.change_legacy_members(group_id, add=body.add, remove=body.remove)
+    group mirrors it; on a legacy failure nothing changes on either side (``legacy-sync-failed``). Every
+    user named must be in the user directory (422 ``invalid-members-file``, before any legacy call)."""
+    try:
+        result = app.groups.change_legacy_members(group_id, add=body.add, remove=body.remove)
+    except groups.UnknownUsers as error:
+        return unknown_users(error)
     return GroupRefreshOut.of(result, group_id=group_id)
 
 
