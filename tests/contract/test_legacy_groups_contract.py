@@ -14,10 +14,14 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.legacy import LocalLegacyGroups
 from courseinfra.adapters.sql.engine import create_engine, migrate
+from courseinfra.adapters.sql.store import SqlHierarchyStore
 from courseinfra.adapters.sql.tables import course_batch, user_enrolments
+from courseinfra.domain.hierarchy import COLLECTION_MIME_TYPE
 from courseinfra.domain.legacy import LegacyError, Teamset, Track
 from courseinfra.services.sync.ports import LegacyGroups
+from tests.support.builders import collection
 from tests.support.legacy_groups_contract import (
+    NOWHERE,
     A,
     LegacyGroupsContract,
     broken,
@@ -50,6 +54,9 @@ class LocalWorld:
         tracks: Sequence[str],
         teamsets: Sequence[Teamset],
     ) -> None:
+        with self.engine.begin() as connection:
+            # A course the platform knows: its hierarchy is stored.
+            SqlHierarchyStore(connection).put(course_id, COLLECTION_MIME_TYPE, collection(course_id))
         self.local.offer_tracks(course_id, [Track(course_id, mode, mode.title()) for mode in tracks])
         for each in teamsets:
             self.local.configure_teamset(each)
@@ -105,7 +112,13 @@ class LocalWorld:
 
 
 class LocalOnly:
-    """What only the local tables can be asked: an inactive enrolment is no enrolment."""
+    """What only the local tables can be asked: an inactive enrolment is no enrolment; a teamset
+    configured for a course the platform does not know makes no team there."""
+
+    def test_a_teamset_of_a_course_not_stored_makes_no_team(self, world: LocalWorld) -> None:
+        world.local.configure_teamset(teamset(NOWHERE, "projects"))
+        refused = broken(lambda: world.legacy.create_team(NOWHERE, "projects", "Rockets"))
+        assert refused.code == "course-not-found"
 
     def test_an_inactive_enrolment_is_not_enrolled(self, world: LocalWorld) -> None:
         seed_course(world, teamsets=[teamset(A, "projects")])

@@ -1239,6 +1239,25 @@ def test_api_refuses_users_unknown_to_the_directory_before_the_legacy_side(
     assert ok(client.get("/v1/sync/status"))["failures"] == []
 
 
+def test_api_a_cohort_of_a_course_the_platform_does_not_know_is_404(world: World, client: TestClient) -> None:
+    """Issue 14: the local tables made a cohort (and the linked group) in any course; Open edX refuses an
+    unknown course key, and so do the local tables now (a course is known when its hierarchy is stored)."""
+    nowhere = {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": "nowhere"}}
+    body = {"group_id": "g", "name": "Blue", "scope": "instance", "criteria": nowhere, "include": ["u1"]}
+    refused = client.post("/v1/groups", json=body)
+    assert error_code(refused, 404) == "legacy-sync-failed"
+    assert "course-not-found" in refused.json()["error"]["message"]
+    assert error_code(client.get("/v1/groups/g"), 404) == "group-not-found"
+    assert world.cohort_names() == []
+    assert world.legacy.list_cohorts("nowhere") == []
+    [failure] = ok(client.get("/v1/sync/status"))["failures"]
+    assert (failure["operation"], failure["code"], failure["not_undone"]) == (
+        "create",
+        "course-not-found",
+        [],
+    )
+
+
 def test_api_delete_under_restrict_is_409_and_a_legacy_failure_502(world: World, client: TestClient) -> None:
     legacy_id, before = setup_group(world, "cohort")
     refused = client.delete("/v1/groups/g", headers=ANY_VERSION)

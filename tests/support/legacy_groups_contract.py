@@ -14,10 +14,13 @@ from typing import Protocol
 
 import pytest
 
+from courseinfra.domain.errors import ErrorKind
 from courseinfra.domain.legacy import AssignmentType, LegacyError, Teamset, TeamsetType
 from courseinfra.services.sync.ports import LegacyGroups
 
 A, B = "course-v1:Org+A+2026", "course-v1:Org+B+2026"
+#: A course no world seeds.
+NOWHERE = "course-v1:Org+Nowhere+2026"
 BULK = 10_000
 
 
@@ -32,7 +35,8 @@ class LegacyWorld(Protocol):
         tracks: Sequence[str],
         teamsets: Sequence[Teamset],
     ) -> None:
-        """Make a course exist with these users enrolled (user id -> mode), these modes offered, these teamsets."""
+        """Make a course exist (known to the platform) with these users enrolled (user id -> mode), these
+        modes offered, these teamsets."""
 
 
 def broken(call: Callable[[], object]) -> LegacyError:
@@ -128,6 +132,21 @@ class LegacyGroupsContract:
         assert other.cohort_id != blue.cohort_id
         assert [c.name for c in legacy.list_cohorts(B)] == ["Blue"]
         assert len(legacy.list_cohorts(A)) == 2
+
+    def test_no_cohort_or_team_is_created_in_a_course_the_platform_does_not_know(
+        self, world: LegacyWorld
+    ) -> None:
+        """Issue 14: the local tables created a cohort in any course; Open edX refuses an unknown course
+        key. (Its team API answers an unknown course as an unknown teamset: one bodiless 404.)"""
+        seed_course(world, teamsets=[teamset(A, "projects")])
+        legacy = world.legacy
+        refused = broken(lambda: legacy.create_cohort(NOWHERE, "Blue"))
+        assert (refused.code, refused.kind) == ("course-not-found", ErrorKind.NOT_FOUND)
+        team = broken(lambda: legacy.create_team(NOWHERE, "projects", "Rockets"))
+        assert team.code in ("course-not-found", "teamset-not-found")
+        assert team.kind is ErrorKind.NOT_FOUND
+        assert legacy.list_cohorts(NOWHERE) == []
+        assert legacy.create_cohort(A, "Blue").name == "Blue", "the course seeded is known"
 
     def test_the_last_random_cohort_cannot_become_manual(self, world: LegacyWorld) -> None:
         seed_course(world)

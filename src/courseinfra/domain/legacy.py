@@ -52,6 +52,14 @@ class LegacyError(DomainError):
         self.details = list(details)
 
 
+class UnknownCourse(LegacyError):
+    """A legacy group asked for in a course the platform does not know (Open edX refuses an unknown
+    course key too)."""
+
+    code = "course-not-found"
+    kind = ErrorKind.NOT_FOUND
+
+
 class CohortNameExists(LegacyError):
     code = "cohort-name-exists"
     kind = ErrorKind.CONFLICT

@@ -1,4 +1,6 @@
 """The legacy groups kept in local tables: cohorts, teams and enrollment tracks, with Open edX's rules.
+Their courses are this platform's: a cohort or a team is created only in a course whose hierarchy is
+stored (``course-not-found`` otherwise, as Open edX refuses an unknown course key).
 
 Every operation is one transaction that reads the state the rules of ``domain.legacy`` need and writes
 only if they hold. What a check depends on is locked before it is read: on PostgreSQL the cohort or team
@@ -24,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from courseinfra.adapters.sql.criteria import in_list
-from courseinfra.adapters.sql.store import upsert
+from courseinfra.adapters.sql.store import SqlHierarchyStore, upsert
 from courseinfra.adapters.sql.tables import (
     legacy_cohort_members,
     legacy_cohorts,
@@ -49,6 +51,7 @@ from courseinfra.domain.legacy import (
     TeamsetNotFound,
     TeamsetType,
     Track,
+    UnknownCourse,
     UserNotInCohort,
     UserNotInTeam,
     check_assignment_change,
@@ -117,6 +120,13 @@ def _team(row: sa.Row[Any], size: int = 0) -> Team:
     )
 
 
+def _known_course(connection: sa.Connection, course_id: str) -> None:
+    """Refuse (:class:`UnknownCourse`) a course the platform does not know: one whose hierarchy is not
+    stored, as creating a batch refuses it (Open edX refuses an unknown course key)."""
+    if course_id not in SqlHierarchyStore(connection).summaries([course_id]):
+        raise UnknownCourse(f"no course {course_id}: its hierarchy is not stored")
+
+
 def _active_in(course_id: str) -> list[sa.ColumnElement[bool]]:
     """An enrolment of the course that is active (in any of its batches)."""
     return [enrolments.c.courseid == course_id, enrolments.c.active.is_(True)]
@@ -154,6 +164,7 @@ class LocalLegacyGroups(LegacyGroups):
         self, course_id: str, name: str, assignment_type: AssignmentType = AssignmentType.MANUAL
     ) -> Cohort:
         with self._transaction() as connection:
+            _known_course(connection, course_id)
             existing = [
                 _cohort(row)
                 for row in _locked(connection, cohorts, cohorts.c.name, cohorts.c.course_id == course_id)
@@ -346,6 +357,7 @@ class LocalLegacyGroups(LegacyGroups):
 
     def create_team(self, course_id: str, teamset_id: str, name: str, description: str = "") -> Team:
         with self._transaction() as connection:
+            _known_course(connection, course_id)
             found = _locked(
                 connection,
                 teamsets,

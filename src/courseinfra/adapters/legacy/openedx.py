@@ -15,7 +15,7 @@ error, a timeout, a 5xx the API does not explain, an answer this client does not
 an excerpt of the body are in the message), and also a 401 (the token is missing, unknown or expired)
 or a 403 (its user lacks the staff rights these calls need), whose messages say so: to the caller they
 are the same outage, fixed by an operator, not by a retry with other input. Besides those, a write to
-a course Open edX does not know raises ``LegacyError`` with code ``course-not-found`` (reads of an
+a course Open edX does not know raises ``UnknownCourse`` (code ``course-not-found``; reads of an
 unknown course return nothing, as for a course without groups), and a team Open edX refuses for its
 fields ``invalid-team``.
 
@@ -37,7 +37,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from courseinfra.domain.errors import ErrorKind
 from courseinfra.domain.legacy import (
     AlreadyInTeamset,
     AssignmentType,
@@ -57,6 +56,7 @@ from courseinfra.domain.legacy import (
     TeamsetNotFound,
     TeamsetType,
     Track,
+    UnknownCourse,
     UnknownTrack,
     UserNotFound,
     UserNotInCohort,
@@ -297,9 +297,7 @@ class OpenEdxLegacyGroups(LegacyGroups):
             explained=(404, 500),
         )
         if response.status_code == 404:
-            raise LegacyError(
-                f"Open edX has no course {course_id}", code="course-not-found", kind=ErrorKind.NOT_FOUND
-            )
+            raise UnknownCourse(f"Open edX has no course {course_id}")
         if response.status_code == 500:
             # The duplicate-name ValueError escapes the view as a 500: a cohort of that name created
             # since our check explains it; anything else is a failure of the platform.
@@ -737,7 +735,5 @@ class OpenEdxLegacyGroups(LegacyGroups):
             if "course mode is expired or otherwise unavailable" in message:
                 raise UnknownTrack(f"course {course_id} offers no {mode!r} track (or it has expired)")
             if message.startswith("No course"):
-                raise LegacyError(
-                    f"Open edX has no course {course_id}", code="course-not-found", kind=ErrorKind.NOT_FOUND
-                )
+                raise UnknownCourse(f"Open edX has no course {course_id}")
             raise _unexplained(response)
