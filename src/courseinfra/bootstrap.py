@@ -18,6 +18,7 @@ from courseinfra.adapters.cache.redis import RedisRelationCache
 from courseinfra.adapters.cache.sqlite import SqliteRelationCache
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.locks import FileLocks, PostgresLocks
+from courseinfra.adapters.openedx_bus.envelopes import EnvelopeReader
 from courseinfra.adapters.report_files import LocalReportArchive
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
 from courseinfra.adapters.sql.engine import SqliteTuning, create_engine, migrate
@@ -35,6 +36,7 @@ from courseinfra.services.events.ingest import Router
 from courseinfra.services.events.ports import EventBus, EventStream
 from courseinfra.services.groups import GROUP_TRIGGERS, DeletePolicy, UserGroups, group_refresh_handler
 from courseinfra.services.messagebus import Publication, post_publish_handler, relay_audit_log, relay_outbox
+from courseinfra.services.openedx.intake import OpenedxEventsJob
 from courseinfra.services.reports import ReportOptions
 from courseinfra.services.reports.ports import ReportArchive
 from courseinfra.services.sync.ports import LegacyGroups
@@ -230,10 +232,14 @@ def bootstrap(
         )
 
     views = CourseViews(cache, settings.cache_layout, uow_factory)
+    user_groups = UserGroups(uow_factory, registry, DeletePolicy(settings.legacy_delete_policy))
     router = Router(
         [
             RelationCacheJob(uow_factory, cache, settings.cache_layout),
             CourseMetricsJob(uow_factory, views, auto_enrol=settings.aggregator_auto_enrol),
+            OpenedxEventsJob(
+                uow_factory, EnvelopeReader(), lambda message: user_groups.apply_legacy_event(message.event)
+            ),
         ]
     )
     bus.subscribe(ContentPublished.event_type, post_publish_handler(router, uow_factory))
@@ -241,7 +247,6 @@ def bootstrap(
     refresh_groups = group_refresh_handler(uow_factory, registry)
     for event_type in GROUP_TRIGGERS:
         bus.subscribe(event_type, refresh_groups)
-    user_groups = UserGroups(uow_factory, registry, DeletePolicy(settings.legacy_delete_policy))
     app = App(
         settings,
         engine,

@@ -91,6 +91,25 @@ class Settings(BaseSettings):
         None, description="Base URL of the Open edX LMS (legacy_backend openedx)."
     )
     openedx_token: str | None = Field(None, description="OAuth2 bearer token of a staff service user.")
+    openedx_bus: Literal["embedded", "redis"] = Field(
+        "embedded",
+        description="Where `openedx consume` reads Open edX's event bus: Redis streams (as edx-event-bus-redis "
+        "writes them; COURSEINFRA_OPENEDX_BUS_URL, else COURSEINFRA_REDIS_URL), or a SQLite file under "
+        "COURSEINFRA_HOME with the same streams (for a machine without servers, and tests).",
+    )
+    openedx_bus_url: str | None = Field(None, description="Redis URL of Open edX's event bus.")
+    openedx_topic_prefix: str = Field(
+        "",
+        description="Open edX's EVENT_BUS_TOPIC_PREFIX: a stream is <prefix>-<topic> (just <topic> when empty).",
+    )
+    openedx_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("learning-cohort-membership", "learning-course-enrollment-lifecycle", "analytics-tracking-event"),
+        description="The topics read (a JSON list or comma-separated names), as the LMS's "
+        "EVENT_BUS_PRODUCER_CONFIG names them.",
+    )
+    openedx_consumer_group: str = Field(
+        "courseinfra", min_length=1, description="The consumer group courseinfra reads Open edX's streams in."
+    )
     event_stream: Literal["off", "embedded", "redis"] = Field(
         "off",
         description="Where relayed events leave the process for downstream consumers: nowhere, a SQLite "
@@ -138,7 +157,7 @@ class Settings(BaseSettings):
         "delete the user group only, or keep both with the user group disabled.",
     )
 
-    @field_validator("reports_accepted_frameworks", mode="before")
+    @field_validator("reports_accepted_frameworks", "openedx_topics", mode="before")
     @classmethod
     def _frameworks(cls, value: object) -> object:
         if isinstance(value, str):
@@ -208,6 +227,14 @@ class Settings(BaseSettings):
     @property
     def embedded_stream_path(self) -> Path:
         return self.home / "events.sqlite3"
+
+    @property
+    def embedded_openedx_bus_path(self) -> Path:
+        return self.home / "openedx-bus.sqlite3"
+
+    def openedx_stream(self, topic: str) -> str:
+        """The stream of an Open edX topic, named as edx-event-bus-redis names it."""
+        return f"{self.openedx_topic_prefix}-{topic}" if self.openedx_topic_prefix else topic
 
     @property
     def reports_path(self) -> Path:

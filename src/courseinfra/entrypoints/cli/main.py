@@ -20,6 +20,7 @@ from courseinfra.entrypoints.cli import (
     events,
     failed_events,
     groups,
+    openedx,
     reports,
     serve,
     sync,
@@ -45,6 +46,7 @@ cli.add_typer(users.app, name="users")
 cli.add_typer(reports.app, name="reports")
 cli.add_typer(groups.app, name="groups")
 cli.add_typer(sync.app, name="sync")
+cli.add_typer(openedx.app, name="openedx")
 cli.add_typer(tokens.app, name="tokens")
 cli.add_typer(trail.app, name="trail")
 cli.command("ingest")(events.ingest_command)

@@ -191,6 +191,22 @@ class LinkedGroups:
             uow.commit()
         return replace(group, member_count=result.member_count, last_refreshed_at=now), result
 
+    def pull_users(
+        self, group_id: str, link: LegacyLink, users: Sequence[str] | None, trigger: str
+    ) -> RefreshResult | None:
+        """Make the membership the legacy group's for ``users`` only (the whole group when None): what an
+        Open edX event triggers (ADR 0022). State-based: when both sides agree nothing is written. A
+        frozen group is left as it is (None)."""
+        now = self.clock()
+        with self._operation(group_id, "event-pull") as stack, self.uow_factory() as uow:
+            legacy, _undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            if group.frozen:
+                return None
+            result = self._pull(legacy, uow, group, link, now, trigger, only_users=users)
+            uow.commit()
+        return result
+
     def change_members(
         self,
         group_id: str,

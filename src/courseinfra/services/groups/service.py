@@ -17,6 +17,8 @@ from typing import Any
 from courseinfra.domain.criteria import CriteriaRegistry, Scope
 from courseinfra.domain.groups import GroupFrozen, UserGroup
 from courseinfra.domain.legacy import LegacyError, LegacyLink, link_of
+from courseinfra.domain.legacy_events import touched_links
+from courseinfra.domain.openedx_events import OpenedxEvent
 from courseinfra.services.groups import handlers, queries
 from courseinfra.services.groups.handlers import (
     ON_DEMAND,
@@ -29,6 +31,9 @@ from courseinfra.services.groups.handlers import (
 from courseinfra.services.groups.linked import DeletePolicy, LinkedGroups, SyncFailed
 from courseinfra.services.groups.ports import Member, MembershipChange, RefreshResult
 from courseinfra.services.unit_of_work import UnitOfWork
+
+#: The trigger (and membership reason) of a pull an Open edX event caused.
+LEGACY_EVENT = "legacy-event"
 
 
 @dataclass
@@ -134,6 +139,24 @@ class UserGroups:
             except (GroupNotFound, GroupFrozen, SyncFailed):
                 continue
         return results
+
+    def apply_legacy_event(self, event: OpenedxEvent) -> int:
+        """Bring the linked groups an Open edX event touches up to the legacy system's state for the users
+        it concerns (ADR 0022: the event is a trigger; the legacy state is read); return how many links
+        were pulled. A group deleted meanwhile is passed over; a legacy failure raises
+        :class:`SyncFailed` (logged), after the links pulled before it."""
+        with self.uow_factory().reading() as uow:
+            links = [
+                (g.group_id, link) for g in uow.groups.all() if (link := link_of(g.criteria)) is not None
+            ]
+        pulled = 0
+        for touched in touched_links(event, links):
+            try:
+                self.linked.pull_users(touched.group_id, touched.link, touched.users, LEGACY_EVENT)
+            except GroupNotFound:
+                continue
+            pulled += 1
+        return pulled
 
     # --- queries ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,90 @@
+"""The Open edX intake as a job (ADR 0022): Open edX events, whether read off the bus or posted to the
+webhook, pass through ``ingest`` like every event, so that a bad one is kept in failed events with its
+reason and can be replayed, and the counters count them.
+
+Each event is read (:class:`MessageReader`, the wire adapter), then applied unless its envelope ``id``
+was applied before: :attr:`OpenedxEventsJob.apply` makes the linked user groups it touches agree with
+the legacy system for the users concerned (a targeted pull: state-based, so applying twice changes
+nothing), and the id is recorded. A failure of the legacy system keeps the event as failed, to be
+replayed (reconciliation repairs what is never replayed).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from courseinfra.domain.errors import DomainError
+from courseinfra.domain.job_requests import Outcome, Rejection
+from courseinfra.domain.openedx_events import OpenedxMessage
+from courseinfra.services.events.jobs import EventResult, IncomingEvent, count_result
+from courseinfra.services.events.ports import JobCounters
+from courseinfra.services.unit_of_work import UnitOfWork
+
+JOB_NAME = "openedx-events"
+OPENEDX_TYPE_PREFIX = "org.openedx."
+APPLIED_EVENTS = "applied"
+LINKS_PULLED = "links-pulled"
+
+
+class MessageReader(abc.ABC):
+    """Reads an intake line (a JSON object: an envelope with its event data) into a message."""
+
+    @abc.abstractmethod
+    def read(self, line: Mapping[str, Any]) -> OpenedxMessage | Rejection:
+        """The message, or why it cannot be read; never raises on bad input."""
+
+
+#: Applies one message to the linked user groups; returns how many links it pulled. Raises a
+#: :class:`DomainError` (a legacy failure) when it could not.
+Apply = Callable[[OpenedxMessage], int]
+
+
+@dataclass
+class OpenedxEventsJob:
+    uow_factory: Callable[[], UnitOfWork]
+    reader: MessageReader
+    apply: Apply
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    name: str = JOB_NAME
+
+    def accepts(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("type")
+        return isinstance(kind, str) and kind.startswith(OPENEDX_TYPE_PREFIX)
+
+    def process(self, events: Sequence[IncomingEvent], counters: JobCounters) -> list[EventResult]:
+        messages = [self.reader.read(incoming.event) for incoming in events]
+        ids = [m.metadata.id for m in messages if isinstance(m, OpenedxMessage)]
+        with self.uow_factory().reading() as uow:
+            done = uow.openedx_events.applied(ids)
+        results: list[EventResult] = []
+        for message in messages:
+            if isinstance(message, Rejection):
+                results.append(EventResult.rejected(self.name, message))
+            elif message.metadata.id in done:
+                results.append(
+                    EventResult(self.name, Outcome.SKIPPED, "already-applied", f"event {message.metadata.id}")
+                )
+            else:
+                results.append(self._apply(message, counters))
+                done.add(message.metadata.id)
+        for result in results:
+            count_result(counters, result)
+        return results
+
+    def _apply(self, message: OpenedxMessage, counters: JobCounters) -> EventResult:
+        try:
+            pulled = self.apply(message)
+        except DomainError as error:
+            return EventResult(self.name, Outcome.FAILED, error.code, str(error))
+        # After the pulls: should this process stop in between, the event comes again and its pulls
+        # find nothing to change.
+        with self.uow_factory() as uow:
+            uow.openedx_events.record(message.metadata.id, message.metadata.type, self.clock())
+            uow.commit()
+        counters.inc(APPLIED_EVENTS)
+        counters.inc(LINKS_PULLED, pulled)
+        return EventResult(self.name, Outcome.PROCESSED)

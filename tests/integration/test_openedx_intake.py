@@ -1,0 +1,169 @@
+"""Legacy Group -> User Group through Open edX's event bus (ADR 0022), on every backend: the genuine
+entries of ../shared/conformance/openedx-event-bus read off the bus (embedded, or Redis streams beside
+PostgreSQL) by `consume`, applied to the user groups linked to the local legacy groups, each entry
+acknowledged once applied or kept."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from courseinfra.adapters.legacy.local import LocalLegacyGroups
+from courseinfra.adapters.openedx_bus.streams import RedisOpenedxBus, SqliteOpenedxBus
+from courseinfra.bootstrap import App
+from courseinfra.domain.enrolments import CourseBatch
+from courseinfra.domain.legacy import Track, link_of
+from courseinfra.entrypoints.openedx_consumer import consume
+from courseinfra.services import content, enrolments
+from courseinfra.services.groups import GroupDefinition
+from courseinfra.services.openedx.ports import OpenedxBus
+from courseinfra.settings import Settings
+from tests.support.builders import collection, directory_users, leaf
+from tests.support.servers import CONFORMANCE
+
+pytestmark = pytest.mark.conformance_data
+
+ENTRIES = CONFORMANCE.parent / "openedx-event-bus" / "entries.json"
+COURSE = "course-v1:DemoX+CI101+2026"
+AT = datetime(2026, 9, 2, 9, 0, tzinfo=UTC)
+
+
+def genuine_entries() -> dict[str, dict[str, Any]]:
+    """The seven entries by what they carry: cohort-blue, cohort-red, enrollment-created, ..."""
+    names = [
+        "tracking-team",
+        "tracking-cohort",
+        "cohort-blue",
+        "cohort-red",
+        "enrollment-created",
+        "enrollment-changed",
+        "unenrollment",
+    ]
+    return dict(zip(names, json.loads(ENTRIES.read_text()), strict=True))
+
+
+def send(bus: OpenedxBus, entry: dict[str, Any]) -> None:
+    fields: dict[str, bytes | str] = {k: v for k, v in entry["fields"].items() if v is not None}
+    fields["event_data"] = base64.b64decode(entry["event_data_base64"])
+    bus.send(entry["stream"], fields)
+
+
+@pytest.fixture
+def bus(app: App, settings: Settings) -> Iterator[OpenedxBus]:
+    opened: OpenedxBus = (
+        RedisOpenedxBus.from_url(settings.redis_url, "courseinfra", "test")
+        if settings.redis_url
+        else SqliteOpenedxBus(settings.home / "openedx-bus.sqlite3", "courseinfra", "test")
+    )
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def linked(app: App) -> dict[str, str]:
+    """The course (stored, so that the local legacy groups know it), learner-1 and learner-2 in the
+    directory and enrolled (audit), and user groups linked to the cohorts Blue and Red and to the
+    verified track; returns each group's legacy id."""
+    course = collection(COURSE, collection("unit-1", leaf("r1")), visibility="Default", name="Demo course")
+    content.put_hierarchy(course, app.uow_factory())
+    content.publish(COURSE, app.uow_factory())
+    enrolments.create_batch(CourseBatch("demo-batch", COURSE, "Demo batch", AT), app.uow_factory())
+    directory_users(app, "learner-1", "learner-2")
+    for user in ("learner-1", "learner-2"):
+        enrolments.enrol(user, "demo-batch", app.uow_factory(), at=AT, mode="audit")
+    legacy = app.legacy
+    assert isinstance(legacy, LocalLegacyGroups)
+    legacy.offer_tracks(COURSE, [Track(COURSE, "audit", "Audit"), Track(COURSE, "verified", "Verified")])
+    ids = {}
+    for group_id, criterion in (
+        ("blue", {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": COURSE}}),
+        ("red", {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": COURSE}}),
+        (
+            "verified",
+            {
+                "type": "legacy_track",
+                "operator": "member_of",
+                "config": {"course_id": COURSE, "mode": "verified"},
+            },
+        ),
+    ):
+        app.groups.create_group(
+            group_id, GroupDefinition(name=group_id.title(), scope="instance", criteria=criterion)
+        )
+        with app.uow_factory().reading() as uow:
+            group = uow.groups.get(group_id)
+        link = link_of(group.criteria if group else None)
+        assert link is not None
+        assert link.legacy_id is not None
+        ids[group_id] = link.legacy_id
+    return ids
+
+
+def members(app: App, group_id: str) -> dict[str, str]:
+    with app.uow_factory().reading() as uow:
+        return {m.user_id: m.reason for m in uow.memberships.members(group_id)}
+
+
+def test_legacy_edits_reach_the_linked_groups_through_the_bus(
+    app: App, bus: OpenedxBus, linked: dict[str, str]
+) -> None:
+    entries = genuine_entries()
+    legacy = app.legacy
+    assert isinstance(legacy, LocalLegacyGroups)
+    streams = sorted({entry["stream"] for entry in entries.values()})
+    # The LMS puts learner-1 in Blue; its event arrives.
+    legacy.add_to_cohort(COURSE, linked["blue"], ["learner-1"])
+    assert members(app, "blue") == {}
+    send(bus, entries["cohort-blue"])
+    report = consume(app, bus, streams, once=True)
+    assert (report.entries, report.applied, report.not_applied) == (1, 1, 0)
+    assert members(app, "blue") == {"learner-1": "legacy-event"}
+    # The LMS moves them to Red (the event names Red only): they leave Blue and join Red.
+    legacy.add_to_cohort(COURSE, linked["red"], ["learner-1"])
+    send(bus, entries["cohort-red"])
+    consume(app, bus, streams, once=True)
+    assert (members(app, "blue"), members(app, "red")) == ({}, {"learner-1": "legacy-event"})
+    # The Blue event again (a redelivery, same id): a no-op, even though it names Blue.
+    send(bus, entries["cohort-blue"])
+    again = consume(app, bus, streams, once=True)
+    assert (again.entries, again.applied, again.not_applied) == (1, 0, 1)
+    assert (members(app, "blue"), members(app, "red")) == ({}, {"learner-1": "legacy-event"})
+    # learner-2's track becomes verified in the LMS; the enrolment events arrive, with the tracking logs
+    # (their cohort and team are linked to no user group: nothing to pull).
+    legacy.set_track(COURSE, ["learner-2"], "verified")
+    for name in ("tracking-team", "tracking-cohort", "enrollment-created", "enrollment-changed"):
+        send(bus, entries[name])
+    report = consume(app, bus, streams, once=True)
+    assert (report.entries, report.applied, report.not_applied) == (4, 4, 0)
+    assert members(app, "verified") == {"learner-2": "legacy-event"}
+    for stream in streams:
+        assert bus.pending(stream) == 0
+    with app.uow_factory().reading() as uow:
+        counters = uow.counters.all()["openedx-events"]
+    assert counters["applied"] == 6
+    assert counters["skipped"] == 1
+
+
+def test_an_entry_that_cannot_be_read_is_kept_with_its_reason_and_acknowledged(
+    app: App, bus: OpenedxBus, linked: dict[str, str]
+) -> None:
+    entries = genuine_entries()
+    broken = dict(entries["cohort-blue"])
+    broken["event_data_base64"] = base64.b64encode(b"\x02not avro at all").decode()
+    broken["fields"] = {**broken["fields"], "id": "0b7d8e44-0000-11f1-a77e-02fc00000001"}
+    send(bus, broken)
+    send(bus, entries["enrollment-created"])
+    report = consume(
+        app, bus, [entries["cohort-blue"]["stream"], entries["enrollment-created"]["stream"]], once=True
+    )
+    assert (report.entries, report.applied, report.not_applied) == (2, 1, 1)
+    with app.uow_factory().reading() as uow:
+        [kept] = uow.failed_events.list()
+    assert (kept.job, kept.code) == ("openedx-events", "undecodable-event-data")
+    assert json.loads(kept.payload)["id"] == "0b7d8e44-0000-11f1-a77e-02fc00000001"
+    assert bus.pending(entries["cohort-blue"]["stream"]) == 0
