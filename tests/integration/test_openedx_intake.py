@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,21 +15,16 @@ import pytest
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.openedx_bus.streams import RedisOpenedxBus, SqliteOpenedxBus
 from courseinfra.bootstrap import App
-from courseinfra.domain.enrolments import CourseBatch
-from courseinfra.domain.legacy import Track, link_of
 from courseinfra.entrypoints.openedx_consumer import consume
-from courseinfra.services import content, enrolments
-from courseinfra.services.groups import GroupDefinition
 from courseinfra.services.openedx.ports import OpenedxBus
 from courseinfra.settings import Settings
-from tests.support.builders import collection, directory_users, leaf
+from tests.support.legacy_links import OPENEDX_COURSE as COURSE
+from tests.support.legacy_links import link_course, members
 from tests.support.servers import CONFORMANCE
 
 pytestmark = pytest.mark.conformance_data
 
 ENTRIES = CONFORMANCE.parent / "openedx-event-bus" / "entries.json"
-COURSE = "course-v1:DemoX+CI101+2026"
-AT = datetime(2026, 9, 2, 9, 0, tzinfo=UTC)
 
 
 def genuine_entries() -> dict[str, dict[str, Any]]:
@@ -66,47 +60,7 @@ def bus(app: App, settings: Settings) -> Iterator[OpenedxBus]:
 
 @pytest.fixture
 def linked(app: App) -> dict[str, str]:
-    """The course (stored, so that the local legacy groups know it), learner-1 and learner-2 in the
-    directory and enrolled (audit), and user groups linked to the cohorts Blue and Red and to the
-    verified track; returns each group's legacy id."""
-    course = collection(COURSE, collection("unit-1", leaf("r1")), visibility="Default", name="Demo course")
-    content.put_hierarchy(course, app.uow_factory())
-    content.publish(COURSE, app.uow_factory())
-    enrolments.create_batch(CourseBatch("demo-batch", COURSE, "Demo batch", AT), app.uow_factory())
-    directory_users(app, "learner-1", "learner-2")
-    for user in ("learner-1", "learner-2"):
-        enrolments.enrol(user, "demo-batch", app.uow_factory(), at=AT, mode="audit")
-    legacy = app.legacy
-    assert isinstance(legacy, LocalLegacyGroups)
-    legacy.offer_tracks(COURSE, [Track(COURSE, "audit", "Audit"), Track(COURSE, "verified", "Verified")])
-    ids = {}
-    for group_id, criterion in (
-        ("blue", {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": COURSE}}),
-        ("red", {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": COURSE}}),
-        (
-            "verified",
-            {
-                "type": "legacy_track",
-                "operator": "member_of",
-                "config": {"course_id": COURSE, "mode": "verified"},
-            },
-        ),
-    ):
-        app.groups.create_group(
-            group_id, GroupDefinition(name=group_id.title(), scope="instance", criteria=criterion)
-        )
-        with app.uow_factory().reading() as uow:
-            group = uow.groups.get(group_id)
-        link = link_of(group.criteria if group else None)
-        assert link is not None
-        assert link.legacy_id is not None
-        ids[group_id] = link.legacy_id
-    return ids
-
-
-def members(app: App, group_id: str) -> dict[str, str]:
-    with app.uow_factory().reading() as uow:
-        return {m.user_id: m.reason for m in uow.memberships.members(group_id)}
+    return link_course(app)
 
 
 def test_legacy_edits_reach_the_linked_groups_through_the_bus(
