@@ -7,6 +7,9 @@ was applied before: :attr:`OpenedxEventsJob.apply` makes the linked user groups 
 the legacy system for the users concerned (a targeted pull: state-based, so applying twice changes
 nothing), and the id is recorded. A failure of the legacy system keeps the event as failed, to be
 replayed (reconciliation repairs what is never replayed).
+
+The webhook (``POST /v1/openedx/events``) takes Open edX events only: :func:`openedx_only` routes what
+it is posted to this job alone, and keeps anything else as failed (``not-an-openedx-event``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from courseinfra.domain.errors import DomainError
 from courseinfra.domain.job_requests import Outcome, Rejection
 from courseinfra.domain.openedx_events import OpenedxMessage
+from courseinfra.domain.quoting import json_text
+from courseinfra.services.events.ingest import Router
 from courseinfra.services.events.jobs import EventResult, IncomingEvent, count_result
 from courseinfra.services.events.ports import JobCounters
 from courseinfra.services.unit_of_work import UnitOfWork
@@ -28,6 +33,9 @@ JOB_NAME = "openedx-events"
 OPENEDX_TYPE_PREFIX = "org.openedx."
 APPLIED_EVENTS = "applied"
 LINKS_PULLED = "links-pulled"
+#: The job that keeps what the webhook was posted that is not an Open edX event.
+REFUSAL_JOB = "openedx-webhook"
+NOT_AN_OPENEDX_EVENT = "not-an-openedx-event"
 
 
 class MessageReader(abc.ABC):
@@ -88,3 +96,43 @@ class OpenedxEventsJob:
         counters.inc(APPLIED_EVENTS)
         counters.inc(LINKS_PULLED, pulled)
         return EventResult(self.name, Outcome.PROCESSED)
+
+
+@dataclass
+class NotAnOpenedxEvent:
+    """Takes every event and fails it, ``not-an-openedx-event``: behind the Open edX job in
+    :func:`openedx_only`, it gets what that job does not accept (a ``type`` that is not
+    ``org.openedx.*``, or none), which is then kept in failed events with the reason. A replay of a
+    kept one (``failed replay``) routes it among every job, as ``/v1/events`` would have."""
+
+    name: str = REFUSAL_JOB
+
+    def accepts(self, event: Mapping[str, Any]) -> bool:
+        return True
+
+    def process(self, events: Sequence[IncomingEvent], counters: JobCounters) -> list[EventResult]:
+        results = [
+            EventResult(
+                self.name,
+                Outcome.FAILED,
+                NOT_AN_OPENEDX_EVENT,
+                f"{_type_of(incoming.event)}: this intake takes Open edX events only "
+                f"(type {OPENEDX_TYPE_PREFIX}*)",
+            )
+            for incoming in events
+        ]
+        for result in results:
+            count_result(counters, result)
+        return results
+
+
+def _type_of(event: Mapping[str, Any]) -> str:
+    if "type" not in event:
+        return "the event has no type"
+    return f"type {json_text(event['type'])} is not an Open edX event type"
+
+
+def openedx_only(router: Router) -> Router:
+    """A router of the Open edX intake alone: ``router``'s :data:`JOB_NAME` job takes the Open edX
+    events, every other event is failed by :class:`NotAnOpenedxEvent` (never routed to another job)."""
+    return Router([*(job for job in router.jobs if job.name == JOB_NAME), NotAnOpenedxEvent()])

@@ -13,6 +13,7 @@ from courseinfra.entrypoints.api.routers import (
     events,
     failed_events,
     groups,
+    openedx,
     operations,
     reports,
     sync,
@@ -24,6 +25,7 @@ from courseinfra.entrypoints.api.routers import (
 ROUTERS: tuple[APIRouter, ...] = (
     content.router,
     events.router,
+    openedx.router,
     cache.router,
     failed_events.router,
     batches.router,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Annotated, Any
 
-import orjson
 from fastapi import (
     APIRouter,
     Depends,
@@ -23,9 +20,9 @@ from courseinfra.entrypoints.api.deps import (
     guard,
     raw_body,
 )
-from courseinfra.entrypoints.schemas.common import InvalidBody
+from courseinfra.entrypoints.api.event_bodies import event_lines
 from courseinfra.entrypoints.schemas.events import IngestOut, StreamEntryOut
-from courseinfra.services.events.ingest import BadLine, ingest, read_lines
+from courseinfra.services.events.ingest import ingest
 from courseinfra.services.events.streams import read_stream
 
 router = APIRouter(
@@ -66,35 +63,6 @@ def ingest_events(app: AppDep, request: Request, body: Annotated[bytes, Depends(
     lines = event_lines(body, request.headers.get("content-type", ""), app.settings.ingest_max_line_bytes)
     report = ingest(lines, "api", app.router, app.uow_factory, chunk_size=app.settings.ingest_chunk_size)
     return IngestOut.of(report)
-
-
-def event_lines(body: bytes, content_type: str, max_line_bytes: int) -> list[str | BadLine]:
-    """The body as JSON lines: a JSON array (``application/json``) gives one line per element; any other
-    body is split on line feeds only, as a file is read (a JSON string may hold U+2028), and a line (or
-    an element) that is not UTF-8 or is too long is kept as a failure, as ingest keeps it."""
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise InvalidBody(f"the body is not JSON: {error}") from None
-        if isinstance(parsed, dict):
-            parsed = [parsed]
-        if not isinstance(parsed, list):
-            raise InvalidBody(f"a JSON body is an array of events or one event, not {type(parsed).__name__}")
-        # One line per element (a dumped element holds no line feed), read as a file's lines are: an
-        # element longer than a line may be is kept cut short, as ingest keeps it.
-        body = b"\n".join(_dumped(item) for item in parsed)
-    return list(read_lines(io.BytesIO(body), max_bytes=max_line_bytes))
-
-
-def _dumped(item: object) -> bytes:
-    """One event as a line. orjson writes 255 levels at most; the body is at most 512 deep (the
-    request limits), which Python's json writes."""
-    try:
-        return orjson.dumps(item)
-    except TypeError:
-        return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 @router.get(
