@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,20 +18,18 @@ from courseinfra.adapters.legacy.local import LocalLegacyGroups
 from courseinfra.adapters.openedx_bus.envelopes import EnvelopeReader
 from courseinfra.adapters.openedx_bus.wire import decode_entry
 from courseinfra.bootstrap import App
-from courseinfra.domain.enrolments import CourseBatch
-from courseinfra.domain.legacy import link_of
+from courseinfra.domain.legacy import LegacyCohortConfig
 from courseinfra.domain.openedx_events import OpenedxMessage
 from courseinfra.entrypoints.api import create_app
 from courseinfra.entrypoints.api.routers.openedx import COHORT_EVENT_EXAMPLE
-from courseinfra.services import content, enrolments
-from courseinfra.services.groups import GroupDefinition
 from tests.support import openedx_signals
-from tests.support.builders import collection, directory_users, leaf, load_json
+from tests.support.builders import load_json
 from tests.support.http import api_client, error_code, ok
-from tests.support.servers import CONFORMANCE
+from tests.support.legacy_links import OPENEDX_COURSE, cohort_criteria, link_course, members
+from tests.support.servers import CONFORMANCE, REPO
 
-COURSE = "course-v1:DemoX+CI101+2026"
-AT = datetime(2026, 9, 2, 9, 0, tzinfo=UTC)
+COURSE = OPENEDX_COURSE
+EXAMPLE_FILE = REPO / "examples" / "openedx-cohort-event.json"
 ROUTE = "/v1/openedx/events"
 JSON = {"content-type": "application/json"}
 CLOUDEVENT = {"content-type": "application/cloudevents+json"}
@@ -51,42 +49,20 @@ def body(events: Any) -> str:
     return json.dumps(events)
 
 
+def mirrored_cohort() -> dict[str, Any]:
+    """A cohort criterion whose link pulls what events report: the legacy system is its authority
+    (ADR 0022), where links have one (under the default, user_group, an event is drift to undo)."""
+    criteria = cohort_criteria()
+    if "authority" in LegacyCohortConfig.model_fields:
+        criteria["config"]["authority"] = "legacy"
+    return criteria
+
+
 @pytest.fixture
-def blue(app: App) -> str:
-    """The course (stored, so that the local legacy groups know it), learner-1 in the directory and
-    enrolled, and the user groups blue and red linked to new cohorts of the course; returns the legacy
-    id of blue's cohort."""
-    course = collection(COURSE, collection("unit-1", leaf("r1")), visibility="Default", name="Demo course")
-    content.put_hierarchy(course, app.uow_factory())
-    content.publish(COURSE, app.uow_factory())
-    enrolments.create_batch(CourseBatch("demo-batch", COURSE, "Demo batch", AT), app.uow_factory())
-    directory_users(app, "learner-1")
-    enrolments.enrol("learner-1", "demo-batch", app.uow_factory(), at=AT, mode="audit")
-    criteria = {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": COURSE}}
-    for group_id in ("blue", "red"):
-        app.groups.create_group(
-            group_id, GroupDefinition(name=group_id.title(), scope="instance", criteria=criteria)
-        )
-    with app.uow_factory().reading() as uow:
-        group = uow.groups.get("blue")
-    link = link_of(group.criteria if group else None)
-    assert link is not None
-    assert link.legacy_id is not None
-    return link.legacy_id
-
-
-def cohort_of(app: App, group_id: str) -> str:
-    with app.uow_factory().reading() as uow:
-        group = uow.groups.get(group_id)
-    link = link_of(group.criteria if group else None)
-    assert link is not None
-    assert link.legacy_id is not None
-    return link.legacy_id
-
-
-def members(app: App, group_id: str) -> dict[str, str]:
-    with app.uow_factory().reading() as uow:
-        return {m.user_id: m.reason for m in uow.memberships.members(group_id)}
+def cohorts(app: App) -> dict[str, str]:
+    """The course, learner-1 enrolled, and the user groups blue and red linked to new cohorts of it,
+    mirroring them; returns each group's cohort id."""
+    return link_course(app, ("learner-1",), (("blue", mirrored_cohort()), ("red", mirrored_cohort())))
 
 
 def rejected(answer: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -110,6 +86,10 @@ def test_the_example_is_what_openedx_events_sends() -> None:
     assert posted == from_bus
     text = {name.decode(): value.decode() for name, value in entry.items() if name != b"event_data"}
     assert text == {name: value for name, value in COHORT_EVENT_EXAMPLE.items() if name != "data"}
+    # The README's example file is the same event, the course's end (null) written out.
+    in_file = load_json(EXAMPLE_FILE)
+    assert in_file["data"]["cohort"]["course"]["end"] is None
+    assert EnvelopeReader().read(in_file) == from_bus
 
 
 @pytest.mark.conformance_data
@@ -122,12 +102,12 @@ def test_the_example_is_the_conformance_entry() -> None:
     assert {**fields, "data": decoded} == COHORT_EVENT_EXAMPLE
 
 
-def test_a_posted_cohort_change_reaches_the_linked_groups_once(app: App, blue: str) -> None:
+def test_a_posted_cohort_change_reaches_the_linked_groups_once(app: App, cohorts: dict[str, str]) -> None:
     client = api_client(app, role="ingest")
     legacy = app.legacy
     assert isinstance(legacy, LocalLegacyGroups)
     # The LMS puts learner-1 in Blue; its event is posted.
-    legacy.add_to_cohort(COURSE, blue, ["learner-1"])
+    legacy.add_to_cohort(COURSE, cohorts["blue"], ["learner-1"])
     answer = ok(client.post(ROUTE, content=body(COHORT_EVENT_EXAMPLE), headers=JSON))
     assert answer["rejected"] == []
     assert answer["jobs"]["openedx-events"] == {"total": 1, "success": 1, "applied": 1, "links-pulled": 2}
@@ -137,7 +117,7 @@ def test_a_posted_cohort_change_reaches_the_linked_groups_once(app: App, blue: s
     assert rejected(again) == [("openedx:webhook:1", "openedx-events", "skipped", "already-applied")]
     assert members(app, "blue") == {"learner-1": "legacy-event"}
     # The LMS moves them to Red; the event (a batch of one) names Red only: they leave Blue.
-    legacy.add_to_cohort(COURSE, cohort_of(app, "red"), ["learner-1"])
+    legacy.add_to_cohort(COURSE, cohorts["red"], ["learner-1"])
     ok(client.post(ROUTE, content=body([cohort_event("Red")]), headers=BATCH))
     assert (members(app, "blue"), members(app, "red")) == ({}, {"learner-1": "legacy-event"})
     with app.uow_factory().reading() as uow:
@@ -145,11 +125,11 @@ def test_a_posted_cohort_change_reaches_the_linked_groups_once(app: App, blue: s
 
 
 def test_an_event_that_cannot_be_read_is_kept_with_its_reason_and_the_others_applied(
-    app: App, blue: str
+    app: App, cohorts: dict[str, str]
 ) -> None:
     legacy = app.legacy
     assert isinstance(legacy, LocalLegacyGroups)
-    legacy.add_to_cohort(COURSE, blue, ["learner-1"])
+    legacy.add_to_cohort(COURSE, cohorts["blue"], ["learner-1"])
     no_user = cohort_event()
     del no_user["data"]["cohort"]["user"]
     bad_id = {**cohort_event(), "id": "not-a-uuid"}
