@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from courseinfra.domain.criteria import (
     Criterion,
@@ -137,6 +137,22 @@ class TeamsetType(enum.StrEnum):
     PUBLIC_MANAGED = "public_managed"
     PRIVATE_MANAGED = "private_managed"
     OPEN_MANAGED = "open_managed"
+
+
+class Authority(enum.StrEnum):
+    """Which side of a link is the truth (ADR 0022)."""
+
+    USER_GROUP = "user_group"  # courseinfra's edits go to the legacy group; a legacy edit is drift
+    LEGACY = "legacy"  # the user group mirrors the legacy group; courseinfra's edits are refused
+    BOTH = "both"  # courseinfra's edits go to the legacy group, legacy edits come back by events
+
+
+class LegacyAuthoritative(DomainError):
+    """A membership edit (or a rename) through courseinfra of a group whose link names the legacy group
+    as the authority: it is made in the legacy system, and comes back by events and reconciliation."""
+
+    code = "legacy-authoritative"
+    kind = ErrorKind.CONFLICT
 
 
 class LegacyKind(enum.StrEnum):
@@ -290,21 +306,48 @@ def check_track(course_id: str, mode: str, tracks: Iterable[Track]) -> None:
 # evaluated from the platform's own data, so it is never combined with others (``standalone``).
 
 
-class LegacyCohortConfig(StrictConfig):
+class LinkPolicy(StrictConfig):
+    """What every link config holds beside its legacy group: which side is the authority, and whether
+    membership follows enrolment (ADR 0022). A link stored before these existed reads the defaults."""
+
+    authority: Authority = Field(
+        Authority.USER_GROUP,
+        description="user_group (courseinfra's edits go to the legacy group, legacy edits are drift "
+        "undone by reconciliation), legacy (the user group mirrors the legacy group, edits through "
+        "courseinfra are refused) or both (edits either way; events and reconciliation pull).",
+    )
+    follow_enrolment: bool = Field(
+        False,
+        description="An unenrolment removes the learner from the legacy group and the user group "
+        "(cohorts and teams only).",
+    )
+
+
+class LegacyCohortConfig(LinkPolicy):
     course_id: str = Field(min_length=1, description="The course of the cohort.")
     cohort_id: str | None = Field(None, description="The linked cohort; absent: a cohort is created.")
     assignment_type: AssignmentType = Field(AssignmentType.MANUAL, description="For a cohort created.")
 
 
-class LegacyTeamConfig(StrictConfig):
+class LegacyTeamConfig(LinkPolicy):
     course_id: str = Field(min_length=1, description="The course of the team.")
     teamset_id: str = Field(min_length=1, description="The teamset of the team.")
     team_id: str | None = Field(None, description="The linked team; absent: a team is created.")
 
 
-class LegacyTrackConfig(StrictConfig):
+class LegacyTrackConfig(LinkPolicy):
     course_id: str = Field(min_length=1, description="The course.")
     mode: str = Field(min_length=1, description="The enrollment mode (track): audit, verified, ...")
+
+    @model_validator(mode="after")
+    def _no_follow_enrolment(self) -> LegacyTrackConfig:
+        # A track is the mode of an enrolment: an unenrolled learner is on no track already.
+        if self.follow_enrolment:
+            raise ValueError(
+                "follow_enrolment is for cohort and team links: a track's members are its enrolled "
+                "learners already"
+            )
+        return self
 
 
 class LegacyCriterion(CriterionType):
@@ -361,17 +404,35 @@ class LegacyLink:
     legacy_id: str | None  # cohort id, team id or mode; None before the legacy group is created
     teamset_id: str | None = None
     assignment_type: AssignmentType = AssignmentType.MANUAL
+    authority: Authority = Authority.USER_GROUP
+    follow_enrolment: bool = False
 
     def config(self) -> dict[str, Any]:
+        policy = {"authority": self.authority.value, "follow_enrolment": self.follow_enrolment}
         if self.kind is LegacyKind.COHORT:
             return {
                 "course_id": self.course_id,
                 "cohort_id": self.legacy_id,
                 "assignment_type": self.assignment_type.value,
+                **policy,
             }
         if self.kind is LegacyKind.TEAM:
-            return {"course_id": self.course_id, "teamset_id": self.teamset_id, "team_id": self.legacy_id}
-        return {"course_id": self.course_id, "mode": self.legacy_id}
+            return {
+                "course_id": self.course_id,
+                "teamset_id": self.teamset_id,
+                "team_id": self.legacy_id,
+                **policy,
+            }
+        return {"course_id": self.course_id, "mode": self.legacy_id, **policy}
+
+    def same_legacy_group(self, other: LegacyLink) -> bool:
+        """Whether ``other`` names the same legacy group (its authority and follow_enrolment aside)."""
+        return (self.kind, self.course_id, self.legacy_id, self.teamset_id) == (
+            other.kind,
+            other.course_id,
+            other.legacy_id,
+            other.teamset_id,
+        )
 
     def criteria(self) -> dict[str, Any]:
         names = {
@@ -389,11 +450,13 @@ def link_of(node: Node | None) -> LegacyLink | None:
         return None
     config = node.model
     if isinstance(config, LegacyCohortConfig):
-        return LegacyLink(
+        link = LegacyLink(
             LegacyKind.COHORT, config.course_id, config.cohort_id, assignment_type=config.assignment_type
         )
-    if isinstance(config, LegacyTeamConfig):
-        return LegacyLink(LegacyKind.TEAM, config.course_id, config.team_id, teamset_id=config.teamset_id)
-    if isinstance(config, LegacyTrackConfig):
-        return LegacyLink(LegacyKind.TRACK, config.course_id, config.mode)
-    return None
+    elif isinstance(config, LegacyTeamConfig):
+        link = LegacyLink(LegacyKind.TEAM, config.course_id, config.team_id, teamset_id=config.teamset_id)
+    elif isinstance(config, LegacyTrackConfig):
+        link = LegacyLink(LegacyKind.TRACK, config.course_id, config.mode)
+    else:
+        return None
+    return replace(link, authority=config.authority, follow_enrolment=config.follow_enrolment)

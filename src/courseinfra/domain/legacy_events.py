@@ -43,11 +43,14 @@ from courseinfra.domain.openedx_tracking_logs import (
 
 @dataclass(frozen=True, slots=True)
 class Touched:
-    """A linked user group an event touches: pull ``users`` only, or the whole link when None."""
+    """A linked user group an event touches: pull ``users`` only, or the whole link when None.
+    ``unenrolled``: touched because the users were unenrolled and its membership follows enrolment
+    (they are to leave the legacy group, if still unenrolled there)."""
 
     group_id: str
     link: LegacyLink
     users: tuple[str, ...] | None
+    unenrolled: bool = False
 
 
 def touched_links(
@@ -72,8 +75,10 @@ def touched_links(
             if link.course_id != event.course_key:
                 continue
             unenrolled = isinstance(event, UnenrollmentCompleted) or not event.is_active
-            if link.kind is LegacyKind.TRACK or (unenrolled and group in follows_enrolment):
+            if link.kind is LegacyKind.TRACK:
                 touched.append(Touched(group, link, user))
+            elif unenrolled and group in follows_enrolment:
+                touched.append(Touched(group, link, user, unenrolled=True))
     elif isinstance(event, TrackingLogEmitted):
         reading = read_tracking_log(event)
         if isinstance(reading, CohortUserAdded | CohortUserRemoved):

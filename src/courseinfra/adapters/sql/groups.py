@@ -18,6 +18,7 @@ from courseinfra.adapters.sql.criteria import CriteriaCompiler, Predicate, in_li
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import (
     Timestamp,
+    legacy_drift,
     user_activity_agg,
     user_enrolments,
     user_group_history,
@@ -158,7 +159,7 @@ class SqlUserGroupStore(UserGroupStore):
 
     def delete(self, group_id: str) -> bool:
         # The history goes too: a new group with the same id must not show the old one's joins and leaves.
-        for table in (user_group_overrides, user_group_members, user_group_history):
+        for table in (user_group_overrides, user_group_members, user_group_history, legacy_drift):
             self.connection.execute(table.delete().where(table.c.group_id == group_id))
         result = self.connection.execute(user_groups.delete().where(user_groups.c.group_id == group_id))
         return result.rowcount == 1

@@ -366,6 +366,18 @@ legacy_sync_failures = sa.Table(
     sa.Column("not_undone", sa.JSON, nullable=False),
 )
 
+# The open drift of links whose user group is the authority (ADR 0022): a user an Open edX event showed
+# to be on one side only, until reconciliation pushes the user group's membership.
+legacy_drift = sa.Table(
+    "legacy_drift",
+    metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("side", sa.String(32), nullable=False),
+    sa.Column("detected_at", Timestamp, nullable=False),
+    sa.Column("origin", sa.String(255), nullable=False),
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,

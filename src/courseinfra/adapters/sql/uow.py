@@ -26,7 +26,7 @@ from courseinfra.adapters.sql.store import (
     SqlHierarchyStore,
     SqlOutbox,
 )
-from courseinfra.adapters.sql.sync_log import SqlSyncLog
+from courseinfra.adapters.sql.sync_log import SqlDriftLog, SqlSyncLog
 from courseinfra.adapters.sql.trail import SqlChangeTrail
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
@@ -116,6 +116,7 @@ class SqlUnitOfWork(UnitOfWork):
         lambda uow: SqlMemberships(uow.connection, uow.registry, uow.compiler, uow.group_facts)
     )
     sync_log = Store(lambda uow: SqlSyncLog(uow.connection))
+    drift = Store(lambda uow: SqlDriftLog(uow.connection))
     legacy = Store(lambda uow: uow.legacy_binding(uow.connection))
     tokens = Store(lambda uow: SqlTokenStore(uow.connection))
     trail = Store(lambda uow: SqlChangeTrail(uow.connection))

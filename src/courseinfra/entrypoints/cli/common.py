@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import orjson
@@ -68,6 +71,40 @@ def emit_lines(values: Iterable[Any]) -> None:
     """One compact JSON document a line (for ``jq``, ``grep`` and paging)."""
     for value in values:
         sys.stdout.write(orjson.dumps(value, default=_shape).decode() + "\n")
+
+
+def run_every(every: float, round_: Callable[[App], Any], name: str) -> None:
+    """Run ``round_`` now and then every ``every`` seconds until SIGINT or SIGTERM (exit code 0), one
+    JSON line a round (``{"at": ..., **what it returned}``). A failed round is reported on standard
+    error and the next one is tried; a second Ctrl-C interrupts the round under way."""
+    stop = threading.Event()
+
+    def request_stop(_signal: int, _frame: FrameType | None) -> None:
+        # The round under way finishes; a second Ctrl-C interrupts it.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with application() as app:
+            while not stop.is_set():
+                started = datetime.now(UTC)
+                try:
+                    result = round_(app)
+                except Exception as error:
+                    err.print(
+                        f"{name} round at {started.isoformat()} failed: {type(error).__name__}: {error}",
+                        highlight=False,
+                        markup=False,
+                        soft_wrap=True,
+                    )
+                else:
+                    emit_lines([{"at": started.isoformat(), **result}])
+                    sys.stdout.flush()
+                stop.wait(every)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def read_json_file(path: Path) -> Any:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +16,7 @@ from courseinfra.entrypoints.cli.common import (
     err,
     read_json_file,
     read_text,
+    run_every,
 )
 from courseinfra.entrypoints.schemas.common import MAX_ID
 from courseinfra.entrypoints.schemas.groups import (
@@ -258,34 +254,11 @@ def groups_refresh(
 def _refresh_on_schedule(every: float) -> None:
     """Refresh all groups every ``every`` seconds until SIGINT or SIGTERM (exit code 0). A failed round
     is reported on standard error and the next one is tried."""
-    stop = threading.Event()
-
-    def request_stop(_signal: int, _frame: FrameType | None) -> None:
-        # The round under way finishes; a second Ctrl-C interrupts it.
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with application() as app:
-            while not stop.is_set():
-                started = datetime.now(UTC)
-                try:
-                    results = app.groups.refresh_all(trigger=groups.SCHEDULE)
-                except Exception as error:
-                    err.print(
-                        f"refresh round at {started.isoformat()} failed: {type(error).__name__}: {error}",
-                        highlight=False,
-                        markup=False,
-                        soft_wrap=True,
-                    )
-                else:
-                    emit_lines([{"at": started.isoformat(), "groups": RefreshOut.by_group(results)}])
-                    sys.stdout.flush()
-                stop.wait(every)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_every(
+        every,
+        lambda app: {"groups": RefreshOut.by_group(app.groups.refresh_all(trigger=groups.SCHEDULE))},
+        "refresh",
+    )
 
 
 @app.command("import-members")

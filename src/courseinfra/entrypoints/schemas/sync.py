@@ -1,4 +1,4 @@
-"""What a change of a linked group's legacy members takes, and the sync status."""
+"""What a change of a linked group's legacy members takes, the sync status and a reconciliation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from courseinfra.entrypoints.schemas.common import Timestamp, iso
+from courseinfra.services.groups import Reconciled
 from courseinfra.services.sync import LinkDifference, SyncStatus
-from courseinfra.services.sync.ports import SyncFailure
+from courseinfra.services.sync.ports import Drift, SyncFailure
 
 
 class LegacyMembersIn(BaseModel):
@@ -83,12 +84,35 @@ class LinkDifferenceOut(BaseModel):
         )
 
 
+class DriftOut(BaseModel):
+    """A user an Open edX event showed on one side only of a link whose user group is the authority;
+    the next reconciliation pushes the user group's membership to the legacy group."""
+
+    group_id: str
+    user_id: str
+    side: str = Field(description="only-in-legacy-group or only-in-user-group.")
+    detected_at: Timestamp
+    origin: str = Field(description="What found it: the Open edX event's type.")
+
+    @classmethod
+    def of(cls, drift: Drift) -> Self:
+        return cls(
+            group_id=drift.group_id,
+            user_id=drift.user_id,
+            side=drift.side.value,
+            detected_at=iso(drift.detected_at),
+            origin=drift.origin,
+        )
+
+
 class SyncStatusOut(BaseModel):
-    """Every link whose two sides differ, and the sync failures kept."""
+    """Every link whose two sides differ, the sync failures kept and the open drift."""
 
     links: int = Field(description="How many user groups are linked to a legacy group.")
     differing: list[LinkDifferenceOut | LinkUnreadableOut]
     failures: list[SyncFailureOut]
+    drift: list[DriftOut] = Field(description="The open drift (100 rows at most).")
+    drift_count: int = Field(description="Every row of open drift, beyond those listed.")
 
     @classmethod
     def of(cls, status: SyncStatus) -> Self:
@@ -96,4 +120,70 @@ class SyncStatusOut(BaseModel):
             links=status.links,
             differing=[LinkDifferenceOut.of(d) for d in status.differing],
             failures=[SyncFailureOut.of(f) for f in status.failures],
+            drift=[DriftOut.of(d) for d in status.drift],
+            drift_count=status.drift_count,
+        )
+
+
+class ReconcileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str | None = Field(None, description="One linked group; absent: every linked group.")
+    dry_run: bool = Field(False, description="Report the drift and what would be fixed; write nothing.")
+
+
+class ReconciledOut(BaseModel):
+    """What reconciling one link found and did (``added`` and ``removed``: to and from the side
+    changed, the user group for a pull, the legacy group for a push)."""
+
+    group_id: str
+    kind: str
+    authority: str
+    action: str = Field(description="pull, push, skipped or failed.")
+    only_in_legacy_group: int
+    only_in_user_group: int
+    sample_only_in_legacy_group: list[str]
+    sample_only_in_user_group: list[str]
+    added: int
+    removed: int
+    not_fixed: list[str] = Field(description="Users a push cannot remove: a track is left by moving.")
+    dry_run: bool
+    fixed: bool = Field(description="Whether the difference was written away (never on a dry run).")
+    skipped: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, reconciled: Reconciled) -> Self:
+        return cls(
+            group_id=reconciled.group_id,
+            kind=reconciled.link.kind.value,
+            authority=reconciled.link.authority.value,
+            action=reconciled.action,
+            only_in_legacy_group=reconciled.only_in_legacy_group,
+            only_in_user_group=reconciled.only_in_user_group,
+            sample_only_in_legacy_group=list(reconciled.sample_only_in_legacy_group),
+            sample_only_in_user_group=list(reconciled.sample_only_in_user_group),
+            added=reconciled.added,
+            removed=reconciled.removed,
+            not_fixed=list(reconciled.not_fixed),
+            dry_run=reconciled.dry_run,
+            fixed=reconciled.fixed,
+            skipped=reconciled.skipped,
+            error=reconciled.error,
+        )
+
+
+class ReconcileOut(BaseModel):
+    """Every link reconciled, and how many had drift."""
+
+    links: list[ReconciledOut]
+    drifting: int = Field(description="How many links had a difference.")
+    failed: int = Field(description="How many links could not be reconciled (their error says why).")
+
+    @classmethod
+    def of(cls, results: list[Reconciled]) -> Self:
+        return cls(
+            links=[ReconciledOut.of(r) for r in results],
+            drifting=sum(1 for r in results if r.drift),
+            failed=sum(1 for r in results if r.error is not None),
         )

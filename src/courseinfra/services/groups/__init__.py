@@ -28,7 +28,13 @@ from courseinfra.services.groups.handlers import (
     refresh_on_event,
     update_group,
 )
-from courseinfra.services.groups.linked import DeletePolicy, DeleteRestricted, LinkedGroups, SyncFailed
+from courseinfra.services.groups.linked import (
+    DeletePolicy,
+    DeleteRestricted,
+    LinkedGroups,
+    Reconciled,
+    SyncFailed,
+)
 from courseinfra.services.groups.queries import (
     explain_membership,
     get_group,
@@ -53,6 +59,7 @@ __all__ = [
     "InvalidMembersFile",
     "LinkedGroups",
     "MembersFile",
+    "Reconciled",
     "SyncFailed",
     "UnknownUsers",
     "UserGroups",

@@ -29,7 +29,14 @@ from typing import Any
 from courseinfra.domain.criteria import CriteriaRegistry, EvaluationContext, MembershipRule, criteria_json
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.groups import GroupFrozen, UserGroup
-from courseinfra.domain.legacy import LegacyError, LegacyKind, LegacyLink, link_of
+from courseinfra.domain.legacy import (
+    Authority,
+    LegacyAuthoritative,
+    LegacyError,
+    LegacyKind,
+    LegacyLink,
+    link_of,
+)
 from courseinfra.services.groups.handlers import (
     UNSET,
     GroupDefinition,
@@ -42,7 +49,8 @@ from courseinfra.services.groups.handlers import (
 )
 from courseinfra.services.groups.ports import RefreshResult
 from courseinfra.services.sync.kinds import RULES, UndoStack
-from courseinfra.services.sync.ports import LegacyGroups, SyncFailure
+from courseinfra.services.sync.ports import DriftSide, LegacyGroups, SyncFailure
+from courseinfra.services.sync.queries import stored_members
 from courseinfra.services.unit_of_work import UnitOfWork
 
 
@@ -76,6 +84,57 @@ class SyncFailed(DomainError):
         self.details = list(details)
 
 
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What reconciling a link found and did: ``action`` is ``pull`` (the user group changes),
+    ``push`` (the legacy group changes) or ``skipped`` (``skipped`` says why); ``added`` and
+    ``removed`` count the users the changed side gains and loses; ``not_fixed`` the users a push
+    cannot remove (a track is left only by moving to another); ``fixed`` False when nothing was written
+    (``dry_run``, or a failure: ``error``)."""
+
+    group_id: str
+    link: LegacyLink
+    action: str
+    only_in_legacy_group: int = 0
+    only_in_user_group: int = 0
+    sample_only_in_legacy_group: tuple[str, ...] = ()
+    sample_only_in_user_group: tuple[str, ...] = ()
+    added: int = 0
+    removed: int = 0
+    not_fixed: tuple[str, ...] = ()
+    dry_run: bool = False
+    fixed: bool = False
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def drift(self) -> int:
+        return self.only_in_legacy_group + self.only_in_user_group
+
+
+@dataclass(frozen=True, slots=True)
+class _Comparison:
+    reconciled: Reconciled
+    only_in_legacy: list[str]
+    only_in_group: list[str]
+    removable: list[str]
+
+    @property
+    def action(self) -> str:
+        return self.reconciled.action
+
+
+def check_editable(group_id: str, link: LegacyLink, what: str) -> None:
+    """Refuse a membership edit or a rename through courseinfra of a group whose link names the legacy
+    group as the authority (:class:`LegacyAuthoritative`)."""
+    if link.authority is Authority.LEGACY:
+        raise LegacyAuthoritative(
+            f"group {group_id} mirrors {link.kind.value} {link.legacy_id} of course {link.course_id}, "
+            f"whose link names the legacy group as the authority: {what} is done in the legacy system, "
+            "and comes back by Open edX events and reconciliation (or change the link's authority)"
+        )
+
+
 def no_exclude_list() -> LegacyError:
     return LegacyError(
         "a linked group has no exclude list: remove users from the legacy group", code="invalid-group"
@@ -97,6 +156,8 @@ class LinkedGroups:
         directory (:class:`UnknownUsers`, before any legacy step)."""
         if definition.exclude:
             raise no_exclude_list()
+        if definition.include:
+            check_editable(group_id, link, "adding members")
         now = self.clock()
         with self._operation(group_id, "create") as stack, self.uow_factory() as uow:
             legacy, undo = self._bind(uow, stack)
@@ -123,8 +184,11 @@ class LinkedGroups:
         self, group_id: str, link: LegacyLink, *, expected_version: int | None, changes: Mapping[str, Any]
     ) -> RefreshResult | None:
         """The legacy group is updated first (its name; users added to or removed from it by an
-        ``include`` change), then the user group mirrors it. ``changes`` leave criteria and scope alone.
-        A user the include list adds must be in the user directory (:class:`UnknownUsers`)."""
+        ``include`` change), then the user group mirrors it. ``changes`` leave scope alone; a
+        ``criteria`` change (parsed) only changes the link's authority or follow_enrolment. A user the
+        include list adds must be in the user directory (:class:`UnknownUsers`). Under the ``legacy``
+        authority (``link``'s, the stored one) a rename or an include list that changes the membership
+        is refused (:class:`LegacyAuthoritative`)."""
         if changes.get("exclude"):
             raise no_exclude_list()
         now = self.clock()
@@ -136,13 +200,17 @@ class LinkedGroups:
             if new_members is not UNSET:
                 members = RULES[link.kind].members(legacy, link)
                 wanted = set(new_members)
+                if wanted != members:
+                    check_editable(group_id, link, "changing members")
                 check_known_users(uow, {"include": wanted - members})  # before the first legacy write
-            if "name" in changes and changes["name"].strip() != group.name:
+            renamed = "name" in changes and changes["name"].strip() != group.name
+            if renamed:
+                check_editable(group_id, link, "a rename")
                 RULES[link.kind].rename(legacy, link, changes["name"].strip(), group.name, undo)
             if new_members is not UNSET:
                 self._add_members(legacy, link, sorted(wanted - members), undo, uow, now)
                 self._remove_members(legacy, link, sorted(members - wanted), undo)
-            kept = ("name", "description", "enabled", "frozen")
+            kept = ("name", "description", "enabled", "frozen", "criteria")
             updated = group.changed(now, **{k: v for k, v in changes.items() if k in kept})
             uow.groups.save(updated)
             uow.note("group.update", f"group:{group_id}", fields=sorted(changes), version=updated.version)
@@ -207,6 +275,94 @@ class LinkedGroups:
             uow.commit()
         return result
 
+    def record_drift(self, group_id: str, link: LegacyLink, users: Sequence[str] | None, origin: str) -> int:
+        """For a link whose user group is the authority: keep, as drift, each of ``users`` (every user
+        of either side when None) whose legacy membership differs from the stored one, and forget the
+        drift of those on whom both sides agree; nothing is pulled (ADR 0022). The legacy state is read,
+        never the event's content. Returns how many users drift."""
+        now = self.clock()
+        with self._operation(group_id, "drift") as stack, self.uow_factory() as uow:
+            legacy, _undo = self._bind(uow, stack)
+            self._locked(uow, group_id)
+            in_legacy, only_group = self._sides(uow, legacy, group_id, link, users)
+            sides = dict.fromkeys(in_legacy, DriftSide.ONLY_IN_LEGACY_GROUP)
+            sides.update(dict.fromkeys(only_group, DriftSide.ONLY_IN_USER_GROUP))
+            uow.drift.clear(group_id, users)
+            uow.drift.record(group_id, sides, now, origin)
+            uow.commit()
+        return len(sides)
+
+    def leave_unenrolled(self, group_id: str, link: LegacyLink, users: Sequence[str]) -> RefreshResult | None:
+        """Membership follows enrolment: those of ``users`` the legacy system has no active enrolment of
+        in the link's course leave the legacy cohort or team, then the user group (whatever the link's
+        authority: the link asks for it). A user enrolled again meanwhile stays. A frozen group is left
+        as it is (None)."""
+        now = self.clock()
+        with self._operation(group_id, "follow-enrolment") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            if group.frozen:
+                return None
+            enrolled = {
+                user
+                for track in legacy.list_tracks(link.course_id)
+                for user in legacy.track_members(link.course_id, track.mode)
+            }
+            members = RULES[link.kind].members(legacy, link)
+            leaving = sorted(user for user in users if user not in enrolled and user in members)
+            self._remove_members(legacy, link, leaving, undo)
+            result = self._pull(legacy, uow, group, link, now, "legacy-unenrolment", only_users=users)
+            uow.commit()
+        return result
+
+    def reconcile(
+        self, group_id: str, link: LegacyLink, *, dry_run: bool = False, sample: int = 20
+    ) -> Reconciled:
+        """Compare both sides of a link and apply its authority: ``legacy`` and ``both`` pull (the
+        legacy side wins: courseinfra's own edits went to it first), ``user_group`` pushes (the legacy
+        group is given the user group's members and relieved of the others, with the undo stack; a
+        track's extra members cannot be removed, only moved, and are reported as not fixed). The drift
+        of the group is forgotten once fixed. ``dry_run`` writes nothing. A frozen group is skipped."""
+        if dry_run:
+            with self._reading(group_id, "reconcile"), self.uow_factory().reading() as uow:
+                group = self._locked(uow, group_id, for_update=False)
+                if group.frozen:
+                    return Reconciled(group_id, link, "skipped", skipped="frozen")
+                return self._compare(uow, uow.legacy, group_id, link, sample, dry_run=True).reconciled
+        now = self.clock()
+        with self._operation(group_id, "reconcile") as stack, self.uow_factory() as uow:
+            legacy, undo = self._bind(uow, stack)
+            group = self._locked(uow, group_id)
+            if group.frozen:
+                return Reconciled(group_id, link, "skipped", skipped="frozen")
+            found = self._compare(uow, legacy, group_id, link, sample, dry_run=False)
+            fixable = [*found.only_in_legacy, *found.only_in_group]
+            if found.action == "push":
+                self._add_members(legacy, link, found.only_in_group, undo, uow, now)
+                self._remove_members(legacy, link, found.removable, undo)
+                # Only the users pushed: a track's member that could not be removed is not pulled in.
+                fixable = [*found.only_in_group, *found.removable]
+            if fixable:
+                self._pull(legacy, uow, group, link, now, "legacy-reconcile", only_users=fixable)
+            uow.drift.clear(group_id)
+            if found.reconciled.not_fixed:
+                # Still drift: a push cannot remove a learner from a track.
+                uow.drift.record(
+                    group_id,
+                    dict.fromkeys(found.reconciled.not_fixed, DriftSide.ONLY_IN_LEGACY_GROUP),
+                    now,
+                    "reconcile",
+                )
+            uow.note(
+                "group.reconcile",
+                f"group:{group_id}",
+                way=found.action,
+                added=found.reconciled.added,
+                removed=found.reconciled.removed,
+            )
+            uow.commit()
+        return replace(found.reconciled, fixed=True)
+
     def change_members(
         self,
         group_id: str,
@@ -221,7 +377,9 @@ class LinkedGroups:
         """Add users to the legacy group and remove others, then pull. A learner moved out of another
         cohort or track leaves the user group linked to it. With a ``members_file``, its rows are what
         is added (include) and removed (exclude), every one checked first. Every user named must be in
-        the user directory (:class:`UnknownUsers`, or the file's bad rows)."""
+        the user directory (:class:`UnknownUsers`, or the file's bad rows). Refused under the ``legacy``
+        authority (:class:`LegacyAuthoritative`)."""
+        check_editable(group_id, link, "changing members")
         now = self.clock()
         with self._operation(group_id, operation) as stack, self.uow_factory() as uow:
             legacy, undo = self._bind(uow, stack)
@@ -274,6 +432,57 @@ class LinkedGroups:
         if group is None:
             raise GroupNotFound(f"no user group {group_id}")
         return group
+
+    def _compare(
+        self,
+        uow: UnitOfWork,
+        legacy: LegacyGroups,
+        group_id: str,
+        link: LegacyLink,
+        sample: int,
+        *,
+        dry_run: bool,
+    ) -> _Comparison:
+        """Both sides of a link, and what its authority makes of their difference."""
+        in_legacy, only_group = self._sides(uow, legacy, group_id, link, None)
+        push = link.authority is Authority.USER_GROUP
+        removable = [] if push and link.kind is LegacyKind.TRACK else in_legacy
+        reconciled = Reconciled(
+            group_id,
+            link,
+            "push" if push else "pull",
+            only_in_legacy_group=len(in_legacy),
+            only_in_user_group=len(only_group),
+            sample_only_in_legacy_group=tuple(in_legacy[:sample]),
+            sample_only_in_user_group=tuple(only_group[:sample]),
+            added=len(only_group) if push else len(in_legacy),
+            removed=len(removable) if push else len(only_group),
+            not_fixed=tuple(sorted(set(in_legacy) - set(removable))),
+            dry_run=dry_run,
+        )
+        return _Comparison(reconciled, in_legacy, only_group, removable)
+
+    def _sides(
+        self,
+        uow: UnitOfWork,
+        legacy: LegacyGroups,
+        group_id: str,
+        link: LegacyLink,
+        users: Sequence[str] | None,
+    ) -> tuple[list[str], list[str]]:
+        """The users (of ``users``, or all) only in the legacy group and only in the user group, sorted.
+        A legacy member the user directory lacks is no difference: a linked group cannot have them."""
+        legacy_members = RULES[link.kind].members(legacy, link)
+        if users is None:
+            stored = stored_members(uow, group_id)
+            concerned = legacy_members | stored
+        else:
+            concerned = set(users)
+            stored = {user for user in concerned if uow.memberships.is_member(group_id, user)}
+        known = set(uow.users.get_many(sorted(concerned & legacy_members)))
+        in_legacy = sorted((concerned & known) - stored)
+        only_group = sorted((stored & concerned) - legacy_members)
+        return in_legacy, only_group
 
     def _bind(self, uow: UnitOfWork, undo: UndoStack) -> tuple[LegacyGroups, UndoStack]:
         """The unit of work's legacy groups and the undo stack their steps push on: none when they join
@@ -415,4 +624,6 @@ class LinkedGroups:
         rule, context = self._pull_rule(legacy, group, link, now, trigger)
         result = uow.memberships.refresh(group, rule, context, reason=trigger, only_users=only_users)
         record_refresh(uow, group.group_id, result, trigger, now.astimezone(UTC))
+        # Both sides now agree for the users pulled: no drift of theirs is left to undo.
+        uow.drift.clear(group.group_id, only_users)
         return result

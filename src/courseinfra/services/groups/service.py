@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from courseinfra.domain.criteria import CriteriaRegistry, Scope
+from courseinfra.domain.criteria import CriteriaRegistry, Node, Scope
+from courseinfra.domain.errors import ErrorKind
 from courseinfra.domain.groups import GroupFrozen, UserGroup
-from courseinfra.domain.legacy import LegacyError, LegacyLink, link_of
+from courseinfra.domain.legacy import Authority, LegacyError, LegacyLink, link_of
 from courseinfra.domain.legacy_events import touched_links
 from courseinfra.domain.openedx_events import OpenedxEvent
 from courseinfra.services.groups import handlers, queries
@@ -28,7 +29,7 @@ from courseinfra.services.groups.handlers import (
     GroupView,
     read_members_file,
 )
-from courseinfra.services.groups.linked import DeletePolicy, LinkedGroups, SyncFailed
+from courseinfra.services.groups.linked import DeletePolicy, LinkedGroups, Reconciled, SyncFailed
 from courseinfra.services.groups.ports import Member, MembershipChange, RefreshResult
 from courseinfra.services.unit_of_work import UnitOfWork
 
@@ -66,7 +67,8 @@ class UserGroups:
         self, group_id: str, *, expected_version: int | None, **changes: Any
     ) -> tuple[GroupView, RefreshResult | None]:
         """A PUT or a PATCH: ``changes`` are the fields given. A linked group's name and include list go
-        to its legacy group; its criteria and scope cannot change (repeating them is no change)."""
+        to its legacy group; its scope and legacy group cannot change (repeating them is no change), its
+        link's authority and follow_enrolment can."""
         current, link = self._read(group_id)
         if link is None:
             return handlers.update_group(
@@ -75,9 +77,14 @@ class UserGroups:
         if "scope" in changes and Scope.parse(changes["scope"]) == current.scope:
             del changes["scope"]
         criteria = changes.get("criteria")
-        if criteria is not None and link_of(self.registry.parse(criteria, current.scope)) == link:
-            del changes["criteria"]
-        if "criteria" in changes or "scope" in changes:
+        if criteria is not None:
+            parsed = self.registry.parse(criteria, current.scope)
+            new_link = link_of(parsed)
+            if new_link == link:
+                del changes["criteria"]
+            elif new_link is not None and new_link.same_legacy_group(link):
+                changes["criteria"] = parsed  # only the authority or follow_enrolment changes
+        if ("criteria" in changes and not isinstance(changes["criteria"], Node)) or "scope" in changes:
             raise LegacyError(
                 "a linked group's criteria and scope cannot change: delete it and link another legacy group",
                 code="invalid-group",
@@ -141,22 +148,59 @@ class UserGroups:
         return results
 
     def apply_legacy_event(self, event: OpenedxEvent) -> int:
-        """Bring the linked groups an Open edX event touches up to the legacy system's state for the users
-        it concerns (ADR 0022: the event is a trigger; the legacy state is read); return how many links
-        were pulled. A group deleted meanwhile is passed over; a legacy failure raises
-        :class:`SyncFailed` (logged), after the links pulled before it."""
+        """Act on the linked groups an Open edX event touches, by each link's authority (ADR 0022: the
+        event is a trigger; the legacy state is read for the users it concerns): ``legacy`` and
+        ``both`` pull; ``user_group`` records the difference as drift, undone by the next
+        reconciliation; a link that follows enrolment has the unenrolled learners leave its legacy
+        group and user group. Returns how many links were acted on. A group deleted meanwhile is passed
+        over; a legacy failure raises :class:`SyncFailed` (logged), after the links done before it."""
         with self.uow_factory().reading() as uow:
             links = [
                 (g.group_id, link) for g in uow.groups.all() if (link := link_of(g.criteria)) is not None
             ]
-        pulled = 0
-        for touched in touched_links(event, links):
+        follows = frozenset(group_id for group_id, link in links if link.follow_enrolment)
+        acted = 0
+        for touched in touched_links(event, links, follows_enrolment=follows):
+            group_id, link, users = touched.group_id, touched.link, touched.users
             try:
-                self.linked.pull_users(touched.group_id, touched.link, touched.users, LEGACY_EVENT)
+                if touched.unenrolled and users is not None:
+                    self.linked.leave_unenrolled(group_id, link, users)
+                elif link.authority is Authority.USER_GROUP:
+                    self.linked.record_drift(group_id, link, users, event.event_type)
+                else:
+                    self.linked.pull_users(group_id, link, users, LEGACY_EVENT)
             except GroupNotFound:
                 continue
-            pulled += 1
-        return pulled
+            acted += 1
+        return acted
+
+    def reconcile(self, group_id: str | None = None, *, dry_run: bool = False) -> list[Reconciled]:
+        """Reconcile one linked group (``group_id``) or every one: compare both sides and apply each
+        link's authority (:meth:`LinkedGroups.reconcile`); ``dry_run`` writes nothing. Every link is
+        tried: a legacy failure (logged) is reported as the link's ``error``; a group that is not
+        linked is refused (``group-not-linked``, a conflict with the group's state)."""
+        if group_id is not None:
+            _, link = self._read(group_id)
+            if link is None:
+                raise LegacyError(
+                    f"group {group_id} is not linked to a legacy group: nothing to reconcile",
+                    code="group-not-linked",
+                    kind=ErrorKind.CONFLICT,
+                )
+            return [self.linked.reconcile(group_id, link, dry_run=dry_run)]
+        with self.uow_factory().reading() as uow:
+            links = [
+                (g.group_id, link) for g in uow.groups.all() if (link := link_of(g.criteria)) is not None
+            ]
+        results = []
+        for each, link in links:
+            try:
+                results.append(self.linked.reconcile(each, link, dry_run=dry_run))
+            except GroupNotFound:
+                continue  # deleted since the list was read
+            except SyncFailed as error:
+                results.append(Reconciled(each, link, "failed", dry_run=dry_run, error=str(error)))
+        return results
 
     # --- queries ---------------------------------------------------------------------------------------
 

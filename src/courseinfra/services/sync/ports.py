@@ -1,9 +1,11 @@
-"""The ports of legacy sync: the legacy groups (cohorts, teams, enrollment tracks) and the sync log."""
+"""The ports of legacy sync: the legacy groups (cohorts, teams, enrollment tracks), the sync log and the
+drift found by Open edX events."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +37,46 @@ class SyncLog(abc.ABC):
     def list(self, *, after_id: int = 0, limit: int = 100) -> list[SyncFailure]:
         """The failures logged after ``after_id`` (the id of the last one seen), the latest first; with
         more than ``limit``, the latest ``limit`` of them."""
+
+
+class DriftSide(enum.StrEnum):
+    """Where a drifting user is: only in the legacy group (a legacy edit added them) or only in the user
+    group (a legacy edit removed them)."""
+
+    ONLY_IN_LEGACY_GROUP = "only-in-legacy-group"
+    ONLY_IN_USER_GROUP = "only-in-user-group"
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A user whose legacy membership an Open edX event showed to differ from a ``user_group``-authority
+    link's user group: open until reconciliation pushes the user group's membership (ADR 0022)."""
+
+    group_id: str
+    user_id: str
+    side: DriftSide
+    detected_at: datetime
+    origin: str  # what found it: the event type
+
+
+class DriftLog(abc.ABC):
+    """The open drift of links whose user group is the authority, one row per (group, user)."""
+
+    @abc.abstractmethod
+    def record(self, group_id: str, sides: Mapping[str, DriftSide], at: datetime, origin: str) -> None:
+        """Keep each user's drift (user to side), replacing what was kept for them."""
+
+    @abc.abstractmethod
+    def clear(self, group_id: str, user_ids: Sequence[str] | None = None) -> int:
+        """Forget the drift of ``user_ids`` of the group (all of it when None); return how many."""
+
+    @abc.abstractmethod
+    def list(self, *, group_id: str | None = None, limit: int = 100) -> list[Drift]:
+        """The open drift (of one group, or of all), by group then user; at most ``limit`` rows."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """How many rows of drift are open."""
 
 
 class LegacyGroups(abc.ABC):

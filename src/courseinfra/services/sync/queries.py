@@ -1,12 +1,13 @@
-"""What the sync status reads: every linked group beside its legacy group, and the failures kept."""
+"""What the sync status reads: every linked group beside its legacy group, the failures kept and the
+open drift."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from courseinfra.domain.legacy import LegacyError, LegacyLink, link_of
 from courseinfra.services.sync.kinds import RULES
-from courseinfra.services.sync.ports import SyncFailure
+from courseinfra.services.sync.ports import Drift, SyncFailure
 from courseinfra.services.unit_of_work import UnitOfWork, UowFactory
 
 #: How many user ids of each side a differing link lists.
@@ -29,18 +30,23 @@ class LinkDifference:
 
 @dataclass(frozen=True, slots=True)
 class SyncStatus:
+    """``drift``: the open drift (at most :data:`LISTED` rows; ``drift_count`` counts them all) of the
+    links whose user group is the authority, found by Open edX events and undone by reconciliation."""
+
     links: int
     differing: list[LinkDifference]
     failures: list[SyncFailure]
+    drift: list[Drift] = field(default_factory=list)
+    drift_count: int = 0
 
     @property
     def clean(self) -> bool:
-        return not self.differing and not self.failures
+        return not self.differing and not self.failures and not self.drift_count
 
 
 def sync_status(uow_factory: UowFactory) -> SyncStatus:
     """Every link whose two sides differ (members only in the user group, only in the legacy group, or
-    a legacy group that is gone), and the sync failures kept. Legacy members the directory does not
+    a legacy group that is gone), the sync failures kept and the open drift. Legacy members the directory does not
     know are counted apart: a linked group cannot have them, so they are no difference."""
     with uow_factory().reading() as uow:
         linked = [(g.group_id, link) for g in uow.groups.all() if (link := link_of(g.criteria)) is not None]
@@ -50,7 +56,8 @@ def sync_status(uow_factory: UowFactory) -> SyncStatus:
             if (difference := _difference(uow, group_id, link)) is not None
         ]
         failures = uow.sync_log.list()
-    return SyncStatus(len(linked), differing, failures)
+        drift, drift_count = uow.drift.list(limit=LISTED), uow.drift.count()
+    return SyncStatus(len(linked), differing, failures, drift, drift_count)
 
 
 def _difference(uow: UnitOfWork, group_id: str, link: LegacyLink) -> LinkDifference | None:
@@ -59,7 +66,7 @@ def _difference(uow: UnitOfWork, group_id: str, link: LegacyLink) -> LinkDiffere
     except LegacyError as error:
         return LinkDifference(group_id, link, error=f"{error.code}: {error}")
     known = set(uow.users.get_many(sorted(legacy_members)))
-    stored = _stored_members(uow, group_id)
+    stored = stored_members(uow, group_id)
     only_group, only_legacy = sorted(stored - legacy_members), sorted(known - stored)
     if not only_group and not only_legacy:
         return None
@@ -73,7 +80,8 @@ def _difference(uow: UnitOfWork, group_id: str, link: LegacyLink) -> LinkDiffere
     )
 
 
-def _stored_members(uow: UnitOfWork, group_id: str) -> set[str]:
+def stored_members(uow: UnitOfWork, group_id: str) -> set[str]:
+    """Every stored member of a group (read by pages)."""
     members: set[str] = set()
     after = ""
     while page := uow.memberships.members(group_id, after=after, limit=5000):
