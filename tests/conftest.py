@@ -35,8 +35,8 @@ from tests.support.servers import (  # noqa: E402 - after the assert rewrite is 
     truncate_all,
 )
 
-#: The fake Open edX server's fixtures, for every test module.
-pytest_plugins = ["tests.support.openedx"]
+#: The fake Open edX server's fixtures and the linked-group world (``world``), for every test module.
+pytest_plugins = ["tests.support.openedx", "tests.support.legacy_world"]
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,22 @@ ENROLLED_AT = datetime(2026, 9, 2, 9, 0, tzinfo=UTC)
 
 
 def cohort_criteria(course: str = OPENEDX_COURSE) -> dict[str, Any]:
-    return {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": course}}
+    """A cohort link whose legacy group is the authority: an Open edX event about it pulls (ADR 0022;
+    under the default authority, user_group, it would be recorded as drift)."""
+    return {
+        "type": "legacy_cohort",
+        "operator": "member_of",
+        "config": {"course_id": course, "authority": "legacy"},
+    }
 
 
 def track_criteria(mode: str, course: str = OPENEDX_COURSE) -> dict[str, Any]:
-    return {"type": "legacy_track", "operator": "member_of", "config": {"course_id": course, "mode": mode}}
+    """A track link whose legacy group is the authority (see :func:`cohort_criteria`)."""
+    return {
+        "type": "legacy_track",
+        "operator": "member_of",
+        "config": {"course_id": course, "mode": mode, "authority": "legacy"},
+    }
 
 
 def link_course(
