@@ -238,7 +238,9 @@ def bootstrap(
             RelationCacheJob(uow_factory, cache, settings.cache_layout),
             CourseMetricsJob(uow_factory, views, auto_enrol=settings.aggregator_auto_enrol),
             OpenedxEventsJob(
-                uow_factory, EnvelopeReader(), lambda message: user_groups.apply_legacy_event(message.event)
+                uow_factory,
+                EnvelopeReader(),
+                lambda messages: user_groups.apply_legacy_events([m.event for m in messages]),
             ),
         ]
     )

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from courseinfra.adapters.legacy.local import LocalLegacyGroups
+from courseinfra.adapters.openedx_bus.envelopes import EnvelopeReader, entry_line
 from courseinfra.adapters.openedx_bus.streams import RedisOpenedxBus, SqliteOpenedxBus
 from courseinfra.bootstrap import App
+from courseinfra.domain.legacy import LegacyUnavailable
+from courseinfra.domain.openedx_events import OpenedxMessage
 from courseinfra.entrypoints.openedx_consumer import consume
-from courseinfra.services.openedx.ports import OpenedxBus
+from courseinfra.services.events.ingest import Router, ingest
+from courseinfra.services.openedx.intake import OpenedxEventsJob
+from courseinfra.services.openedx.ports import BusEntry, OpenedxBus
 from courseinfra.settings import Settings
 from tests.support.legacy_links import OPENEDX_COURSE as COURSE
 from tests.support.legacy_links import link_course, members
@@ -41,10 +46,18 @@ def genuine_entries() -> dict[str, dict[str, Any]]:
     return dict(zip(names, json.loads(ENTRIES.read_text()), strict=True))
 
 
-def send(bus: OpenedxBus, entry: dict[str, Any]) -> None:
-    fields: dict[str, bytes | str] = {k: v for k, v in entry["fields"].items() if v is not None}
+def wire_fields(entry: dict[str, Any]) -> dict[str, bytes]:
+    fields = {k: v.encode() for k, v in entry["fields"].items() if v is not None}
     fields["event_data"] = base64.b64decode(entry["event_data_base64"])
-    bus.send(entry["stream"], fields)
+    return fields
+
+
+def bus_entry(entry: dict[str, Any]) -> BusEntry:
+    return BusEntry(entry["stream"], entry["entry_id"], wire_fields(entry))
+
+
+def send(bus: OpenedxBus, entry: dict[str, Any]) -> None:
+    bus.send(entry["stream"], dict(wire_fields(entry)))
 
 
 @pytest.fixture
@@ -121,3 +134,28 @@ def test_an_entry_that_cannot_be_read_is_kept_with_its_reason_and_acknowledged(
     assert (kept.job, kept.code) == ("openedx-events", "undecodable-event-data")
     assert json.loads(kept.payload)["id"] == "0b7d8e44-0000-11f1-a77e-02fc00000001"
     assert bus.pending(entries["cohort-blue"]["stream"]) == 0
+
+
+def test_a_batch_is_applied_together_and_a_failing_event_alone_is_kept(app: App) -> None:
+    """The job applies a batch in one call; when that fails, each event alone, so that only the event
+    that fails is kept (with the legacy error's code) and the others are applied and recorded."""
+    entries = genuine_entries()
+    calls: list[list[str]] = []
+
+    def apply(messages: Sequence[OpenedxMessage]) -> int:
+        calls.append([m.metadata.id for m in messages])
+        if any(getattr(m.event, "cohort_name", "") == "Red" for m in messages):
+            raise LegacyUnavailable("the LMS answered 503")
+        return len(messages)
+
+    job = OpenedxEventsJob(app.uow_factory, EnvelopeReader(), apply)
+    names = ("cohort-blue", "cohort-red", "enrollment-created")
+    lines = [json.dumps(entry_line(bus_entry(entries[name]))) for name in names]
+    report = ingest(lines, "test", Router([job]), app.uow_factory)
+    ids = [entries[name]["fields"]["id"] for name in names]
+    assert calls == [ids, ids[:1], ids[1:2], ids[2:]]
+    assert [(r.code, r.job) for r in report.rejected] == [("legacy-unavailable", "openedx-events")]
+    with app.uow_factory().reading() as uow:
+        assert uow.openedx_events.applied(ids) == {ids[0], ids[2]}
+        [kept] = uow.failed_events.list()
+    assert json.loads(kept.payload)["id"] == ids[1]

@@ -10,6 +10,7 @@ preview shows what a refresh would pull.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from courseinfra.domain.criteria import CriteriaRegistry, Node, Scope
 from courseinfra.domain.errors import ErrorKind
 from courseinfra.domain.groups import GroupFrozen, UserGroup
 from courseinfra.domain.legacy import Authority, LegacyError, LegacyLink, link_of
-from courseinfra.domain.legacy_events import touched_links
+from courseinfra.domain.legacy_events import Touched, touched_links
 from courseinfra.domain.openedx_events import OpenedxEvent
 from courseinfra.services.groups import handlers, queries
 from courseinfra.services.groups.handlers import (
@@ -148,30 +149,52 @@ class UserGroups:
         return results
 
     def apply_legacy_event(self, event: OpenedxEvent) -> int:
-        """Act on the linked groups an Open edX event touches, by each link's authority (ADR 0022: the
-        event is a trigger; the legacy state is read for the users it concerns): ``legacy`` and
-        ``both`` pull; ``user_group`` records the difference as drift, undone by the next
-        reconciliation; a link that follows enrolment has the unenrolled learners leave its legacy
-        group and user group. Returns how many links were acted on. A group deleted meanwhile is passed
-        over; a legacy failure raises :class:`SyncFailed` (logged), after the links done before it."""
+        """:meth:`apply_legacy_events` of one event."""
+        return self.apply_legacy_events([event])
+
+    def apply_legacy_events(self, events: Sequence[OpenedxEvent]) -> int:
+        """Act on the linked groups Open edX events touch, by each link's authority (ADR 0022: an event
+        is a trigger; the legacy state is read for the users it concerns): ``legacy`` and ``both``
+        pull; ``user_group`` records the difference as drift, undone by the next reconciliation; a link
+        that follows enrolment has the unenrolled learners leave its legacy group and user group.
+
+        The events of a batch are acted on together: the unenrolments first, in order, then one pull
+        (or one drift reading) per link for the union of the users its events concern, which reads the
+        legacy group once, however many events name it. Returns how many links were acted on. A group
+        deleted meanwhile is passed over; a legacy failure raises :class:`SyncFailed` (logged), after
+        the links done before it."""
         with self.uow_factory().reading() as uow:
             links = [
                 (g.group_id, link) for g in uow.groups.all() if (link := link_of(g.criteria)) is not None
             ]
         follows = frozenset(group_id for group_id, link in links if link.follow_enrolment)
-        acted = 0
-        for touched in touched_links(event, links, follows_enrolment=follows):
-            group_id, link, users = touched.group_id, touched.link, touched.users
-            try:
-                if touched.unenrolled and users is not None:
-                    self.linked.leave_unenrolled(group_id, link, users)
-                elif link.authority is Authority.USER_GROUP:
-                    self.linked.record_drift(group_id, link, users, event.event_type)
+        leaves: list[Touched] = []
+        merged: dict[str, tuple[LegacyLink, set[str] | None, list[str]]] = {}
+        for event in events:
+            for touched in touched_links(event, links, follows_enrolment=follows):
+                if touched.unenrolled and touched.users is not None:
+                    leaves.append(touched)
+                    continue
+                link, users, types = merged.setdefault(touched.group_id, (touched.link, set(), []))
+                if users is not None and touched.users is not None:
+                    users.update(touched.users)
                 else:
-                    self.linked.pull_users(group_id, link, users, LEGACY_EVENT)
-            except GroupNotFound:
-                continue
-            acted += 1
+                    merged[touched.group_id] = (link, None, types)
+                if event.event_type not in types:
+                    types.append(event.event_type)
+        acted = 0
+        for touched in leaves:
+            with suppress(GroupNotFound):
+                self.linked.leave_unenrolled(touched.group_id, touched.link, touched.users or ())
+                acted += 1
+        for group_id, (link, users, types) in merged.items():
+            chosen = None if users is None else sorted(users)
+            with suppress(GroupNotFound):
+                if link.authority is Authority.USER_GROUP:
+                    self.linked.record_drift(group_id, link, chosen, ", ".join(types))
+                else:
+                    self.linked.pull_users(group_id, link, chosen, LEGACY_EVENT)
+                acted += 1
         return acted
 
     def reconcile(self, group_id: str | None = None, *, dry_run: bool = False) -> list[Reconciled]:

@@ -46,9 +46,9 @@ class MessageReader(abc.ABC):
         """The message, or why it cannot be read; never raises on bad input."""
 
 
-#: Applies one message to the linked user groups; returns how many links it pulled. Raises a
+#: Applies messages to the linked user groups; returns how many links it acted on. Raises a
 #: :class:`DomainError` (a legacy failure) when it could not.
-Apply = Callable[[OpenedxMessage], int]
+Apply = Callable[[Sequence[OpenedxMessage]], int]
 
 
 @dataclass
@@ -64,38 +64,64 @@ class OpenedxEventsJob:
         return isinstance(kind, str) and kind.startswith(OPENEDX_TYPE_PREFIX)
 
     def process(self, events: Sequence[IncomingEvent], counters: JobCounters) -> list[EventResult]:
+        """The batch's messages applied together (one pull per link touched, however many events name
+        it); should that fail, each is applied alone, so that only the events that fail are kept."""
         messages = [self.reader.read(incoming.event) for incoming in events]
         ids = [m.metadata.id for m in messages if isinstance(m, OpenedxMessage)]
         with self.uow_factory().reading() as uow:
             done = uow.openedx_events.applied(ids)
-        results: list[EventResult] = []
-        for message in messages:
+        results: list[EventResult | None] = [None] * len(messages)
+        pending: dict[str, tuple[int, OpenedxMessage]] = {}
+        for position, message in enumerate(messages):
             if isinstance(message, Rejection):
-                results.append(EventResult.rejected(self.name, message))
-            elif message.metadata.id in done:
-                results.append(
-                    EventResult(self.name, Outcome.SKIPPED, "already-applied", f"event {message.metadata.id}")
+                results[position] = EventResult.rejected(self.name, message)
+            elif message.metadata.id in done or message.metadata.id in pending:
+                results[position] = EventResult(
+                    self.name, Outcome.SKIPPED, "already-applied", f"event {message.metadata.id}"
                 )
             else:
-                results.append(self._apply(message, counters))
-                done.add(message.metadata.id)
-        for result in results:
+                pending[message.metadata.id] = (position, message)
+        for position, result in self._apply(list(pending.values()), counters):
+            results[position] = result
+        final = [result for result in results if result is not None]
+        for result in final:
             count_result(counters, result)
-        return results
+        return final
 
-    def _apply(self, message: OpenedxMessage, counters: JobCounters) -> EventResult:
+    def _apply(
+        self, batch: list[tuple[int, OpenedxMessage]], counters: JobCounters
+    ) -> list[tuple[int, EventResult]]:
+        if not batch:
+            return []
+        if len(batch) == 1:
+            return self._apply_alone(batch[0], counters)
         try:
-            pulled = self.apply(message)
+            pulled = self.apply([message for _, message in batch])
+        except DomainError:
+            return [result for one in batch for result in self._apply_alone(one, counters)]
+        self._record([message for _, message in batch], counters, pulled)
+        return [(position, EventResult(self.name, Outcome.PROCESSED)) for position, _ in batch]
+
+    def _apply_alone(
+        self, one: tuple[int, OpenedxMessage], counters: JobCounters
+    ) -> list[tuple[int, EventResult]]:
+        position, message = one
+        try:
+            pulled = self.apply([message])
         except DomainError as error:
-            return EventResult(self.name, Outcome.FAILED, error.code, str(error))
-        # After the pulls: should this process stop in between, the event comes again and its pulls
+            return [(position, EventResult(self.name, Outcome.FAILED, error.code, str(error)))]
+        self._record([message], counters, pulled)
+        return [(position, EventResult(self.name, Outcome.PROCESSED))]
+
+    def _record(self, messages: Sequence[OpenedxMessage], counters: JobCounters, pulled: int) -> None:
+        # After the pulls: should this process stop in between, the events come again and their pulls
         # find nothing to change.
         with self.uow_factory() as uow:
-            uow.openedx_events.record(message.metadata.id, message.metadata.type, self.clock())
+            for message in messages:
+                uow.openedx_events.record(message.metadata.id, message.metadata.type, self.clock())
             uow.commit()
-        counters.inc(APPLIED_EVENTS)
+        counters.inc(APPLIED_EVENTS, len(messages))
         counters.inc(LINKS_PULLED, pulled)
-        return EventResult(self.name, Outcome.PROCESSED)
 
 
 @dataclass
