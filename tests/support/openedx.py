@@ -142,16 +142,40 @@ class _Injection:
     delay: float = 0.0
 
 
+@dataclass(frozen=True)
+class LmsChange:
+    """A change the fake platform made to a learner's groups, as the LMS would publish it (the
+    ``on_change`` hook; ``tests.support.openedx_emitter`` turns it into Open edX events):
+
+    - ``cohort-added`` (``group``: the cohort's id, ``name`` its name), ``cohort-removed``;
+    - ``team-added`` and ``team-removed`` (``group``: the team id);
+    - ``enrolled`` (a new enrolment), ``enrolment-changed`` (``name``: the mode; ``active``)."""
+
+    kind: str
+    course_id: str
+    user: str
+    group: str = ""
+    name: str = ""
+    active: bool = True
+
+
 class FakeOpenEdx:
-    """The in-memory state of the fake platform, with its admin (test-only) methods."""
+    """The in-memory state of the fake platform, with its admin (test-only) methods. ``on_change``, when
+    set, is told every change of a learner's cohort, team or enrolment, as the LMS's signals are."""
 
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self._lock = threading.RLock()
+        self.on_change: Callable[[LmsChange], None] | None = None
         self.reset()
+
+    def changed(self, change: LmsChange) -> None:
+        if self.on_change is not None:
+            self.on_change(change)
 
     def reset(self) -> None:
         with self._lock:
+            self.on_change = None
             self.users: set[str] = set()
             self.courses: dict[str, _Course] = {}
             self.enrolments: dict[tuple[str, str], _Enrolment] = {}
@@ -554,6 +578,7 @@ def _cohort_routes(app: FastAPI, fake: FakeOpenEdx) -> None:
                 del fake.cohorts[previous].members[user]
             record.members[user] = None
             fake.cohort_of[(course_id, user)] = record.id
+            fake.changed(LmsChange("cohort-added", course_id, user, str(record.id), record.name))
         return JSONResponse(
             {
                 "success": True,
@@ -592,6 +617,7 @@ def _cohort_routes(app: FastAPI, fake: FakeOpenEdx) -> None:
             return _dev_error(400, "User not assigned to the given cohort.", "user-not-in-cohort")
         del record.members[username]
         del fake.cohort_of[(course_id, username)]
+        fake.changed(LmsChange("cohort-removed", course_id, username, str(record.id), record.name))
         return _empty(204)
 
     @app.delete(base + "/{cohort_id:int}/users")
@@ -866,6 +892,7 @@ def _team_routes(app: FastAPI, fake: FakeOpenEdx) -> None:
             )
         team.members[user] = _now()
         fake.team_in_teamset[(team.course_id, team.topic_id, user)] = team.team_id
+        fake.changed(LmsChange("team-added", team.course_id, user, team.team_id, team.name))
         return JSONResponse(membership_json(team, user, request), status_code=200)
 
     @app.get("/api/team/v0/team_membership/{team_id},{username}")
@@ -882,6 +909,7 @@ def _team_routes(app: FastAPI, fake: FakeOpenEdx) -> None:
             return _empty(404)
         del team.members[username]
         del fake.team_in_teamset[(team.course_id, team.topic_id, username)]
+        fake.changed(LmsChange("team-removed", team.course_id, username, team.team_id, team.name))
         return _empty(204)
 
 
@@ -974,8 +1002,13 @@ def _enrollment_routes(app: FastAPI, fake: FakeOpenEdx) -> None:
         if existing is None:
             existing = _Enrolment(str(user), course.course_id, str(mode), is_active, fake.next_seq())
             fake.enrolments[(str(user), course.course_id)] = existing
+            kind = "enrolled"
         else:
+            unchanged = (existing.mode, existing.is_active) == (str(mode), is_active)
             existing.mode, existing.is_active = str(mode), is_active
+            kind = "" if unchanged else "enrolment-changed"
+        if kind:
+            fake.changed(LmsChange(kind, course.course_id, str(user), name=str(mode), active=is_active))
         return JSONResponse(enrolment_json(existing))
 
     @app.get("/api/enrollment/v1/enrollments")
