@@ -241,6 +241,7 @@ def bootstrap(
                 uow_factory,
                 EnvelopeReader(),
                 lambda messages: user_groups.apply_legacy_events([m.event for m in messages]),
+                retention=timedelta(days=settings.openedx_events_retention_days),
             ),
         ]
     )

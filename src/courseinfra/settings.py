@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="The topics read (a JSON list or comma-separated names), as the LMS's "
         "EVENT_BUS_PRODUCER_CONFIG names them.",
     )
+    openedx_events_retention_days: float = Field(
+        7.0,
+        gt=0,
+        le=36500,
+        description="Days the id of an applied Open edX event is remembered, so that a redelivery or a "
+        "replay is skipped (longer than the bus keeps an entry pending).",
+    )
     openedx_consumer_group: str = Field(
         "courseinfra", min_length=1, description="The consumer group courseinfra reads Open edX's streams in."
     )

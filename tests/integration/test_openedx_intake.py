@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -159,3 +160,27 @@ def test_a_batch_is_applied_together_and_a_failing_event_alone_is_kept(app: App)
         assert uow.openedx_events.applied(ids) == {ids[0], ids[2]}
         [kept] = uow.failed_events.list()
     assert json.loads(kept.payload)["id"] == ids[1]
+
+
+def test_applied_ids_are_forgotten_after_the_retention(app: App) -> None:
+    """Each batch forgets the ids applied longer ago than the retention: a redelivery after that is
+    applied again (harmless: applies read the legacy state)."""
+    entries = genuine_entries()
+    now = [datetime(2026, 9, 3, tzinfo=UTC)]
+    job = OpenedxEventsJob(
+        app.uow_factory, EnvelopeReader(), len, lambda: now[0], retention=timedelta(days=7)
+    )
+    router = Router([job])
+
+    def send(name: str) -> str:
+        line = json.dumps(entry_line(bus_entry(entries[name])))
+        report = ingest([line], "test", router, app.uow_factory)
+        return "skipped" if report.rejected else "applied"
+
+    assert send("cohort-blue") == "applied"
+    now[0] += timedelta(days=6)
+    assert (send("cohort-red"), send("cohort-blue")) == ("applied", "skipped")
+    now[0] += timedelta(days=2)
+    # This batch forgets Blue's id (8 days old), not Red's (2 days).
+    assert send("enrollment-created") == "applied"
+    assert (send("cohort-blue"), send("cohort-red")) == ("applied", "skipped")

@@ -55,10 +55,11 @@ def link_course(
     hierarchy = collection(course, collection("unit-1", leaf("r1")), visibility="Default", name="Demo course")
     content.put_hierarchy(hierarchy, app.uow_factory())
     content.publish(course, app.uow_factory())
-    enrolments.create_batch(CourseBatch("demo-batch", course, "Demo batch", ENROLLED_AT), app.uow_factory())
+    batch = "demo-batch" if course == OPENEDX_COURSE else f"batch-{course}"
+    enrolments.create_batch(CourseBatch(batch, course, "Demo batch", ENROLLED_AT), app.uow_factory())
     directory_users(app, *learners)
     for user in learners:
-        enrolments.enrol(user, "demo-batch", app.uow_factory(), at=ENROLLED_AT, mode="audit")
+        enrolments.enrol(user, batch, app.uow_factory(), at=ENROLLED_AT, mode="audit")
     legacy = app.legacy
     assert isinstance(legacy, LocalLegacyGroups)
     legacy.offer_tracks(course, [Track(course, "audit", "Audit"), Track(course, "verified", "Verified")])

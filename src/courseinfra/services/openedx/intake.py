@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from courseinfra.domain.errors import DomainError
@@ -32,6 +32,8 @@ from courseinfra.services.unit_of_work import UnitOfWork
 JOB_NAME = "openedx-events"
 OPENEDX_TYPE_PREFIX = "org.openedx."
 APPLIED_EVENTS = "applied"
+#: Ids of applied events forgotten with each batch at most, once past the retention.
+PRUNE_PER_BATCH = 1000
 LINKS_PULLED = "links-pulled"
 #: The job that keeps what the webhook was posted that is not an Open edX event.
 REFUSAL_JOB = "openedx-webhook"
@@ -57,6 +59,9 @@ class OpenedxEventsJob:
     reader: MessageReader
     apply: Apply
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: How long an applied event's id is remembered (a redelivery later than that is applied again,
+    #: harmlessly: applies read the legacy state). None: forever.
+    retention: timedelta | None = timedelta(days=7)
     name: str = JOB_NAME
 
     def accepts(self, event: Mapping[str, Any]) -> bool:
@@ -116,9 +121,14 @@ class OpenedxEventsJob:
     def _record(self, messages: Sequence[OpenedxMessage], counters: JobCounters, pulled: int) -> None:
         # After the pulls: should this process stop in between, the events come again and their pulls
         # find nothing to change.
+        now = self.clock()
         with self.uow_factory() as uow:
             for message in messages:
-                uow.openedx_events.record(message.metadata.id, message.metadata.type, self.clock())
+                uow.openedx_events.record(message.metadata.id, message.metadata.type, now)
+            if self.retention is not None:
+                # A few at a time with each batch: the table stays as long as the retention, without a
+                # maintenance job.
+                uow.openedx_events.prune(now - self.retention, limit=PRUNE_PER_BATCH)
             uow.commit()
         counters.inc(APPLIED_EVENTS, len(messages))
         counters.inc(LINKS_PULLED, pulled)
