@@ -23,6 +23,14 @@ Measured, in one process, ``time.perf_counter`` around the calls:
 4. *naive* (the baseline): a full refresh of both linked groups for each event, as a trigger without
    a targeted pull would do, on the first ``--naive-events`` events (default 200), extrapolated per event.
 
+Reconciliation (``--reconcile-members``, default 10,000): a third course's link of that many learners
+whose user group mirrors its cohort (authority ``user_group``), then the LMS edited behind its back (1% of
+the members removed from the cohort, as many others added); timed: ``app.groups.reconcile(group,
+dry_run=True)`` (compare only), then ``reconcile(group)`` (the push that undoes the LMS's edits). Beside
+them, the store's own limits in the same run: one read of the cohort's members
+(``legacy.cohort_members``) and one full refresh of the link (a pull). Checked: after the push the cohort
+equals the user group again.
+
 Delay (``--edits`` edits): a consumer runs in a subprocess (``courseinfra openedx consume``, blocking
 reads); each edit moves one learner to the other cohort in the legacy tables and appends its event; the
 delay is the time until the user group shows the move (polled every millisecond). Beside it, the time
@@ -212,7 +220,52 @@ def measure_delay(
     }
 
 
-def report(throughput: dict[str, Any], delay: dict[str, Any], args: argparse.Namespace) -> str:
+def measure_reconcile(app: App, members_count: int) -> dict[str, Any]:
+    course = "course-v1:DemoX+Reconcile+2026"
+    learners = [f"r-learner-{n:06d}" for n in range(members_count)]
+    criteria = {"type": "legacy_cohort", "operator": "member_of", "config": {"course_id": course}}
+    ids = link_course(app, learners, [("reconciled", criteria)], course=course)
+    legacy = app.legacy
+    assert isinstance(legacy, LocalLegacyGroups)
+    app.groups.change_legacy_members("reconciled", add=learners[: members_count // 2])
+    # The LMS, behind courseinfra's back: 1% removed, as many of the others added.
+    edits = max(1, members_count // 100)
+    legacy.remove_from_cohort(course, ids["reconciled"], learners[:edits])
+    legacy.add_to_cohort(course, ids["reconciled"], learners[members_count // 2 : members_count // 2 + edits])
+    started = time.perf_counter()
+    [compared] = app.groups.reconcile("reconciled", dry_run=True)
+    dry_run = time.perf_counter() - started
+    started = time.perf_counter()
+    [pushed] = app.groups.reconcile("reconciled")
+    push = time.perf_counter() - started
+    problems = []
+    if set(members(app, "reconciled")) != legacy.cohort_members(course, ids["reconciled"]):
+        problems.append("after the push the cohort differs from the user group")
+    if (compared.only_in_legacy_group, compared.only_in_user_group) != (edits, edits):
+        problems.append(
+            f"dry run found {compared.only_in_legacy_group}/{compared.only_in_user_group}, not {edits}/{edits}"
+        )
+    started = time.perf_counter()
+    legacy.cohort_members(course, ids["reconciled"])
+    read = time.perf_counter() - started
+    started = time.perf_counter()
+    app.groups.refresh_group("reconciled")
+    refresh = time.perf_counter() - started
+    return {
+        "members": members_count // 2,
+        "edits": edits,
+        "dry_run": dry_run,
+        "push": push,
+        "action": pushed.action,
+        "read": read,
+        "refresh": refresh,
+        "problems": problems,
+    }
+
+
+def report(
+    throughput: dict[str, Any], delay: dict[str, Any], reconciled: dict[str, Any], args: argparse.Namespace
+) -> str:
     n = throughput["events"]
     rows = [
         ("consumer: bus, decode, ingest, targeted pull, ack (the product)", throughput["consumer"], n),
@@ -244,7 +297,17 @@ def report(throughput: dict[str, Any], delay: dict[str, Any], args: argparse.Nam
         f"max {delay['max'] * 1000:.0f} ms; one full refresh of a linked group of {n // 2:,} members: "
         f"{delay['refresh'] * 1000:.0f} ms (a refresh every P seconds: stale P/2 on average, plus that)",
         "",
-        "Checks: " + ("; ".join(throughput["problems"]) if throughput["problems"] else "every check holds"),
+        f"Reconciliation of a link of {reconciled['members']:,} members after {reconciled['edits']:,} removals "
+        f"and {reconciled['edits']:,} additions in the LMS: compare (dry run) {reconciled['dry_run'] * 1000:.0f} ms, "
+        f"{reconciled['action']} {reconciled['push'] * 1000:.0f} ms; beside one read of the cohort's members "
+        f"{reconciled['read'] * 1000:.0f} ms and one full refresh (pull) of the link {reconciled['refresh'] * 1000:.0f} ms",
+        "",
+        "Checks: "
+        + (
+            "; ".join(throughput["problems"] + reconciled["problems"])
+            if throughput["problems"] or reconciled["problems"]
+            else "every check holds"
+        ),
     ]
     return "\n".join(lines)
 
@@ -254,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--edits", type=int, default=40)
     parser.add_argument("--naive-events", type=int, default=200)
+    parser.add_argument("--reconcile-members", type=int, default=10_000)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="courseinfra-bench-openedx-") as folder:
@@ -265,11 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _ids, entries = seed(app, bus, learners)
             throughput = measure_throughput(app, bus, entries, args.naive_events)
             delay = measure_delay(app, home, bus, learners, args.edits)
+            reconciled = measure_reconcile(app, 2 * args.reconcile_members)
         finally:
             bus.close()
             app.close()
-    print(report(throughput, delay, args))
-    return 1 if throughput["problems"] else 0
+    print(report(throughput, delay, reconciled, args))
+    return 1 if throughput["problems"] or reconciled["problems"] else 0
 
 
 if __name__ == "__main__":
