@@ -6,7 +6,7 @@ Importing this module connects to nothing; :func:`bootstrap` does, when it is ca
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from courseinfra.adapters.streams import RedisEventStream, SqliteEventStream
 from courseinfra.domain.criteria import SHIPPED_TYPES, CriteriaRegistry, CriterionType
 from courseinfra.domain.events import ContentPublished, RelationCacheUpdated
 from courseinfra.domain.legacy import LEGACY_TYPES
+from courseinfra.domain.openedx_events import OpenedxMessage
 from courseinfra.domain.reports import AcceptedFrameworks
 from courseinfra.services.access.ports import JwtVerifier
 from courseinfra.services.cache import RelationCacheJob
@@ -36,7 +37,7 @@ from courseinfra.services.events.ingest import Router
 from courseinfra.services.events.ports import EventBus, EventStream
 from courseinfra.services.groups import GROUP_TRIGGERS, DeletePolicy, UserGroups, group_refresh_handler
 from courseinfra.services.messagebus import Publication, post_publish_handler, relay_audit_log, relay_outbox
-from courseinfra.services.openedx.intake import OpenedxEventsJob
+from courseinfra.services.openedx.intake import Applied, OpenedxEventsJob
 from courseinfra.services.reports import ReportOptions
 from courseinfra.services.reports.ports import ReportArchive
 from courseinfra.services.sync.ports import LegacyGroups
@@ -232,7 +233,17 @@ def bootstrap(
         )
 
     views = CourseViews(cache, settings.cache_layout, uow_factory)
-    user_groups = UserGroups(uow_factory, registry, DeletePolicy(settings.legacy_delete_policy))
+    user_groups = UserGroups(
+        uow_factory,
+        registry,
+        DeletePolicy(settings.legacy_delete_policy),
+        echo_ttl=timedelta(seconds=settings.legacy_echo_ttl_seconds),
+    )
+
+    def apply_openedx(messages: Sequence[OpenedxMessage]) -> Applied:
+        done = user_groups.apply_legacy_batch([m.event for m in messages])
+        return Applied(done.links, done.echoes)
+
     router = Router(
         [
             RelationCacheJob(uow_factory, cache, settings.cache_layout),
@@ -240,7 +251,7 @@ def bootstrap(
             OpenedxEventsJob(
                 uow_factory,
                 EnvelopeReader(),
-                lambda messages: user_groups.apply_legacy_events([m.event for m in messages]),
+                apply_openedx,
                 retention=timedelta(days=settings.openedx_events_retention_days),
             ),
         ]

@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         description="Deleting a user group linked to a cohort or a track (which cannot be deleted): refuse, "
         "delete the user group only, or keep both with the user group disabled.",
     )
+    legacy_echo_ttl_seconds: int = Field(
+        600,
+        ge=1,
+        le=86_400,
+        description="How long the Open edX event caused by courseinfra's own write to a legacy group is "
+        "expected (an expected echo, consumed without a legacy read); past it, the event is pulled.",
+    )
 
     @field_validator("reports_accepted_frameworks", "openedx_topics", mode="before")
     @classmethod

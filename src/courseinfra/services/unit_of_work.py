@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from courseinfra.services.groups.ports import GroupFacts, Memberships, UserGroupStore
     from courseinfra.services.openedx.ports import AppliedEvents
     from courseinfra.services.reports.ports import ReportReader, ReportRuns
-    from courseinfra.services.sync.ports import DriftLog, LegacyGroups, SyncLog
+    from courseinfra.services.sync.ports import DriftLog, EchoLog, LegacyGroups, SyncLog
     from courseinfra.services.trail.ports import ChangeTrail
     from courseinfra.services.users.ports import UserDirectory
 
@@ -82,6 +82,7 @@ class UnitOfWork(abc.ABC):
     group_facts: GroupFacts
     sync_log: SyncLog
     drift: DriftLog
+    echoes: EchoLog
     tokens: TokenStore
     trail: ChangeTrail
     openedx_events: AppliedEvents

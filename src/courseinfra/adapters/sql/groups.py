@@ -19,6 +19,7 @@ from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import (
     Timestamp,
     legacy_drift,
+    legacy_echoes,
     user_activity_agg,
     user_enrolments,
     user_group_history,
@@ -159,7 +160,8 @@ class SqlUserGroupStore(UserGroupStore):
 
     def delete(self, group_id: str) -> bool:
         # The history goes too: a new group with the same id must not show the old one's joins and leaves.
-        for table in (user_group_overrides, user_group_members, user_group_history, legacy_drift):
+        tables = (user_group_overrides, user_group_members, user_group_history, legacy_drift, legacy_echoes)
+        for table in tables:
             self.connection.execute(table.delete().where(table.c.group_id == group_id))
         result = self.connection.execute(user_groups.delete().where(user_groups.c.group_id == group_id))
         return result.rowcount == 1

@@ -1,5 +1,5 @@
-"""The SQL log of linked-group operations that failed on the legacy side, and the open drift of links
-whose user group is the authority."""
+"""The SQL log of linked-group operations that failed on the legacy side, the open drift of links whose
+user group is the authority, and the echoes expected of courseinfra's own legacy writes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from courseinfra.adapters.sql.criteria import in_list
 from courseinfra.adapters.sql.store import aware, upsert
-from courseinfra.adapters.sql.tables import legacy_drift, legacy_sync_failures
-from courseinfra.services.sync.ports import Drift, DriftLog, DriftSide, SyncFailure, SyncLog
+from courseinfra.adapters.sql.tables import legacy_drift, legacy_echoes, legacy_sync_failures
+from courseinfra.domain.legacy_echoes import ExpectedEcho
+from courseinfra.services.sync.ports import Drift, DriftLog, DriftSide, EchoLog, SyncFailure, SyncLog
 
 
 class SqlSyncLog(SyncLog):
@@ -100,3 +101,67 @@ class SqlDriftLog(DriftLog):
 
     def count(self) -> int:
         return int(self.connection.scalar(sa.select(sa.func.count()).select_from(legacy_drift)) or 0)
+
+
+class SqlEchoLog(EchoLog):
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    def expect(self, echoes: Sequence[ExpectedEcho]) -> None:
+        if not echoes:
+            return
+        # One row per (group, user): the last echo given for a pair is the state the write left.
+        rows = {
+            (echo.group_id, echo.user_id): {
+                "group_id": echo.group_id,
+                "user_id": echo.user_id,
+                "member": echo.member,
+                "state": echo.state,
+                "expires_at": echo.expires_at,
+            }
+            for echo in echoes
+        }
+        statement = upsert(self.connection, legacy_echoes).values([rows[key] for key in sorted(rows)])
+        excluded = statement.excluded
+        self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[legacy_echoes.c.group_id, legacy_echoes.c.user_id],
+                set_={"member": excluded.member, "state": excluded.state, "expires_at": excluded.expires_at},
+            )
+        )
+
+    def find(self, group_id: str, user_ids: Sequence[str], now: datetime) -> dict[str, ExpectedEcho]:
+        if not user_ids:
+            return {}
+        e = legacy_echoes.c
+        rows = self.connection.execute(
+            sa.select(legacy_echoes).where(
+                e.group_id == group_id,
+                in_list(e.user_id, set(user_ids), self.connection.dialect.name),
+                e.expires_at > now,
+            )
+        )
+        return {
+            row.user_id: ExpectedEcho(row.group_id, row.user_id, row.member, row.state, aware(row.expires_at))
+            for row in rows
+        }
+
+    def clear(self, group_id: str, user_ids: Sequence[str] | None = None) -> int:
+        e = legacy_echoes.c
+        statement = legacy_echoes.delete().where(e.group_id == group_id)
+        if user_ids is not None:
+            if not user_ids:
+                return 0
+            statement = statement.where(in_list(e.user_id, set(user_ids), self.connection.dialect.name))
+        return self.connection.execute(statement).rowcount
+
+    def prune(self, now: datetime, limit: int = 10_000) -> int:
+        e = legacy_echoes.c
+        expired = (
+            sa.select(e.group_id, e.user_id).where(e.expires_at <= now).order_by(e.expires_at).limit(limit)
+        )
+        statement = legacy_echoes.delete().where(sa.tuple_(e.group_id, e.user_id).in_(expired))
+        return self.connection.execute(statement).rowcount
+
+    def count(self) -> int:
+        return int(self.connection.scalar(sa.select(sa.func.count()).select_from(legacy_echoes)) or 0)

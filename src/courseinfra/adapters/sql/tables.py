@@ -378,6 +378,19 @@ legacy_drift = sa.Table(
     sa.Column("origin", sa.String(255), nullable=False),
 )
 
+# The echoes expected of courseinfra's own legacy writes (ADR 0022): the legacy state a write made for a
+# user of a linked group, so that the Open edX event it causes needs no legacy read, until it expires.
+legacy_echoes = sa.Table(
+    "legacy_echoes",
+    metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("member", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(255), nullable=True),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Index("ix_legacy_echoes_expires_at", "expires_at"),
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,

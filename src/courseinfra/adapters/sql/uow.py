@@ -26,7 +26,7 @@ from courseinfra.adapters.sql.store import (
     SqlHierarchyStore,
     SqlOutbox,
 )
-from courseinfra.adapters.sql.sync_log import SqlDriftLog, SqlSyncLog
+from courseinfra.adapters.sql.sync_log import SqlDriftLog, SqlEchoLog, SqlSyncLog
 from courseinfra.adapters.sql.trail import SqlChangeTrail
 from courseinfra.adapters.sql.users import SqlUserDirectory
 from courseinfra.domain.criteria import CriteriaRegistry
@@ -117,6 +117,7 @@ class SqlUnitOfWork(UnitOfWork):
     )
     sync_log = Store(lambda uow: SqlSyncLog(uow.connection))
     drift = Store(lambda uow: SqlDriftLog(uow.connection))
+    echoes = Store(lambda uow: SqlEchoLog(uow.connection))
     legacy = Store(lambda uow: uow.legacy_binding(uow.connection))
     tokens = Store(lambda uow: SqlTokenStore(uow.connection))
     trail = Store(lambda uow: SqlChangeTrail(uow.connection))

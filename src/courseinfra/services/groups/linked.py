@@ -23,7 +23,7 @@ import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from courseinfra.domain.criteria import CriteriaRegistry, EvaluationContext, MembershipRule, criteria_json
@@ -37,6 +37,7 @@ from courseinfra.domain.legacy import (
     LegacyLink,
     link_of,
 )
+from courseinfra.services.groups.echoes import DEFAULT_ECHO_TTL, expect_echoes
 from courseinfra.services.groups.handlers import (
     UNSET,
     GroupDefinition,
@@ -149,6 +150,8 @@ class LinkedGroups:
     registry: CriteriaRegistry
     delete_policy: DeletePolicy = DeletePolicy.RESTRICT
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: How long the echo of a legacy write is expected (ADR 0022).
+    echo_ttl: timedelta = DEFAULT_ECHO_TTL
 
     def create(self, group_id: str, definition: GroupDefinition, link: LegacyLink) -> RefreshResult:
         """A legacy criterion creates the legacy group (or links the one whose id it gives), adds the
@@ -177,6 +180,7 @@ class LinkedGroups:
                 refresh=False,
             )
             result = self._pull(legacy, uow, view.group, link, now, "created")
+            self._expect(uow, legacy, group_id, link, definition.include, (), now)
             uow.commit()
         return result
 
@@ -208,8 +212,10 @@ class LinkedGroups:
                 check_editable(group_id, link, "a rename")
                 RULES[link.kind].rename(legacy, link, changes["name"].strip(), group.name, undo)
             if new_members is not UNSET:
-                self._add_members(legacy, link, sorted(wanted - members), undo, uow, now)
-                self._remove_members(legacy, link, sorted(members - wanted), undo)
+                added, removed = sorted(wanted - members), sorted(members - wanted)
+                self._add_members(legacy, link, added, undo, uow, now)
+                self._remove_members(legacy, link, removed, undo)
+                self._expect(uow, legacy, group_id, link, added, removed, now)
             kept = ("name", "description", "enabled", "frozen", "criteria")
             updated = group.changed(now, **{k: v for k, v in changes.items() if k in kept})
             uow.groups.save(updated)
@@ -312,6 +318,7 @@ class LinkedGroups:
             leaving = sorted(user for user in users if user not in enrolled and user in members)
             self._remove_members(legacy, link, leaving, undo)
             result = self._pull(legacy, uow, group, link, now, "legacy-unenrolment", only_users=users)
+            self._expect(uow, legacy, group_id, link, (), leaving, now)
             uow.commit()
         return result
 
@@ -340,6 +347,7 @@ class LinkedGroups:
             if found.action == "push":
                 self._add_members(legacy, link, found.only_in_group, undo, uow, now)
                 self._remove_members(legacy, link, found.removable, undo)
+                self._expect(uow, legacy, group_id, link, found.only_in_group, found.removable, now)
                 # Only the users pushed: a track's member that could not be removed is not pulled in.
                 fixable = [*found.only_in_group, *found.removable]
             if fixable:
@@ -392,6 +400,7 @@ class LinkedGroups:
                 check_known_users(uow, {"add": add, "remove": remove})
             self._add_members(legacy, link, list(add), undo, uow, now)
             self._remove_members(legacy, link, list(remove), undo)
+            self._expect(uow, legacy, group_id, link, add, remove, now)
             trigger = "import" if members_file is not None else "members-changed"
             uow.note(f"group.{operation}", f"group:{group_id}", added=len(add), removed=len(remove))
             result = self._pull(legacy, uow, group, link, now, trigger)
@@ -599,6 +608,19 @@ class LinkedGroups:
                 locked = uow.groups.get(group.group_id, for_update=True)
                 if locked is not None and not locked.frozen:
                     self._pull(legacy, uow, locked, link, now, "legacy-move", only_users=users)
+
+    def _expect(
+        self,
+        uow: UnitOfWork,
+        legacy: LegacyGroups,
+        group_id: str,
+        link: LegacyLink,
+        added: Sequence[str],
+        removed: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Expect the echoes of this write (in its transaction): the Open edX events it causes."""
+        expect_echoes(uow, legacy, group_id, link, added=added, removed=removed, now=now, ttl=self.echo_ttl)
 
     def _pull_rule(
         self, legacy: LegacyGroups, group: UserGroup, link: LegacyLink, now: datetime, trigger: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from courseinfra.domain.criteria import CriteriaRegistry, Node, Scope
@@ -22,6 +22,7 @@ from courseinfra.domain.legacy import Authority, LegacyError, LegacyLink, link_o
 from courseinfra.domain.legacy_events import Touched, touched_links
 from courseinfra.domain.openedx_events import OpenedxEvent
 from courseinfra.services.groups import handlers, queries
+from courseinfra.services.groups.echoes import DEFAULT_ECHO_TTL, consume_echoes
 from courseinfra.services.groups.handlers import (
     ON_DEMAND,
     UNSET,
@@ -38,6 +39,16 @@ from courseinfra.services.unit_of_work import UnitOfWork
 LEGACY_EVENT = "legacy-event"
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyEventsApplied:
+    """What applying Open edX events did: ``links`` acted on (pulled, drift read, or left by the
+    unenrolled), and ``echoes`` consumed (users for whom an event was courseinfra's own write coming
+    back, so that they needed no legacy read)."""
+
+    links: int
+    echoes: int
+
+
 @dataclass
 class UserGroups:
     """The user group operations, with the settings they need."""
@@ -46,10 +57,12 @@ class UserGroups:
     registry: CriteriaRegistry
     delete_policy: DeletePolicy = DeletePolicy.RESTRICT
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: How long the echo of a write to a legacy group is expected (ADR 0022).
+    echo_ttl: timedelta = DEFAULT_ECHO_TTL
 
     @property
     def linked(self) -> LinkedGroups:
-        return LinkedGroups(self.uow_factory, self.registry, self.delete_policy, self.clock)
+        return LinkedGroups(self.uow_factory, self.registry, self.delete_policy, self.clock, self.echo_ttl)
 
     # --- commands --------------------------------------------------------------------------------------
 
@@ -153,6 +166,10 @@ class UserGroups:
         return self.apply_legacy_events([event])
 
     def apply_legacy_events(self, events: Sequence[OpenedxEvent]) -> int:
+        """:meth:`apply_legacy_batch`, returning how many links were acted on."""
+        return self.apply_legacy_batch(events).links
+
+    def apply_legacy_batch(self, events: Sequence[OpenedxEvent]) -> LegacyEventsApplied:
         """Act on the linked groups Open edX events touch, by each link's authority (ADR 0022: an event
         is a trigger; the legacy state is read for the users it concerns): ``legacy`` and ``both``
         pull; ``user_group`` records the difference as drift, undone by the next reconciliation; a link
@@ -160,9 +177,12 @@ class UserGroups:
 
         The events of a batch are acted on together: the unenrolments first, in order, then one pull
         (or one drift reading) per link for the union of the users its events concern, which reads the
-        legacy group once, however many events name it. Returns how many links were acted on. A group
-        deleted meanwhile is passed over; a legacy failure raises :class:`SyncFailed` (logged), after
-        the links done before it."""
+        legacy group once, however many events name it. Before that, each user for whom an event is the
+        echo of courseinfra's own write (it says the state the write made, which the user group still
+        has) is taken out and the echo consumed: that user needs no pull, and a link none of whose
+        touched users needs one is not read at all (:func:`~courseinfra.services.groups.echoes.consume_echoes`).
+        A group deleted meanwhile is passed over; a legacy failure raises :class:`SyncFailed` (logged),
+        after the links done before it (the echoes consumed stay consumed: their users agreed)."""
         with self.uow_factory().reading() as uow:
             links = [
                 (g.group_id, link) for g in uow.groups.all() if (link := link_of(g.criteria)) is not None
@@ -170,8 +190,13 @@ class UserGroups:
         follows = frozenset(group_id for group_id, link in links if link.follow_enrolment)
         leaves: list[Touched] = []
         merged: dict[str, tuple[LegacyLink, set[str] | None, list[str]]] = {}
-        for event in events:
-            for touched in touched_links(event, links, follows_enrolment=follows):
+        found = consume_echoes(
+            self.uow_factory,
+            [(event, touched_links(event, links, follows_enrolment=follows)) for event in events],
+            self.clock(),
+        )
+        for event, touched_by_event in found.touched:
+            for touched in touched_by_event:
                 if touched.unenrolled and touched.users is not None:
                     leaves.append(touched)
                     continue
@@ -195,7 +220,7 @@ class UserGroups:
                 else:
                     self.linked.pull_users(group_id, link, chosen, LEGACY_EVENT)
                 acted += 1
-        return acted
+        return LegacyEventsApplied(acted, found.consumed)
 
     def reconcile(self, group_id: str | None = None, *, dry_run: bool = False) -> list[Reconciled]:
         """Reconcile one linked group (``group_id``) or every one: compare both sides and apply each

@@ -35,6 +35,8 @@ APPLIED_EVENTS = "applied"
 #: Ids of applied events forgotten with each batch at most, once past the retention.
 PRUNE_PER_BATCH = 1000
 LINKS_PULLED = "links-pulled"
+#: Users for whom an event was the echo of courseinfra's own legacy write: no legacy read, no write.
+ECHOES = "echoes"
 #: The job that keeps what the webhook was posted that is not an Open edX event.
 REFUSAL_JOB = "openedx-webhook"
 NOT_AN_OPENEDX_EVENT = "not-an-openedx-event"
@@ -48,9 +50,18 @@ class MessageReader(abc.ABC):
         """The message, or why it cannot be read; never raises on bad input."""
 
 
-#: Applies messages to the linked user groups; returns how many links it acted on. Raises a
-#: :class:`DomainError` (a legacy failure) when it could not.
-Apply = Callable[[Sequence[OpenedxMessage]], int]
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying messages did: ``links`` acted on, ``echoes`` consumed (ADR 0022)."""
+
+    links: int
+    echoes: int = 0
+
+
+#: Applies messages to the linked user groups; returns how many links it acted on (an int), or that
+#: with the echoes consumed (:class:`Applied`). Raises a :class:`DomainError` (a legacy failure) when
+#: it could not.
+Apply = Callable[[Sequence[OpenedxMessage]], "int | Applied"]
 
 
 @dataclass
@@ -118,7 +129,9 @@ class OpenedxEventsJob:
         self._record([message], counters, pulled)
         return [(position, EventResult(self.name, Outcome.PROCESSED))]
 
-    def _record(self, messages: Sequence[OpenedxMessage], counters: JobCounters, pulled: int) -> None:
+    def _record(
+        self, messages: Sequence[OpenedxMessage], counters: JobCounters, applied: int | Applied
+    ) -> None:
         # After the pulls: should this process stop in between, the events come again and their pulls
         # find nothing to change.
         now = self.clock()
@@ -130,8 +143,11 @@ class OpenedxEventsJob:
                 # maintenance job.
                 uow.openedx_events.prune(now - self.retention, limit=PRUNE_PER_BATCH)
             uow.commit()
+        done = applied if isinstance(applied, Applied) else Applied(applied)
         counters.inc(APPLIED_EVENTS, len(messages))
-        counters.inc(LINKS_PULLED, pulled)
+        counters.inc(LINKS_PULLED, done.links)
+        if done.echoes:
+            counters.inc(ECHOES, done.echoes)
 
 
 @dataclass

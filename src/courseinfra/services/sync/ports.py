@@ -1,5 +1,5 @@
-"""The ports of legacy sync: the legacy groups (cohorts, teams, enrollment tracks), the sync log and the
-drift found by Open edX events."""
+"""The ports of legacy sync: the legacy groups (cohorts, teams, enrollment tracks), the sync log, the
+drift found by Open edX events, and the echoes expected of courseinfra's own legacy writes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from courseinfra.domain.legacy import AssignmentType, Cohort, CohortAddResult, Team, Teamset, Track
+from courseinfra.domain.legacy_echoes import ExpectedEcho
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,30 @@ class DriftLog(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int:
         """How many rows of drift are open."""
+
+
+class EchoLog(abc.ABC):
+    """The echoes expected of courseinfra's legacy writes (ADR 0022), one row per (group, user)."""
+
+    @abc.abstractmethod
+    def expect(self, echoes: Sequence[ExpectedEcho]) -> None:
+        """Keep each echo, replacing what was kept for its group and user."""
+
+    @abc.abstractmethod
+    def find(self, group_id: str, user_ids: Sequence[str], now: datetime) -> dict[str, ExpectedEcho]:
+        """The echoes of ``user_ids`` of the group that have not expired at ``now``, by user."""
+
+    @abc.abstractmethod
+    def clear(self, group_id: str, user_ids: Sequence[str] | None = None) -> int:
+        """Forget the echoes of ``user_ids`` of the group (all of them when None); return how many."""
+
+    @abc.abstractmethod
+    def prune(self, now: datetime, limit: int = 10_000) -> int:
+        """Forget up to ``limit`` echoes expired at ``now`` (the oldest expiry first); return how many."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """How many echoes are kept (expired or not)."""
 
 
 class LegacyGroups(abc.ABC):
