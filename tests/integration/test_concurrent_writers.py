@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.events import AuditEventEmitted
 from courseinfra.services.events.ingest import ingest
 from courseinfra.settings import Settings, load_settings
-from tests.support.cli import COURSEINFRA, Cli
+from tests.support.cli import COURSEINFRA, Cli, answers_health, free_port
 from tests.support.workload import (
     learners,
     prepare,
@@ -168,12 +167,6 @@ def test_concurrent_ingests_leave_what_one_clean_run_leaves(
     check(home, clean_run, exactly_once=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_the_api_and_the_cli_together_leave_what_one_clean_run_leaves(
     home: App, settings: Settings, tmp_path: Path, clean_run: dict[str, Any]
 ) -> None:
@@ -188,16 +181,7 @@ def test_the_api_and_the_cli_together_leave_what_one_clean_run_leaves(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
+        assert answers_health(base, server), (tmp_path / "serve.log").read_text()
         by_api, by_cli = split(workload(), 2, None)
         writer = start_ingest(cli, write_lines(tmp_path / "cli.jsonl", by_cli))
         secret = json.loads(cli("tokens", "create", "--name", "feeder", "--role", "ingest").stdout)["secret"]

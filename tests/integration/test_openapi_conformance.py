@@ -8,21 +8,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from courseinfra.domain.access import ROLE_PERMISSIONS, Permission, Role
 from courseinfra.settings import Settings
-from tests.support.cli import COURSEINFRA, Cli, run_json
+from tests.support.cli import COURSEINFRA, Cli, answers_health, free_port, run_json
 from tests.support.servers import EXAMPLES
 
 pytestmark = pytest.mark.slow
@@ -136,12 +133,6 @@ REVOKE = "DELETE /v1/tokens/{token_id}"
 PROBLEM = re.compile(r"^\s+(?:❌|🚫) (.+): (\d+)$", re.MULTILINE)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def seed(cli: Cli) -> None:
     """Real data behind the routes: a published course, a batch with a learner, users, groups, AUDIT
     events and failed events. After the first command (which creates the database), two at a time."""
@@ -189,16 +180,7 @@ def serving(cli: Cli, log: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+            assert answers_health(base, server), log.read_text()
             yield base
         finally:
             server.terminate()

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from typing import Any
+
+import httpx
 
 from courseinfra.settings import Settings
 
 #: The ``courseinfra`` command, as a real process.
 COURSEINFRA = [sys.executable, "-m", "courseinfra"]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def answers_health(base: str, server: subprocess.Popen[Any], *, seconds: float = 60) -> bool:
+    """Wait for the ``courseinfra serve`` process ``server`` at ``base`` to answer ``GET /healthz`` with
+    200: True once it does, False if it exits first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 class Cli:

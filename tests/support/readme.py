@@ -20,16 +20,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.support.cli import COURSEINFRA
+from tests.support.cli import COURSEINFRA, answers_health, free_port
 
 #: The marker, on the line before a block's opening fence, of a block that is not run.
 SKIP_MARKER = re.compile(r"^<!--\s*docs-test:\s*skip\s+(?P<reason>\S.*?)\s*-->\s*$")
@@ -153,12 +149,6 @@ def json_comment(comment: str) -> Any:
         return PROSE
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class ReadmeRun:
     """Runs README commands one after the other, as a reader pasting them would, in ``cwd`` with ``env``;
     keeps what it ran, what it did not run (and why) and the problems.
@@ -278,17 +268,9 @@ class ReadmeRun:
                 stderr=subprocess.STDOUT,
             )
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                self.problems.append(f"{where}: the server did not answer /healthz: {log.read_text()}")
-                return
-            time.sleep(0.2)
+        if not answers_health(base, self.server):
+            self.problems.append(f"{where}: the server did not answer /healthz: {log.read_text()}")
+            return
         self.base = base
         self.ran.append(f"{where} -- on a free port until the end, /healthz answered")
 
