@@ -130,13 +130,22 @@ def test_an_lms_edit_reaches_the_group_and_a_courseinfra_edit_echoes_without_a_l
     assert platform.members(red) == {"u2"}
     sent = platform.emitter.sent
     assert sent == 2 * MESSAGES_PER_CHANGE
+    echoes = counter(platform, "echoes")
     platform.consume()
     assert platform.emitter.sent == sent
+    # The cohort signal is recognised as courseinfra's own write (on Red, and on Blue which u2 is not in);
+    # the tracking log, which names u2 by a numeric id only, is pulled.
+    assert counter(platform, "echoes") - echoes == 2
     assert (platform.members(blue), platform.members(red)) == ({"u1"}, {"u2"})
     # In the LMS, u1 moves to Red: they leave Blue and join Red.
     legacy.add_to_cohort(course, cohorts[red], ["u1"])
     platform.consume()
     assert (platform.members(blue), platform.members(red)) == (set(), {"u1", "u2"})
+
+
+def counter(platform: Platform, name: str) -> int:
+    with platform.app.uow_factory().reading() as uow:
+        return int(uow.counters.all().get("openedx-events", {}).get(name, 0))
 
 
 class TwoWay(RuleBasedStateMachine):
