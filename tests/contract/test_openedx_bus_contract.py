@@ -3,6 +3,8 @@ edx-event-bus-redis writes) and the embedded SQLite file."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 import redis
 
 from courseinfra.adapters.openedx_bus.streams import RedisOpenedxBus, SqliteOpenedxBus
-from courseinfra.services.openedx.ports import BusEntry, OpenedxBus
+from courseinfra.services.openedx.ports import BusEntry, BusUnavailable, OpenedxBus
+from tests.support.cli import COURSEINFRA
 from tests.support.servers import clear_redis
 
 COHORTS = "dev-learning-cohort-membership"
@@ -128,3 +131,33 @@ class TestRedisOpenedxBus(OpenedxBusContract):
         assert redis_client.type(COHORTS) == "stream"
         [(_, stored)] = redis_client.xrange(COHORTS)
         assert stored["id"] == "id-7"
+
+
+def test_a_redis_bus_that_cannot_be_reached_says_so(tmp_path: Path) -> None:
+    """Nothing listens on port 1: every call is BusUnavailable, and the command says it in one line."""
+    bus = RedisOpenedxBus.from_url("redis://127.0.0.1:1/0", "courseinfra", "c1")
+    with pytest.raises(BusUnavailable, match="cannot be reached"):
+        bus.read([COHORTS])
+    with pytest.raises(BusUnavailable):
+        bus.send(COHORTS, fields(1))
+    bus.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSEINFRA_")}
+    env |= {
+        "COURSEINFRA_HOME": str(tmp_path),
+        "COURSEINFRA_OPENEDX_BUS": "redis",
+        "COURSEINFRA_OPENEDX_BUS_URL": "redis://127.0.0.1:1/0",
+    }
+    done = subprocess.run(
+        [*COURSEINFRA, "openedx", "consume", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "courseinfra: the Open edX event bus (Redis) cannot be reached: Error 111 connecting to 127.0.0.1:1. "
+        "Connection refused."
+    ]

@@ -4,19 +4,38 @@ it), and embedded, a SQLite file with the same contract for a machine without se
 from __future__ import annotations
 
 import base64
+import functools
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 
 if TYPE_CHECKING:
     import redis
 
-from courseinfra.services.openedx.ports import BusEntry, OpenedxBus
+from courseinfra.services.openedx.ports import BusEntry, BusUnavailable, OpenedxBus
+
+T = TypeVar("T")
+
+
+def _reachable(call: Callable[..., T]) -> Callable[..., T]:
+    """A Redis call whose connection failure is :class:`BusUnavailable` (a clear error for the caller,
+    not the client library's)."""
+
+    @functools.wraps(call)
+    def checked(*args: Any, **kwargs: Any) -> T:
+        import redis
+
+        try:
+            return call(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise BusUnavailable(f"the Open edX event bus (Redis) cannot be reached: {error}") from error
+
+    return checked
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -68,6 +87,7 @@ class RedisOpenedxBus(OpenedxBus):
                 )
         return entries
 
+    @_reachable
     def read(self, streams: Sequence[str], *, count: int = 100, block_ms: int = 0) -> list[BusEntry]:
         self._ensure_group(streams)
         own = self._entries(
@@ -81,6 +101,7 @@ class RedisOpenedxBus(OpenedxBus):
             )
         )
 
+    @_reachable
     def ack(self, entries: Sequence[BusEntry]) -> None:
         by_stream: dict[str, list[str]] = {}
         for entry in entries:
@@ -88,6 +109,7 @@ class RedisOpenedxBus(OpenedxBus):
         for stream, ids in by_stream.items():
             self.client.xack(stream, self.group, *ids)
 
+    @_reachable
     def claim_idle(self, streams: Sequence[str], *, min_idle_ms: int, count: int = 100) -> list[BusEntry]:
         self._ensure_group(streams)
         claimed: list[BusEntry] = []
@@ -98,11 +120,13 @@ class RedisOpenedxBus(OpenedxBus):
             claimed += self._entries([(stream, reply[1])])
         return claimed
 
+    @_reachable
     def pending(self, stream: str) -> int:
         self._ensure_group([stream])
         summary: Any = self.client.xpending(stream, self.group)
         return int(summary["pending"])
 
+    @_reachable
     def send(self, stream: str, fields: Mapping[str, bytes | str]) -> str:
         entry: dict[bytes | str, bytes | str] = dict(fields.items())
         return _text(cast(bytes, self.client.xadd(stream, entry)))  # type: ignore[arg-type]

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from courseinfra.entrypoints.cli.common import application, emit, err
+from courseinfra.entrypoints.cli.common import Failure, application, emit, err
 from courseinfra.entrypoints.openedx_consumer import consume, open_bus
+from courseinfra.services.openedx.ports import BusUnavailable
 
 app = typer.Typer(
     no_args_is_help=True, help="Open edX's event bus: consume its events into linked user groups."
@@ -41,6 +42,8 @@ def openedx_consume(
         except KeyboardInterrupt:
             err.print("stopped", highlight=False)
             raise typer.Exit(130) from None
+        except BusUnavailable as error:
+            raise Failure(str(error)) from None
         finally:
             bus.close()
     emit(

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
+class BusUnavailable(Exception):
+    """The event bus cannot be reached (its server is down or refuses the connection)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BusEntry:
     """One stream entry: its stream, its id in that stream, and its fields as bytes."""
