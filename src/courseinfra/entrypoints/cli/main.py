@@ -19,6 +19,7 @@ from courseinfra.entrypoints.cli import (
     enrolments,
     events,
     failed_events,
+    flink,
     groups,
     openedx,
     reports,
@@ -49,6 +50,7 @@ cli.add_typer(sync.app, name="sync")
 cli.add_typer(openedx.app, name="openedx")
 cli.add_typer(tokens.app, name="tokens")
 cli.add_typer(trail.app, name="trail")
+cli.add_typer(flink.app, name="flink")
 cli.command("ingest")(events.ingest_command)
 cli.command("counters")(events.counters_command)
 cli.command("enrol")(enrolments.enrol_command)
