@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from courseinfra.bootstrap import App, bootstrap
+from courseinfra.services import content
 from courseinfra.settings import Settings, load_settings
+from tests.support.builders import collection, leaf, post_publish_event
 from tests.support.cli import COURSEINFRA, Cli
 from tests.support.workload import learners, prepare, progress_event, random_events, states_metrics_ledger
 
@@ -93,3 +95,53 @@ def test_the_flink_runner_leaves_what_ingest_leaves(settings: Settings, tmp_path
     assert [r["source"] for r in rejected] == sorted(
         (r["source"] for r in rejected), key=lambda s: int(s.rpartition(":")[2])
     )
+
+
+ROOTS = [f"course-{n}" for n in range(6)]
+
+
+def publications() -> bytes:
+    """Post-publish events of six roots, each published twice (the second after its hierarchy gained a
+    unit: stored before the run, so the last publication wins either way), and what is kept: a root
+    never stored, a leaf's mimeType (skipped), a missing identifier."""
+    lines = [post_publish_event(root).encode() + b"\n" for root in ROOTS for _ in range(2)]
+    lines.insert(3, post_publish_event("never-stored").encode() + b"\n")
+    lines.insert(5, post_publish_event("course-1", mime_type="application/pdf").encode() + b"\n")
+    lines.insert(8, b'{"eid": "BE_JOB_REQUEST", "edata": {"action": "post-publish-process"}}\n')
+    return b"".join(lines)
+
+
+def cache_of(settings: Settings, *command: str) -> dict[str, Any]:
+    """The relation cache of every root, and the kept failures, after ``command`` over the publications."""
+    app = bootstrap(settings)
+    try:
+        for number, root in enumerate(ROOTS):
+            units = [
+                collection(f"{root}-u{u}", leaf(f"{root}-r{u}"), leaf(f"{root}-s{u}"))
+                for u in range(number + 1)
+            ]
+            content.put_hierarchy(collection(root, *units, visibility="Default"), app.uow_factory())
+        run(Cli(settings), *command)
+        app.relay()
+        cache = {
+            root: {key: app.cache.get_many([key])[key] for key in sorted(app.cache.owned_keys(root))}
+            for root in ROOTS
+        }
+        with app.uow_factory() as uow:
+            failed = sorted((e.code, e.source) for e in uow.failed_events.list(limit=100))
+        return {"cache": cache, "failed": failed}
+    finally:
+        app.close()
+
+
+def test_the_relation_cache_on_flink_is_what_ingest_builds(settings: Settings, tmp_path: Path) -> None:
+    events = tmp_path / "publications.jsonl"
+    events.write_bytes(publications())
+    by_ingest = cache_of(load_settings(home=tmp_path / "ingest"), "ingest", str(events))
+    by_flink = cache_of(
+        settings, "flink", "run", "relation-cache", "--source", str(events), "--parallelism", "2"
+    )
+    assert by_flink == by_ingest
+    assert all(by_flink["cache"][root] for root in ROOTS)
+    assert len(by_flink["cache"]["course-5"]) > len(by_flink["cache"]["course-0"])
+    assert {code for code, _ in by_flink["failed"]} >= {"hierarchy-not-found", "missing-identifier"}

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from courseinfra.domain.aggregator import NOT_ENROLLED, plan_batch
 from courseinfra.domain.events import AuditEventEmitted
 from courseinfra.domain.hierarchy import compute_relations, parse_hierarchy
-from courseinfra.domain.job_requests import EnrolmentUpdateRequest, Outcome, Rejection, read_enrolment_update
+from courseinfra.domain.job_requests import (
+    EnrolmentUpdateRequest,
+    Outcome,
+    Rejection,
+    read_enrolment_update,
+    root_partition_of,
+)
 from courseinfra.domain.progress import (
     AuditAction,
     AuditObject,
@@ -336,3 +342,18 @@ def test_stamps_follow_statuses_in_any_stream(stream: list[list[tuple[str, int]]
     for content, (began, ended) in state.status_times.items():
         assert (ended is not None) == (state.content_status[content] == 2)
         assert ended is None or began <= ended
+
+
+def test_a_roots_publications_share_a_partition_and_other_events_are_in_the_first() -> None:
+    def publish(
+        identifier: str, key: str = "identifier", action: str = "post-publish-process"
+    ) -> dict[str, object]:
+        return {"eid": "BE_JOB_REQUEST", "edata": {"action": action, key: identifier}}
+
+    first = root_partition_of(publish("do_1"), 64)
+    assert first == root_partition_of(publish(" do_1 ", key="id", action="relation-cache-update"), 64)
+    assert {root_partition_of(publish(f"do_{n}"), 64) for n in range(200)} == set(range(64))
+    assert root_partition_of(publish("do_1"), 1) == 0
+    assert root_partition_of(publish("  "), 64) == 0
+    assert root_partition_of(publish("do_1", action="batch-enrolment-update"), 64) == 0
+    assert root_partition_of({"edata": "not an object"}, 64) == 0

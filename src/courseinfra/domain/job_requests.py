@@ -141,3 +141,16 @@ def partition_of(event: Mapping[str, Any], partitions: int) -> int:
         return 0
     # crc32, not hash(): str hashes differ from one process to another.
     return zlib.crc32("\x1f".join(ids).encode()) % partitions
+
+
+def root_partition_of(event: Mapping[str, Any], partitions: int) -> int:
+    """The partition (``0 .. partitions - 1``) of a post-publish event: every event of one root
+    (``edata.identifier``, or Sunbird's older ``edata.id``, trimmed) is in the same one, so that one
+    worker applies a root's publications in their order; any other event is in partition 0."""
+    edata = event.get("edata")
+    if partitions <= 1 or not isinstance(edata, Mapping) or edata.get("action") not in POST_PUBLISH_ACTIONS:
+        return 0
+    root = edata.get("identifier", edata.get("id"))
+    if not isinstance(root, str) or not root.strip():
+        return 0
+    return zlib.crc32(root.strip().encode()) % partitions

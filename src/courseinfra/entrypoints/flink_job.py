@@ -17,7 +17,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -30,7 +30,7 @@ from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.java_gateway import get_gateway
 
 from courseinfra.bootstrap import App, bootstrap
-from courseinfra.domain.job_requests import Outcome, partition_of
+from courseinfra.domain.job_requests import Outcome, partition_of, root_partition_of
 from courseinfra.services.events.ingest import (
     BadLine,
     IngestReport,
@@ -70,11 +70,20 @@ def _file_bytes(text: str) -> bytes:
     return text.encode("latin-1")
 
 
-class NumberLines(MapFunction):  # type: ignore[misc]
-    """Gives each line its number in the file and its enrolment key; run by one subtask, in file order."""
+#: A job's key of an event: the aggregator's enrolment, the relation cache updater's root.
+KEYED_BY: dict[str, Callable[[Mapping[str, Any], int], int]] = {
+    "aggregator": partition_of,
+    "relation-cache": root_partition_of,
+}
 
-    def __init__(self) -> None:
+
+class NumberLines(MapFunction):  # type: ignore[misc]
+    """Gives each line its number in the file and its job's key (:data:`KEYED_BY`); run by one subtask,
+    in file order."""
+
+    def __init__(self, job: str = "aggregator") -> None:
         self.number = 0
+        self.keyed_by = KEYED_BY[job]
 
     def map(self, value: str) -> tuple[int, int, str]:
         self.number += 1
@@ -82,7 +91,7 @@ class NumberLines(MapFunction):  # type: ignore[misc]
             event = orjson.loads(_file_bytes(value))
         except orjson.JSONDecodeError:
             event = None
-        key = partition_of(event, KEYS) if isinstance(event, dict) else 0
+        key = self.keyed_by(event, KEYS) if isinstance(event, dict) else 0
         return key, self.number, value
 
 
@@ -213,8 +222,22 @@ def run_aggregator(
     *,
     relay: Callable[[], int] | None = None,
 ) -> IngestReport:
-    """Run the aggregator's job over the JSON lines of ``path`` and return the micro-batches' reports
-    merged, rejections in line order. The schema must be migrated already (the caller bootstraps first).
+    """:func:`run_job` keyed by enrolment."""
+    return run_job("aggregator", settings, path, source, options, relay=relay)
+
+
+def run_job(
+    job: str,
+    settings: Settings,
+    path: Path,
+    source: str,
+    options: FlinkOptions,
+    *,
+    relay: Callable[[], int] | None = None,
+) -> IngestReport:
+    """Run ``job``'s Flink job (a name of :data:`KEYED_BY`: events keyed by enrolment or by root) over
+    the JSON lines of ``path``, every event routed to its job as ``ingest`` routes it, and return the
+    micro-batches' reports merged, rejections in line order. The schema must be migrated already (the caller bootstraps first).
     ``relay`` (the caller's ``App.relay``) is called every second or so while the job runs, and once at
     the end."""
     env = environment(options)
@@ -223,14 +246,14 @@ def run_aggregator(
     ).build()
     lines = env.from_source(file_source, WatermarkStrategy.no_watermarks(), "json-lines").set_parallelism(1)
     numbered = lines.map(
-        NumberLines(), output_type=Types.TUPLE([Types.INT(), Types.LONG(), Types.STRING()])
+        NumberLines(job), output_type=Types.TUPLE([Types.INT(), Types.LONG(), Types.STRING()])
     ).set_parallelism(1)
     reports = numbered.key_by(lambda row: row[0], key_type=Types.INT()).process(
         IngestInMicroBatches(settings, source), output_type=Types.STRING()
     )
     merged = IngestReport()
     last_relay = time.monotonic()
-    with reports.execute_and_collect(f"courseinfra aggregator {source}") as results:
+    with reports.execute_and_collect(f"courseinfra {job} {source}") as results:
         for text in results:
             merge_report_json(merged, text)
             if relay is not None and time.monotonic() - last_relay >= RELAY_EVERY:
