@@ -86,19 +86,12 @@ class OpenedxEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CohortMembershipChanged(OpenedxEvent):
-    """A learner was put into a cohort of a course (the LMS moves them out of the previous one, which the
-    event does not name).
+class LearnerInCourseEvent(OpenedxEvent):
+    """Base of the events about one learner (``user``) in one course (``course``; ``course_key`` for
+    short): their key is the learner's in the course."""
 
-    - ``user``: the learner; ``course``: the course (``course_key`` for short; the key is the learner's);
-    - ``cohort_name``: the cohort they are now in (cohort names are unique in a course).
-    """
-
-    event_type: ClassVar[str] = "org.openedx.learning.cohort_membership.changed.v1"
-    data_key: ClassVar[str] = "cohort"
     user: LmsUser
     course: LmsCourse
-    cohort_name: str
 
     @property
     def course_key(self) -> str:
@@ -110,7 +103,21 @@ class CohortMembershipChanged(OpenedxEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnrollmentEvent(OpenedxEvent):
+class CohortMembershipChanged(LearnerInCourseEvent):
+    """A learner was put into a cohort of a course (the LMS moves them out of the previous one, which the
+    event does not name).
+
+    - ``user``: the learner; ``course``: the course (``course_key`` for short; the key is the learner's);
+    - ``cohort_name``: the cohort they are now in (cohort names are unique in a course).
+    """
+
+    event_type: ClassVar[str] = "org.openedx.learning.cohort_membership.changed.v1"
+    data_key: ClassVar[str] = "cohort"
+    cohort_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrollmentEvent(LearnerInCourseEvent):
     """What the three enrollment signals carry (``CourseEnrollmentData``); the class says which happened.
 
     - ``user``: the learner; ``course``: the course (``course_key`` for short; the key is the learner's);
@@ -121,20 +128,10 @@ class EnrollmentEvent(OpenedxEvent):
     """
 
     data_key: ClassVar[str] = "enrollment"
-    user: LmsUser
-    course: LmsCourse
     mode: str
     is_active: bool
     creation_date: datetime
     created_by: LmsUser | None = None
-
-    @property
-    def course_key(self) -> str:
-        return self.course.course_key
-
-    @property
-    def key(self) -> str:
-        return learner_key(self.course.course_key, self.user.id)
 
 
 @dataclass(frozen=True, kw_only=True)
