@@ -35,8 +35,9 @@ from tests.support.servers import (  # noqa: E402 - after the assert rewrite is 
     truncate_all,
 )
 
-#: The fake Open edX server's fixtures and the linked-group world (``world``), for every test module.
-pytest_plugins = ["tests.support.openedx", "tests.support.legacy_world"]
+#: The fake Open edX server's fixtures, the linked-group world (``world``) and the console's browser
+#: (``browser``, ``console_server``), for every test module.
+pytest_plugins = ["tests.support.openedx", "tests.support.legacy_world", "tests.support.console"]
 
 
 @pytest.fixture(scope="session")

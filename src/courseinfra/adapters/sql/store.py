@@ -182,6 +182,7 @@ class SqlFailedEventStore(FailedEventStore):
         include_resolved: bool = False,
         limit: int = 100,
         after_id: int = 0,
+        code: str | None = None,
     ) -> list[FailedEvent]:
         query = (
             sa.select(failed_events)
@@ -191,6 +192,8 @@ class SqlFailedEventStore(FailedEventStore):
         )
         if job is not None:
             query = query.where(failed_events.c.job == job)
+        if code is not None:
+            query = query.where(failed_events.c.code == code)
         if not include_resolved:
             query = query.where(failed_events.c.resolved_at.is_(None))
         return [self._from_row(row) for row in self.connection.execute(query)]

@@ -28,6 +28,7 @@ from courseinfra.entrypoints.api.errors import install_error_handlers
 from courseinfra.entrypoints.api.limits import TOO_LARGE, RequestLimits
 from courseinfra.entrypoints.api.metrics import CountersCollector
 from courseinfra.entrypoints.api.routers import ROUTERS
+from courseinfra.entrypoints.console import create_console
 from courseinfra.entrypoints.schemas.common import ErrorResponse
 from courseinfra.settings import load_settings
 
@@ -68,5 +69,7 @@ def create_app(app: App | None = None) -> FastAPI:
             if isinstance(route, APIRoute) and (route.methods or set()) & {"POST", "PUT", "PATCH"}:
                 route.responses = {**TOO_LARGE, **route.responses}
         api.include_router(router)
+    # The operator console: pages behind the same tokens and roles, outside the OpenAPI document.
+    api.mount("/console", create_console(lambda: app_of(api)))
     api.add_middleware(RequestLimits, max_body_bytes=lambda: app_of(api).settings.max_body_bytes)
     return api

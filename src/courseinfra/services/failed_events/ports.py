@@ -62,8 +62,10 @@ class FailedEventStore(abc.ABC):
         include_resolved: bool = False,
         limit: int = 100,
         after_id: int = 0,
+        code: str | None = None,
     ) -> list[FailedEvent]:
-        """Events in ascending id order, after ``after_id`` (for paging)."""
+        """Events in ascending id order, after ``after_id`` (for paging); of one job and one code (the
+        reason's kind, ``hierarchy-not-found``) when given."""
 
     @abc.abstractmethod
     def record_attempt(self, event_id: int, *, at: datetime, resolved: bool, code: str, reason: str) -> None:

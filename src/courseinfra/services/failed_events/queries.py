@@ -23,11 +23,18 @@ def list_failed_events(
     include_resolved: bool = False,
     after_id: int = 0,
     limit: int = 100,
+    code: str | None = None,
 ) -> list[FailedEvent]:
-    """Kept events in id order after ``after_id``: unresolved failed ones unless told otherwise."""
+    """Kept events in id order after ``after_id``: unresolved failed ones unless told otherwise; of one
+    job and one code when given."""
     with uow_factory().reading() as uow:
         return uow.failed_events.list(
-            job=job, outcomes=outcomes, include_resolved=include_resolved, limit=limit, after_id=after_id
+            job=job,
+            outcomes=outcomes,
+            include_resolved=include_resolved,
+            limit=limit,
+            after_id=after_id,
+            code=code,
         )
 
 
@@ -43,12 +50,13 @@ def get_failed_events(event_ids: Sequence[int], uow_factory: UowFactory) -> list
 
 
 def open_failed_events(
-    uow_factory: UowFactory, *, job: str | None = None, page: int = 1000
+    uow_factory: UowFactory, *, job: str | None = None, code: str | None = None, page: int = 1000
 ) -> list[FailedEvent]:
-    """Every unresolved failed event (of one job, when given), in id order, read page by page."""
+    """Every unresolved failed event (of one job, of one code, when given), in id order, read page by
+    page."""
     events: list[FailedEvent] = []
     after = 0
-    while found := list_failed_events(uow_factory, job=job, after_id=after, limit=page):
+    while found := list_failed_events(uow_factory, job=job, code=code, after_id=after, limit=page):
         events += found
         after = found[-1].id
     return events
