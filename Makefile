@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 #: Test processes side by side (pytest-xdist); each has its own database and Redis database.
 TEST_WORKERS ?= 2
 
-.PHONY: install run example test check services lint typecheck unit bench clean
+.PHONY: install run example test check services browser lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ example: install
 	bash examples/learner-journey.sh
 
 ## Every check: lint, types, architecture, then the whole suite on SQLite and on PostgreSQL + Redis.
-test: install services lint typecheck
+test: install services browser lint typecheck
 	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 ## The fast tier, for every change: lint, types and the suite on the embedded default without the
@@ -36,6 +36,10 @@ check: install lint typecheck
 
 services:
 	bash scripts/ensure-services.sh
+
+## Debian's chromium for the console's browser tests (Playwright launches it; it cannot download one).
+browser:
+	bash scripts/ensure-chromium.sh
 
 lint: install
 	$(BIN)/ruff check src tests bench

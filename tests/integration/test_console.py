@@ -83,12 +83,12 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(app: App) -> None:
 
 
 def test_the_navigation_and_the_pages_follow_the_role(app: App) -> None:
-    keep_failures(app, UNSTORED)
+    [event_id] = keep_failures(app, UNSTORED)
     operator = console_client(app, "operator", pii=False)
     assert 'href="/console/failed-events"' in operator.get("/console/").text
     listed = operator.get("/console/failed-events")
     assert 'id="replay-all"' in listed.text
-    assert 'id="replay"' in operator.get("/console/failed-events/1").text
+    assert 'id="replay"' in operator.get(f"/console/failed-events/{event_id}").text
     for role, scope in [("reader", None), ("ingest", None), ("course_staff", "course:democourse")]:
         client = console_client(app, role, scope=scope)
         home = client.get("/console/")
@@ -97,7 +97,9 @@ def test_the_navigation_and_the_pages_follow_the_role(app: App) -> None:
         page = client.get("/console/failed-events")
         assert page.status_code == 403, role
         assert "Traceback" not in page.text
-        refused = client.post("/console/failed-events/1/replay", data={"csrf_token": csrf_in(home.text)})
+        refused = client.post(
+            f"/console/failed-events/{event_id}/replay", data={"csrf_token": csrf_in(home.text)}
+        )
         assert refused.status_code == 403, role
         assert (
             client.post("/console/failed-events/replay", data={"csrf_token": csrf_in(home.text)}).status_code

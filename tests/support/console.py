@@ -201,6 +201,8 @@ def browser(chromium: Any, console_server: Served, artifacts: Path) -> Iterator[
     """A fresh browser context (no cookies) on the served console, at a laptop's screen size."""
     context = chromium.new_context(viewport={"width": 1366, "height": 768})
     try:
-        yield ConsoleBrowser(context.new_page(), console_server.base, artifacts)
+        page = context.new_page()
+        page.set_default_timeout(15_000)  # a missing element fails the test in seconds, not minutes
+        yield ConsoleBrowser(page, console_server.base, artifacts)
     finally:
         context.close()
