@@ -23,6 +23,10 @@ Adding a page
 
 2. Routes are plain FastAPI routes on ``router``, sync ``def`` (they run in a thread), answering HTML::
 
+       from courseinfra.entrypoints.console.web import (
+           AppDep, FormDep, Page, PrincipalDep, ReachDep, form_text, render, see_other,
+       )
+
        @router.get("/jobs", response_class=HTMLResponse)
        def jobs(request: Request, app: AppDep, principal: PrincipalDep) -> Response:
            counters = events.job_counters(app.uow_factory)       # the feature's use case, never SQL
