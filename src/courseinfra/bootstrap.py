@@ -37,6 +37,7 @@ from courseinfra.services.events.ingest import Router
 from courseinfra.services.events.ports import EventBus, EventStream
 from courseinfra.services.groups import GROUP_TRIGGERS, DeletePolicy, UserGroups, group_refresh_handler
 from courseinfra.services.messagebus import Publication, post_publish_handler, relay_audit_log, relay_outbox
+from courseinfra.services.monitoring import CounterSampler
 from courseinfra.services.openedx.intake import Applied, OpenedxEventsJob
 from courseinfra.services.reports import ReportOptions
 from courseinfra.services.reports.ports import ReportArchive
@@ -65,6 +66,8 @@ class App:
     publication: Publication = field(default_factory=Publication, repr=False)
     #: Verifies the OAuth2 provider's JWTs; None: only courseinfra's own tokens are accepted.
     jwt: JwtVerifier | None = field(default=None, repr=False)
+    #: Samples the job counters after counting commits (ADR 0025).
+    sampler: CounterSampler | None = field(default=None, repr=False)
 
     @property
     def report_options(self) -> ReportOptions:
@@ -229,8 +232,19 @@ def bootstrap(
 
     def uow_factory() -> UnitOfWork:
         return SqlUnitOfWork(
-            engine, registry, compiler, on_publish=publication.committed, legacy=legacy_binding
+            engine,
+            registry,
+            compiler,
+            on_publish=publication.committed,
+            legacy=legacy_binding,
+            on_count=sampler.counted,
         )
+
+    sampler = CounterSampler(
+        uow_factory,
+        timedelta(seconds=settings.counter_sample_seconds),
+        timedelta(hours=settings.counter_sample_retention_hours),
+    )
 
     views = CourseViews(cache, settings.cache_layout, uow_factory)
     user_groups = UserGroups(
@@ -277,6 +291,7 @@ def bootstrap(
         build_stream(settings),
         publication,
         build_jwt(settings),
+        sampler,
     )
     if publish_on_commit:
         publication.relay = app.relay

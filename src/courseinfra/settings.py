@@ -65,6 +65,16 @@ class Settings(BaseSettings):
         le=36500,
         description="Days relayed AUDIT events stay listable (0: kept forever); pruning never re-emits one.",
     )
+    counter_sample_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=3600,
+        description="Seconds between two samples of the job counters (events per second over time, ADR "
+        "0025): after a commit that counts, a process samples when the last sample is this old.",
+    )
+    counter_sample_retention_hours: float = Field(
+        24.0, gt=0, le=24 * 366, description="Hours the samples of the job counters are kept."
+    )
     ingest_max_line_bytes: int = Field(
         1 << 20,
         ge=1024,

@@ -95,6 +95,26 @@ class EventStreamContract:
         assert [e.message.id for e in stream.read(AUDIT)] == [6, 7, 9, 10, 12]
         assert [e.message.id for e in stream.read(CERTIFICATE)] == [2, 5, 8, 11]
 
+    def test_lengths_count_each_stream_as_trimmed(self, stream: EventStream) -> None:
+        assert stream.lengths() == {}
+        stream.append([message(1), message(2, CERTIFICATE), message(3)])
+        assert stream.lengths() == {AUDIT: 2, CERTIFICATE: 1}
+        stream.append([message(n) for n in range(4, 10)])
+        assert stream.lengths() == {AUDIT: MAX_LENGTH, CERTIFICATE: 1}
+        assert len(stream.read(AUDIT)) == MAX_LENGTH
+
+    def test_another_handle_reads_the_lengths_one_appended(
+        self, stream: EventStream, reopen: Callable[[], EventStream]
+    ) -> None:
+        other = reopen()
+        try:
+            assert other.lengths() == {}
+            stream.append([message(1, CERTIFICATE)])
+            other.append([message(2, CERTIFICATE), message(3)])
+            assert other.lengths() == stream.lengths() == {AUDIT: 1, CERTIFICATE: 2}
+        finally:
+            other.close()
+
 
 def seen_of(messages: list[OutboxMessage]) -> Seen:
     return [(m.id, m.event_type, m.key, dict(m.payload)) for m in messages]
@@ -149,6 +169,16 @@ class TestRedisEventStream(EventStreamContract):
     def url(client: redis.Redis) -> str:
         kwargs = client.connection_pool.connection_kwargs
         return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
+
+    def test_streams_written_before_their_index_are_measured(
+        self, stream: EventStream, redis_client: redis.Redis
+    ) -> None:
+        for number in range(3):
+            redis_client.xadd(f"courseinfra:events:{AUDIT}", {"id": number, "key": "u", "payload": "{}"})
+        redis_client.set("courseinfra:events:not-a-stream", "1")
+        assert stream.lengths() == {AUDIT: 3}
+        stream.append([message(4, CERTIFICATE)])
+        assert stream.lengths() == {AUDIT: 3, CERTIFICATE: 1}
 
     def test_streams_are_native_redis_streams(self, stream: EventStream, redis_client: redis.Redis) -> None:
         stream.append([message(1)])

@@ -115,6 +115,9 @@ class RefusesOnce(EventStream):
     def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
         return self.inner.read(event_type, after=after, limit=limit)
 
+    def lengths(self) -> dict[str, int]:
+        return self.inner.lengths()
+
     def close(self) -> None:
         self.inner.close()
 

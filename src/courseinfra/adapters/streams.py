@@ -139,17 +139,32 @@ class SqliteEventStream(EventStream):
             ).fetchall()
         return [_entry(str(position), event_type, mid, key, payload) for position, mid, key, payload in rows]
 
+    def lengths(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT event_type, length FROM stream_lengths ORDER BY event_type"
+            ).fetchall()
+        return {str(event_type): int(length) for event_type, length in rows}
+
     def close(self) -> None:
         self._connection.close()
 
 
 class RedisEventStream(EventStream):
-    """Redis streams ``<prefix>:<event type>``; a page is appended in one MULTI/EXEC."""
+    """Redis streams ``<prefix>:<event type>``; a page is appended in one MULTI/EXEC.
+
+    The event types that have a stream are kept in a set, ``<prefix>.streams`` (outside the streams'
+    ``<prefix>:*`` pattern, so that a consumer scanning for streams never meets it), added to by each
+    append, so that :meth:`lengths` reads one set and one ``XLEN`` per stream instead of scanning the
+    keyspace (the relation cache's keys share it). Streams appended to before the set existed are found
+    by one ``SCAN`` the first time a handle reads the lengths and the set is missing."""
 
     def __init__(self, client: redis.Redis, max_length: int, prefix: str = "courseinfra:events") -> None:
         self.client = client
         self.max_length = max_length
         self.prefix = prefix
+        self.index_key = f"{prefix}.streams"
+        self._indexed = False
 
     @classmethod
     def from_url(cls, url: str, max_length: int, prefix: str = "courseinfra:events") -> RedisEventStream:
@@ -172,6 +187,7 @@ class RedisEventStream(EventStream):
                 maxlen=self.max_length,
                 approximate=False,
             )
+        pipeline.sadd(self.index_key, *sorted({message.event_type for message in messages}))
         pipeline.execute()
 
     def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
@@ -186,6 +202,27 @@ class RedisEventStream(EventStream):
             _entry(_text(position), event_type, int(fields[b"id"]), _text(fields[b"key"]), fields[b"payload"])
             for position, fields in found
         ]
+
+    def lengths(self) -> dict[str, int]:
+        if not self._indexed:
+            self._index_older_streams()
+        event_types = sorted(_text(name) for name in cast(set[bytes], self.client.smembers(self.index_key)))
+        pipeline = self.client.pipeline(transaction=False)
+        for event_type in event_types:
+            pipeline.xlen(self.stream_key(event_type))
+        return dict(zip(event_types, (int(n) for n in pipeline.execute()), strict=True))
+
+    def _index_older_streams(self) -> None:
+        """Add the streams of the prefix to the set, when it is missing (streams written before it)."""
+        if not self.client.exists(self.index_key):
+            start = len(self.prefix) + 1
+            found = [
+                _text(key)[start:]
+                for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000, _type="stream")
+            ]
+            if found:
+                self.client.sadd(self.index_key, *found)
+        self._indexed = True
 
     def close(self) -> None:
         self.client.close()

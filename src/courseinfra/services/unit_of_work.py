@@ -63,7 +63,10 @@ class UnitOfWork(abc.ABC):
 
     ``on_publish`` (set by whoever builds the unit of work) is called once the block has closed after a
     commit that wrote events or AUDIT events, outside the transaction: the application relays them then
-    (:class:`courseinfra.services.messagebus.Publication`), so no caller relays by hand."""
+    (:class:`courseinfra.services.messagebus.Publication`), so no caller relays by hand. ``on_count``
+    likewise is called after a commit that added to the job counters (the counter store tells the unit
+    of work by :meth:`counted`): the application samples the counters then, at most every few seconds
+    (:class:`courseinfra.services.monitoring.CounterSampler`, ADR 0025)."""
 
     hierarchies: HierarchyStore
     failed_events: FailedEventStore
@@ -89,12 +92,17 @@ class UnitOfWork(abc.ABC):
     #: The legacy groups, in this unit of work's transaction when they live in its database.
     legacy: LegacyGroups
 
-    def __init__(self, on_publish: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, on_publish: Callable[[], None] | None = None, on_count: Callable[[], None] | None = None
+    ) -> None:
         self._recorded: list[Event] = []
         self._changes: list[Change] = []
         self._audited = False
         self._published = False
+        self._counting = False
+        self._counted = False
         self.on_publish = on_publish
+        self.on_count = on_count
         self.read_only = False
 
     def reading(self) -> Self:
@@ -108,6 +116,8 @@ class UnitOfWork(abc.ABC):
         self._changes = []
         self._audited = False
         self._published = False
+        self._counting = False
+        self._counted = False
         return self
 
     def __exit__(
@@ -117,6 +127,10 @@ class UnitOfWork(abc.ABC):
 
     def record(self, *events: Event) -> None:
         self._recorded.extend(events)
+
+    def counted(self) -> None:
+        """Called by the counter store when this transaction added to the job counters."""
+        self._counting = True
 
     def note(self, action: str, target: str, **detail: Any) -> None:
         """Note a change for the trail: :meth:`commit` writes it, with the current actor
@@ -141,10 +155,15 @@ class UnitOfWork(abc.ABC):
         self._commit()
         self._audited = False
         self._published = self._published or publishes
+        self._counted = self._counted or self._counting
+        self._counting = False
 
     def _publish_if_committed(self, exc: BaseException | None) -> None:
-        """Hand what the block committed to ``on_publish``; for implementations, at the very end of
-        ``__exit__``, once the connection is given back."""
+        """Hand what the block committed to ``on_count`` and ``on_publish``; for implementations, at the
+        very end of ``__exit__``, once the connection is given back."""
+        if exc is None and self._counted and self.on_count is not None:
+            self._counted = False
+            self.on_count()
         if exc is None and self._published and self.on_publish is not None:
             self._published = False
             self.on_publish()

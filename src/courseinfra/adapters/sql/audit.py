@@ -99,6 +99,22 @@ class SqlAuditLog(AuditLog):
                 break
         return found
 
+    def pending_after(self, after_id: int) -> tuple[int, datetime | None]:
+        p = audit_pages.c
+        page, index = divmod(after_id, PAGE_ENTRIES)
+        # The cursor's own page counts the entries after its index; every later page counts whole.
+        left = sa.case((p.id == page, p.size - 1 - index), else_=p.size)
+        row = self.connection.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(left), 0), sa.func.min(p.id)).where(
+                sa.or_(p.id > page, sa.and_(p.id == page, p.size - 1 > index))
+            )
+        ).one()
+        count, first = int(row[0]), row[1]
+        if first is None:
+            return 0, None
+        emitted = self.connection.execute(sa.select(p.emitted_at).where(p.id == first)).scalar_one()
+        return count, aware(emitted)
+
     def prune(self, *, through_id: int, before: datetime, limit: int = 100) -> int:
         p = audit_pages.c
         # Every page before the cursor's, and the cursor's own once it ends there: a range of the key,

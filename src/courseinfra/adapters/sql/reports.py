@@ -176,3 +176,8 @@ class SqlReportRuns(ReportRuns):
             .limit(limit)
         )
         return [_run(row) for row in self.connection.execute(query)]
+
+    def count_by_status(self) -> dict[str, int]:
+        status = report_runs.c.status
+        query = sa.select(status, sa.func.count()).group_by(status)
+        return {str(name): int(count) for name, count in self.connection.execute(query)}

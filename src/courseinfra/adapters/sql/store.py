@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from courseinfra.adapters.sql.tables import content_hierarchy, failed_events, job_counters, outbox
+from courseinfra.adapters.sql.tables import (
+    Timestamp,
+    content_hierarchy,
+    failed_events,
+    job_counter_samples,
+    job_counters,
+    outbox,
+)
 from courseinfra.domain.events import Event
 from courseinfra.domain.job_requests import Outcome
 from courseinfra.services.content.ports import ContentSummary, HierarchyStore, StoredHierarchy
-from courseinfra.services.events.ports import CounterStore, Outbox, OutboxMessage
+from courseinfra.services.events.ports import Backlog, CounterSample, CounterStore, Outbox, OutboxMessage
 from courseinfra.services.failed_events.ports import FailedEvent, FailedEventStore, NewFailedEvent
 
 
@@ -223,8 +230,11 @@ class SqlFailedEventStore(FailedEventStore):
 
 
 class SqlCounterStore(CounterStore):
-    def __init__(self, connection: sa.Connection) -> None:
+    """``on_add`` is told of every add that wrote counts (the unit of work's :meth:`counted`)."""
+
+    def __init__(self, connection: sa.Connection, on_add: Callable[[], None] | None = None) -> None:
         self.connection = connection
+        self.on_add = on_add
 
     def add(self, job: str, counts: Mapping[str, int]) -> None:
         # In name order: concurrent writers (ingest workers) then lock the rows in one order, never
@@ -238,12 +248,52 @@ class SqlCounterStore(CounterStore):
             set_={"value": job_counters.c.value + statement.excluded.value},
         )
         self.connection.execute(statement, rows)
+        if self.on_add is not None:
+            self.on_add()
 
     def all(self) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {}
         for row in self.connection.execute(sa.select(job_counters).order_by(job_counters.c.job)):
             result.setdefault(row.job, {})[row.counter] = int(row.value)
         return result
+
+    def snapshot(self, bucket: datetime, at: datetime) -> int:
+        c, s = job_counters.c, job_counter_samples.c
+        taken = self.connection.execute(
+            sa.select(sa.literal(1)).select_from(job_counter_samples).where(s.bucket == bucket).limit(1)
+        ).first()
+        if taken is not None:
+            return 0
+        current = sa.select(
+            sa.literal(bucket, Timestamp).label("bucket"),
+            c.job,
+            c.counter,
+            c.value,
+            sa.literal(at, Timestamp).label("taken_at"),
+        ).order_by(c.job, c.counter)
+        # A second process in the same bucket (between the check and here) inserts nothing: its rows
+        # conflict on the key, and the first snapshot stands.
+        statement = (
+            upsert(self.connection, job_counter_samples)
+            .from_select(["bucket", "job", "counter", "value", "taken_at"], current)
+            .on_conflict_do_nothing(index_elements=[s.bucket, s.job, s.counter])
+            .returning(s.job)
+        )
+        return len(self.connection.execute(statement).all())
+
+    def samples(self, since: datetime) -> list[CounterSample]:
+        s = job_counter_samples.c
+        before = sa.select(sa.func.max(s.bucket)).where(s.bucket < since).scalar_subquery()
+        start = sa.func.coalesce(before, since)
+        query = sa.select(job_counter_samples).where(s.bucket >= start).order_by(s.bucket, s.job, s.counter)
+        return [
+            CounterSample(aware(row.bucket), aware(row.taken_at), row.job, row.counter, int(row.value))
+            for row in self.connection.execute(query)
+        ]
+
+    def prune_samples(self, before: datetime) -> int:
+        statement = job_counter_samples.delete().where(job_counter_samples.c.bucket < before)
+        return int(self.connection.execute(statement).rowcount)
 
 
 class SqlOutbox(Outbox):
@@ -273,6 +323,21 @@ class SqlOutbox(Outbox):
             .limit(limit)
         )
         return [OutboxMessage(row.id, row.event_type, row.key, row.payload, row.attempts) for row in rows]
+
+    def backlog(self) -> Backlog:
+        pending = outbox.c.relayed_at.is_(None)
+        # Both by the (relayed_at, id) index: the count scans the pending entries only, and the oldest
+        # is the first of them in id order (ids are given at commit).
+        count = int(self.connection.execute(sa.select(sa.func.count()).where(pending)).scalar_one())
+        oldest = self.connection.execute(
+            sa.select(outbox.c.created_at, outbox.c.attempts, outbox.c.last_error)
+            .where(pending)
+            .order_by(outbox.c.id)
+            .limit(1)
+        ).first()
+        if oldest is None:
+            return Backlog(count)
+        return Backlog(count, aware(oldest.created_at), oldest.attempts, oldest.last_error)
 
     def mark_relayed(self, message_ids: Sequence[int], at: datetime) -> None:
         if not message_ids:

@@ -52,6 +52,14 @@ class SqlSyncLog(SyncLog):
             for row in rows
         ]
 
+    def count_by_group(self) -> dict[str, int]:
+        return _count_by_group(self.connection, legacy_sync_failures.c.group_id)
+
+
+def _count_by_group(connection: sa.Connection, group_id: sa.ColumnElement[str]) -> dict[str, int]:
+    query = sa.select(group_id, sa.func.count()).group_by(group_id)
+    return {str(group): int(count) for group, count in connection.execute(query)}
+
 
 class SqlDriftLog(DriftLog):
     def __init__(self, connection: sa.Connection) -> None:
@@ -101,6 +109,9 @@ class SqlDriftLog(DriftLog):
 
     def count(self) -> int:
         return int(self.connection.scalar(sa.select(sa.func.count()).select_from(legacy_drift)) or 0)
+
+    def count_by_group(self) -> dict[str, int]:
+        return _count_by_group(self.connection, legacy_drift.c.group_id)
 
 
 class SqlEchoLog(EchoLog):

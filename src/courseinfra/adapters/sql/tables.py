@@ -92,6 +92,19 @@ job_counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False),
 )
 
+# Snapshots of job_counters (ADR 0025): at most one per bucket of COURSEINFRA_COUNTER_SAMPLE_SECONDS,
+# taken by whichever process counted first in it, pruned after COURSEINFRA_COUNTER_SAMPLE_RETENTION_HOURS;
+# what "events per second over time" is computed from.
+job_counter_samples = sa.Table(
+    "job_counter_samples",
+    metadata,
+    sa.Column("bucket", Timestamp, primary_key=True),
+    sa.Column("job", sa.String(64), primary_key=True),
+    sa.Column("counter", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("taken_at", Timestamp, nullable=False),
+)
+
 outbox = sa.Table(
     "outbox",
     metadata,

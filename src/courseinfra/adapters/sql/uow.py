@@ -100,7 +100,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     hierarchies = Store(lambda uow: SqlHierarchyStore(uow.connection))
     failed_events = Store(lambda uow: SqlFailedEventStore(uow.connection))
-    counters = Store(lambda uow: SqlCounterStore(uow.connection))
+    counters = Store(lambda uow: SqlCounterStore(uow.connection, on_add=uow.counted))
     outbox = Store(lambda uow: SqlOutbox(uow.connection))
     batches = Store(lambda uow: SqlBatchStore(uow.connection))
     enrolments = Store(lambda uow: SqlEnrolmentStore(uow.connection))
@@ -132,8 +132,9 @@ class SqlUnitOfWork(UnitOfWork):
         read_only: bool = False,
         on_publish: Callable[[], None] | None = None,
         legacy: LegacyBinding | None = None,
+        on_count: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(on_publish)
+        super().__init__(on_publish, on_count)
         self.read_only = read_only
         self.engine = engine
         self.legacy_binding: LegacyBinding = legacy or (

@@ -76,6 +76,11 @@ class AuditLog(abc.ABC):
         delivers at a time."""
 
     @abc.abstractmethod
+    def pending_after(self, after_id: int) -> tuple[int, datetime | None]:
+        """How many entries follow ``after_id`` (the relay's cursor), and when the first of them was
+        emitted (None: none)."""
+
+    @abc.abstractmethod
     def prune(self, *, through_id: int, before: datetime, limit: int = 100) -> int:
         """Delete up to ``limit`` appends, each with every entry at or before ``through_id`` (the relay's
         cursor) and made before ``before``; return how many entries were deleted."""

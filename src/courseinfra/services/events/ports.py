@@ -23,6 +23,44 @@ class CounterStore(abc.ABC):
     @abc.abstractmethod
     def all(self) -> dict[str, dict[str, int]]: ...
 
+    @abc.abstractmethod
+    def snapshot(self, bucket: datetime, at: datetime) -> int:
+        """Keep the value of every counter at ``at`` as the sample of ``bucket`` (ADR 0025), unless the
+        bucket has one already (another process took it): so at most one sample per bucket, whoever
+        takes it. Return how many counters were kept (0: the bucket was taken)."""
+
+    @abc.abstractmethod
+    def samples(self, since: datetime) -> list[CounterSample]:
+        """The samples of the buckets from ``since`` on, and of the last bucket before it (the start of
+        the first difference), by bucket then job and counter."""
+
+    @abc.abstractmethod
+    def prune_samples(self, before: datetime) -> int:
+        """Forget the samples of the buckets before ``before``; return how many rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSample:
+    """A counter's cumulative value as one snapshot kept it: ``bucket`` names the snapshot (the start of
+    its interval), ``at`` is when it was read."""
+
+    bucket: datetime
+    at: datetime
+    job: str
+    counter: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What a relay has not delivered yet: how many messages (or AUDIT entries), when the oldest was
+    committed (None: nothing pending), and the last error of the next one, if its delivery failed."""
+
+    pending: int
+    oldest: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
@@ -42,6 +80,11 @@ class Outbox(abc.ABC):
     @abc.abstractmethod
     def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
         """Unrelayed messages with an id above ``after_id``, oldest first."""
+
+    @abc.abstractmethod
+    def backlog(self) -> Backlog:
+        """How many messages are pending, the commit time of the oldest, and its attempts and last
+        error."""
 
     @abc.abstractmethod
     def mark_relayed(self, message_ids: Sequence[int], at: datetime) -> None: ...
@@ -121,6 +164,11 @@ class EventStream(abc.ABC):
     def read(self, event_type: str, *, after: str | None = None, limit: int = 100) -> list[StreamEntry]:
         """Entries of one stream, oldest first, after the position ``after`` (from the first kept entry
         when None)."""
+
+    @abc.abstractmethod
+    def lengths(self) -> dict[str, int]:
+        """How many entries each stream keeps now, by event type (every stream appended to, with 0 for
+        one emptied since); for operators and the metrics, so cheap enough to call at every scrape."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -50,6 +50,10 @@ class ReportRuns(abc.ABC):
     def list(self, *, limit: int = 50) -> list[ReportRun]:
         """The latest runs first."""
 
+    @abc.abstractmethod
+    def count_by_status(self) -> dict[str, int]:
+        """How many runs are kept, by status (statuses without any are absent)."""
+
 
 class ReportFile(abc.ABC):
     """A report file being written; nothing of it is visible before its run is published."""

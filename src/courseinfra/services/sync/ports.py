@@ -39,6 +39,10 @@ class SyncLog(abc.ABC):
         """The failures logged after ``after_id`` (the id of the last one seen), the latest first; with
         more than ``limit``, the latest ``limit`` of them."""
 
+    @abc.abstractmethod
+    def count_by_group(self) -> dict[str, int]:
+        """How many failures are logged, by group (groups without any are absent)."""
+
 
 class DriftSide(enum.StrEnum):
     """Where a drifting user is: only in the legacy group (a legacy edit added them) or only in the user
@@ -78,6 +82,10 @@ class DriftLog(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int:
         """How many rows of drift are open."""
+
+    @abc.abstractmethod
+    def count_by_group(self) -> dict[str, int]:
+        """How many rows of drift are open, by group (groups without any are absent)."""
 
 
 class EchoLog(abc.ABC):

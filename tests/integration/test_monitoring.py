@@ -1,0 +1,193 @@
+"""Monitoring on every backend (ADR 0025): the counters sampled by the processes that count, events per
+second from the samples, and /metrics exporting the relays' lag, the streams' lengths, the linked groups'
+drift and failures and the report runs of a seeded application."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from courseinfra.bootstrap import App, bootstrap
+from courseinfra.domain.events import AuditEventEmitted, UserLoggedIn
+from courseinfra.domain.progress import AuditAction, AuditObject, AuditRecord, EnrolmentKey
+from courseinfra.domain.reports import ReportRun, RunStatus
+from courseinfra.services import monitoring
+from courseinfra.services.events.ingest import ingest
+from courseinfra.services.monitoring import CounterSampler, RatePoint
+from courseinfra.services.sync.ports import DriftSide, SyncFailure
+from courseinfra.services.unit_of_work import UnitOfWork
+from courseinfra.settings import Settings
+from tests.support.http import api_client
+
+#: A wall clock of the samplers, far from the real one (2030-03-17 17:46:40 UTC).
+T = 1_900_000_000.0
+LOGIN = UserLoggedIn.event_type
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def bad_lines(count: int) -> list[str]:
+    return [f"not json {n}" for n in range(count)]
+
+
+def sampler_of(app: App) -> CounterSampler:
+    assert app.sampler is not None
+    return app.sampler
+
+
+def test_processes_that_count_sample_the_counters_once_per_bucket(settings: Settings) -> None:
+    """Two processes on one database (two applications): the first counting commit of a bucket, in
+    either, samples; the other's attempt in that bucket adds nothing."""
+    clock = Clock(T + 1)
+    first, second = bootstrap(settings), bootstrap(settings)
+    try:
+        for app in (first, second):
+            sampler_of(app).clock = clock
+        ingest(bad_lines(3), "a", first.router, first.uow_factory)
+        clock.now = T + 4
+        ingest(bad_lines(2), "b", second.router, second.uow_factory)  # same bucket: not sampled
+        clock.now = T + 12
+        ingest(bad_lines(4), "c", second.router, second.uow_factory)
+        clock.now = T + 15
+        ingest(bad_lines(1), "d", second.router, second.uow_factory)  # tried in this bucket already
+        clock.now = T + 22
+        ingest(bad_lines(1), "e", first.router, first.uow_factory)
+        rates = monitoring.event_rates(
+            first.uow_factory, counters=("total", "failed"), window=timedelta(minutes=5), now=at(T + 30)
+        )
+        recent = monitoring.event_rates(first.uow_factory, window=timedelta(seconds=10), now=at(T + 25))
+    finally:
+        first.close()
+        second.close()
+    # The samples: 3 at T+1, 9 at T+12, 11 at T+22.
+    expected = [RatePoint(at(T + 12), 6 / 11), RatePoint(at(T + 22), 2 / 10)]
+    assert [(r.job, r.counter, r.points) for r in rates] == [
+        ("ingest", "failed", expected),
+        ("ingest", "total", expected),
+    ]
+    # A window that begins after the samples' start still measures from the sample before it.
+    assert [r.points for r in recent] == [[RatePoint(at(T + 22), 2 / 10)]]
+
+
+def test_a_process_tries_at_most_once_per_bucket_and_prunes_after_the_retention(app: App) -> None:
+    opened: list[int] = []
+
+    def counting_factory() -> UnitOfWork:
+        opened.append(1)
+        return app.uow_factory()
+
+    clock = Clock(T)
+    sampler = CounterSampler(counting_factory, timedelta(seconds=10), timedelta(seconds=60), clock=clock)
+    ingest(bad_lines(1), "a", app.router, app.uow_factory)
+    for now in (T, T + 3, T + 9.9):
+        clock.now = now
+        sampler.counted()
+    assert len(opened) == 1
+    for bucket in range(1, 9):
+        clock.now = T + 10 * bucket
+        sampler.counted()
+    assert len(opened) == 9
+    with app.uow_factory().reading() as uow:
+        buckets = sorted({sample.bucket for sample in uow.counters.samples(at(0))})
+    # Sampled at T+80: what is older than T+20 is gone.
+    assert buckets == [at(T + 10 * n) for n in range(2, 9)]
+
+
+@pytest.fixture
+def seeded(settings: Settings) -> Iterator[App]:
+    """An application that relays only by hand, with an event stream, and state of every kind the
+    metrics read."""
+    streaming = settings.model_copy(update={"event_stream": "redis" if settings.redis_url else "embedded"})
+    app = bootstrap(streaming, publish_on_commit=False)
+    now = datetime.now(UTC)
+    for user in ("u1", "u2", "u3"):
+        with app.uow_factory() as uow:
+            uow.record(UserLoggedIn(user_id=user, logged_in_at=now.isoformat()))
+            uow.commit(now)
+    app.relay()  # three entries in the login stream
+    with app.uow_factory() as uow:
+        uow.record(*(UserLoggedIn(user_id=f"late{n}", logged_in_at=now.isoformat()) for n in range(2)))
+        key = EnrolmentKey("u1", "c1", "b1")
+        records = [AuditRecord(key, AuditObject.CONTENT, f"r{n}", AuditAction.START) for n in range(4)]
+        uow.record_audit([(record, None) for record in records], now - timedelta(minutes=5))
+        uow.commit(now - timedelta(minutes=2))  # two outbox messages committed two minutes ago
+        uow.drift.record(
+            "g1", {"u1": DriftSide.ONLY_IN_LEGACY_GROUP, "u2": DriftSide.ONLY_IN_USER_GROUP}, now, "test"
+        )
+        for group in ("g1", "g2", "g2"):
+            uow.sync_log.add(SyncFailure(0, now, group, "add-members", "bad", "legacy said no", ()))
+        for run_id, status in (
+            ("r1", RunStatus.SUCCEEDED),
+            ("r2", RunStatus.FAILED),
+            ("r3", RunStatus.FAILED),
+        ):
+            uow.report_runs.add(ReportRun(run_id, date(2026, 1, 1), status, now))
+        uow.commit()
+    ingest(bad_lines(3), "events", app.router, app.uow_factory)
+    yield app
+    app.close()
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(app: App) -> Samples:
+    response = api_client(app, role="reader").get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_export_the_relays_streams_drift_failures_and_report_runs(seeded: App) -> None:
+    metrics = scrape(seeded)
+    assert metrics["courseinfra_relay_pending", (("relay", "outbox"),)] == 2
+    assert 110 < metrics["courseinfra_relay_oldest_pending_age_seconds", (("relay", "outbox"),)] < 600
+    assert metrics["courseinfra_relay_pending", (("relay", "audit"),)] == 4
+    assert 290 < metrics["courseinfra_relay_oldest_pending_age_seconds", (("relay", "audit"),)] < 600
+    assert metrics["courseinfra_event_stream_length", (("event_type", LOGIN),)] == 3
+    assert metrics["courseinfra_legacy_drift_open", (("group_id", "g1"),)] == 2
+    assert metrics["courseinfra_legacy_sync_failures_total", (("group_id", "g1"),)] == 1
+    assert metrics["courseinfra_legacy_sync_failures_total", (("group_id", "g2"),)] == 2
+    assert metrics["courseinfra_report_runs", (("status", "failed"),)] == 2
+    assert metrics["courseinfra_report_runs", (("status", "succeeded"),)] == 1
+    assert metrics["courseinfra_job_total", (("counter", "failed"), ("job", "ingest"))] == 3
+    assert metrics["courseinfra_failed_events_open", (("job", "ingest"),)] == 3
+
+    seeded.relay()
+    after = scrape(seeded)
+    assert after["courseinfra_relay_pending", (("relay", "outbox"),)] == 0
+    assert after["courseinfra_relay_oldest_pending_age_seconds", (("relay", "outbox"),)] == 0
+    assert after["courseinfra_relay_pending", (("relay", "audit"),)] == 0
+    assert after["courseinfra_event_stream_length", (("event_type", LOGIN),)] == 5
+    assert after["courseinfra_event_stream_length", (("event_type", AuditEventEmitted.event_type),)] == 4
+
+
+def test_the_jobs_status_reads_what_the_metrics_read(seeded: App) -> None:
+    health = monitoring.system_health(seeded.uow_factory)
+    assert [(job.job, job.counters, job.open_failed) for job in health.jobs] == [
+        ("ingest", {"total": 3, "failed": 3}, 3)
+    ]
+    assert [(lag.relay, lag.pending) for lag in health.relays] == [("outbox", 2), ("audit", 4)]
+    outbox, audit = monitoring.relay_lag(seeded.uow_factory)
+    assert outbox.oldest is not None
+    assert audit.oldest is not None
+    assert audit.oldest + timedelta(minutes=3) == outbox.oldest
+    assert (outbox.attempts, outbox.last_error, audit.attempts, audit.last_error) == (0, None, 0, None)
+    assert monitoring.stream_lengths(seeded.stream) == {LOGIN: 3}
+    assert monitoring.stream_lengths(None) == {}
