@@ -4,8 +4,11 @@ drift and failures and the report runs of a seeded application."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +24,7 @@ from courseinfra.services.sync.ports import DriftSide, SyncFailure
 from courseinfra.services.unit_of_work import UnitOfWork
 from courseinfra.settings import Settings
 from tests.support.http import api_client
+from tests.support.servers import REPO
 
 #: A wall clock of the samplers, far from the real one (2030-03-17 17:46:40 UTC).
 T = 1_900_000_000.0
@@ -191,3 +195,78 @@ def test_the_jobs_status_reads_what_the_metrics_read(seeded: App) -> None:
     assert (outbox.attempts, outbox.last_error, audit.attempts, audit.last_error) == (0, None, 0, None)
     assert monitoring.stream_lengths(seeded.stream) == {LOGIN: 3}
     assert monitoring.stream_lengths(None) == {}
+
+
+DASHBOARD = REPO / "deploy" / "grafana" / "courseinfra.json"
+#: What PromQL names that is no metric: keywords and the matchers' operators' words.
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: its identifiers once strings, label matchers,
+    ranges and grouping clauses are taken out, less functions (followed by a parenthesis) and
+    keywords."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    bare = re.sub(r"\{[^}]*\}", "", bare)
+    bare = re.sub(r"\[[^\]]*\]", "", bare)
+    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", bare)
+    names = set()
+    for match in re.finditer(r"(?<![A-Za-z0-9_:.])[A-Za-z_:][A-Za-z0-9_:]*", bare):
+        rest = bare[match.end() :].lstrip()
+        if rest.startswith("(") or match.group() in PROMQL_WORDS:
+            continue
+        names.add(match.group())
+    return names
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from walk(child)
+
+
+def test_metric_names_are_read_from_promql() -> None:
+    expr = 'sum by (job, counter) (rate(courseinfra_job_total{counter=~"a|b"}[5m])) / on (job) up offset 1m'
+    assert metric_names(expr) == {"courseinfra_job_total", "up"}
+
+
+def test_the_grafana_dashboard_charts_only_metrics_that_metrics_exports(seeded: App) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert isinstance(dashboard["title"], str)
+    assert isinstance(dashboard["schemaVersion"], int)
+    [variable] = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["query"] == "prometheus"
+    # Every datasource is the variable's: none is tied to one Grafana's uid.
+    sources = [n["datasource"] for n in walk(dashboard) if isinstance(n, dict) and "datasource" in n]
+    assert sources
+    assert all(source == {"type": "prometheus", "uid": f"${{{variable['name']}}}"} for source in sources)
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert all(isinstance(grid[key], int) for key in ("h", "w", "x", "y")), panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        assert panel["targets"], panel["title"]
+        assert len({target["refId"] for target in panel["targets"]}) == len(panel["targets"])
+    exported = {name for (name, _) in scrape(seeded)}
+    used = {panel["title"]: metric_names(target["expr"]) for panel in panels for target in panel["targets"]}
+    assert all(used.values()), [title for title, names in used.items() if not names]
+    unknown = {title: names - exported for title, names in used.items() if names - exported}
+    assert unknown == {}, f"not exported by /metrics: {unknown}"
+    # Every family /metrics exports is charted.
+    charted = set().union(*used.values())
+    assert {name.removesuffix("_created") for name in exported} <= charted
