@@ -8,7 +8,7 @@ import typer
 
 from courseinfra.domain.cache_layout import to_json_value
 from courseinfra.entrypoints.cli.common import Failure, application, emit, print_report, progress_bar
-from courseinfra.services.cache import published_roots, rebuild_requests
+from courseinfra.services.cache import owned_entries, published_roots, rebuild_requests
 from courseinfra.services.events.ingest import ingest as run_ingest
 
 app = typer.Typer(no_args_is_help=True, help="Read the relation cache.")
@@ -48,6 +48,5 @@ def cache_rebuild(
 def cache_show(root: str) -> None:
     """Every key the relation cache holds for ROOT, with its value."""
     with application() as app:
-        keys = sorted(app.cache.owned_keys(root))
-        values = app.cache.get_many(keys)
-    emit({key: to_json_value(values[key]) for key in keys})
+        entries = owned_entries(root, app.cache)
+    emit({key: to_json_value(value) for key, value in entries.items()})

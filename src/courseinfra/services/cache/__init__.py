@@ -11,6 +11,7 @@ from courseinfra.services.cache.job import (
     rebuild_requests,
     update_relation_cache,
 )
+from courseinfra.services.cache.queries import course_cache_tree, owned_entries
 
 __all__ = [
     "CACHE_DELETES",
@@ -18,7 +19,9 @@ __all__ = [
     "DB_READS",
     "JOB_NAME",
     "RelationCacheJob",
+    "course_cache_tree",
     "gc_paused",
+    "owned_entries",
     "published_roots",
     "rebuild_requests",
     "update_relation_cache",

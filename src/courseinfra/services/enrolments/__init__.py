@@ -12,10 +12,12 @@ from courseinfra.services.enrolments.handlers import (
     enrol,
     unenrol,
 )
+from courseinfra.services.enrolments.ports import BatchProgress
 from courseinfra.services.enrolments.queries import (
     activity,
     audit_events,
     batch_enrolments,
+    batch_progress,
     get_batch,
     get_enrolment,
     list_batches,
@@ -26,6 +28,7 @@ __all__ = [
     "DEFAULT_MODE",
     "BatchExists",
     "BatchNotFound",
+    "BatchProgress",
     "CourseNotFound",
     "EnrolmentClosed",
     "EnrolmentNotFound",
@@ -33,6 +36,7 @@ __all__ = [
     "activity",
     "audit_events",
     "batch_enrolments",
+    "batch_progress",
     "create_batch",
     "enrol",
     "get_batch",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from courseinfra.domain.enrolments import CourseBatch, Enrolment
@@ -16,6 +17,24 @@ from courseinfra.domain.progress import (
 
 if TYPE_CHECKING:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A batch's enrolments counted by the store, never read one by one.
+
+    ``enrolled``, ``started`` (status 1 or 2), ``completed`` (status 2) and ``histogram`` count the
+    active enrolments (the report's participants); ``histogram`` has one count per bucket of
+    ``domain.reports.HISTOGRAM_BUCKETS`` (progress clamped to 0-100, ten points a bucket, then 100).
+    ``left``: the enrolments no longer active. ``completions``: the enrolments, active or not, that
+    completed each day (UTC) there was one, by day."""
+
+    enrolled: int
+    started: int
+    completed: int
+    left: int
+    histogram: tuple[int, ...]
+    completions: tuple[tuple[date, int], ...]
 
 
 class BatchStore(abc.ABC):
@@ -59,6 +78,11 @@ class EnrolmentStore(abc.ABC):
 
     @abc.abstractmethod
     def list_for_user(self, user_id: str) -> list[Enrolment]: ...
+
+    @abc.abstractmethod
+    def batch_progress(self, batch_id: str) -> BatchProgress:
+        """The batch's enrolments counted (zeros for a batch without any), aggregated by the store in
+        one pass over the batch's rows."""
 
     @abc.abstractmethod
     def list_for_batch(

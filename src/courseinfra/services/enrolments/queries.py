@@ -8,6 +8,7 @@ from courseinfra.domain.enrolments import CourseBatch, Enrolment
 from courseinfra.domain.progress import EnrolmentKey, UnitMetrics
 from courseinfra.services.audit.ports import AuditEntry
 from courseinfra.services.enrolments.handlers import BatchNotFound, EnrolmentNotFound
+from courseinfra.services.enrolments.ports import BatchProgress
 from courseinfra.services.unit_of_work import UowFactory
 
 
@@ -35,6 +36,15 @@ def batch_enrolments(
         if uow.batches.get(batch_id) is None:
             raise BatchNotFound(f"batch {batch_id} does not exist")
         return uow.enrolments.list_for_batch(batch_id, after_user=after_user, limit=limit)
+
+
+def batch_progress(batch_id: str, uow_factory: UowFactory) -> BatchProgress:
+    """A batch's progress histogram and completions per day, counted by the store (a batch of any size
+    costs one aggregate read); :class:`BatchNotFound` for an unknown batch."""
+    with uow_factory().reading() as uow:
+        if uow.batches.get(batch_id) is None:
+            raise BatchNotFound(f"batch {batch_id} does not exist")
+        return uow.enrolments.batch_progress(batch_id)
 
 
 def user_enrolments(user_id: str, uow_factory: UowFactory) -> list[Enrolment]:

@@ -12,15 +12,20 @@ from courseinfra.services.reports.handlers import (
     start_run,
 )
 from courseinfra.services.reports.queries import (
+    ReportFileNotFound,
     get_run,
     list_runs,
     report_batches,
+    report_file,
+    reported_files,
+    run_as_reached,
 )
 
 __all__ = [
     "MANIFEST",
     "NOT_FOUND",
     "ProgressCallback",
+    "ReportFileNotFound",
     "ReportOptions",
     "UnknownReportRun",
     "batches_to_report",
@@ -29,5 +34,8 @@ __all__ = [
     "get_run",
     "list_runs",
     "report_batches",
+    "report_file",
+    "reported_files",
+    "run_as_reached",
     "start_run",
 ]

@@ -19,6 +19,7 @@ from courseinfra.entrypoints.api.deps import (
     guard,
 )
 from courseinfra.entrypoints.schemas.cache import CacheEntryOut
+from courseinfra.services.cache import owned_entries
 
 router = APIRouter(
     tags=["cache"],
@@ -44,6 +45,4 @@ def cache_get(app: AppDep, key: str) -> CacheEntryOut:
 @router.get("/v1/cache-owners/{root}", response_model=dict[str, Any], responses=INVALID)
 def cache_show(app: AppDep, root: str) -> dict[str, Any]:
     """Every key the relation cache holds for a root, with its value (empty if it holds none)."""
-    keys = sorted(app.cache.owned_keys(root))
-    values = app.cache.get_many(keys)
-    return {key: to_json_value(values[key]) for key in keys}
+    return {key: to_json_value(value) for key, value in owned_entries(root, app.cache).items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -15,15 +14,13 @@ from fastapi import (
 from fastapi.responses import FileResponse
 
 from courseinfra.bootstrap import App
-from courseinfra.domain.access import Forbidden, Permission
-from courseinfra.domain.errors import DomainError, ErrorKind
-from courseinfra.domain.reports import ReportRun, ReportSelection
+from courseinfra.domain.access import Permission
+from courseinfra.domain.reports import ReportSelection
 from courseinfra.entrypoints.api.deps import (
     AUTH,
     INVALID,
     NOT_FOUND,
     AppDep,
-    PrincipalDep,
     ReachDep,
     guard,
 )
@@ -35,18 +32,12 @@ from courseinfra.entrypoints.schemas.reports import (
     ReportSelectionOut,
 )
 from courseinfra.services import reports
-from courseinfra.services.access.scopes import Reach
 
 router = APIRouter(
     tags=["reports"],
     dependencies=[guard(read=Permission.READ, write=Permission.OPERATE, scoped=True)],
     responses=AUTH,
 )
-
-
-class ReportFileNotFound(DomainError):
-    code = "report-file-not-found"
-    kind = ErrorKind.NOT_FOUND
 
 
 REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
@@ -96,56 +87,35 @@ def list_report_runs(
 ) -> list[ReportRunOut]:
     """The latest report runs, newest first (for a token scoped to courses, what each did for its
     courses' batches)."""
-    return [ReportRunOut.of(_within(run, reach)) for run in reports.list_runs(app.uow_factory, limit=limit)]
+    return [
+        ReportRunOut.of(reports.run_as_reached(run, reach))
+        for run in reports.list_runs(app.uow_factory, limit=limit)
+    ]
 
 
 @router.get("/v1/reports/runs/{run_id}", response_model=ReportRunFilesOut, responses={**INVALID, **NOT_FOUND})
 def get_report_run(app: AppDep, reach: ReachDep, run_id: str) -> ReportRunFilesOut:
     """A report run's status and progress; when it succeeded, what it reported and its files (for a
     token scoped to courses, the files of its courses' batches)."""
-    run = _within(reports.get_run(run_id, app.uow_factory), reach)
+    run = reports.run_as_reached(reports.get_run(run_id, app.uow_factory), reach)
     files = app.reports.files(run_id)
     if reach.principal.scoped:
-        files = [name for name in files if name in _reached_files(run)]
+        files = [name for name in files if name in reports.reported_files(run)]
     return ReportRunFilesOut.of(run, files=files)
 
 
-def _within(run: ReportRun, reach: Reach) -> ReportRun:
-    """The run as a token scoped to courses may see it: only its courses' batches in the outcome."""
-    if not reach.principal.scoped or not run.outcome:
-        return run
-    outcome = dict(run.outcome)
-    reported = [e for e in outcome.get("reported", []) if reach.course(str(e["summary"]["course_id"]))]
-    # A requested batch that does not exist was skipped with no course: it is no course's.
-    skipped = [
-        e for e in outcome.get("skipped", []) if "course_id" in e and reach.course(str(e["course_id"]))
-    ]
-    counts: dict[str, int] = {}
-    for entry in skipped:
-        counts[entry["reason"]] = counts.get(entry["reason"], 0) + 1
-    outcome.update(reported=reported, skipped=skipped, skipped_counts=counts)
-    return replace(run, outcome=outcome)
-
-
-def _reached_files(run: ReportRun) -> set[str]:
-    """The files of the batches a run's outcome (as :func:`_within` left it) reports."""
-    return {name for entry in run.outcome.get("reported", []) for name in entry["files"].values()}
-
-
 @router.get("/v1/reports/runs/{run_id}/files/{name}", responses={**INVALID, **NOT_FOUND})
-def download_report_file(
-    app: AppDep, principal: PrincipalDep, reach: ReachDep, run_id: str, name: str
-) -> FileResponse:
+def download_report_file(app: AppDep, reach: ReachDep, run_id: str, name: str) -> FileResponse:
     """One file of a finished run: a batch's CSV, summary (JSON) or chart (SVG), or the manifest. The
     CSVs name learners: unless reports mask personal data, the token needs the ``pii`` grant."""
-    if not (app.settings.reports_mask_personal_data or principal.pii):
-        raise Forbidden("report files hold learners' names and emails: the token needs the pii grant")
-    run = reports.get_run(run_id, app.uow_factory)
-    path = app.reports.path(run_id, name)
-    if path is not None and reach.principal.scoped and name not in _reached_files(_within(run, reach)):
-        raise Forbidden(f"the file {name} is not of a batch of the token's courses")
-    if path is None:
-        raise ReportFileNotFound(f"run {run_id} has no file {name}")
+    path = reports.report_file(
+        run_id,
+        name,
+        reach,
+        app.uow_factory,
+        app.reports,
+        personal_data_masked=app.settings.reports_mask_personal_data,
+    )
     return FileResponse(
         path, media_type=REPORT_MEDIA_TYPES.get(path.suffix, "application/octet-stream"), filename=name
     )
