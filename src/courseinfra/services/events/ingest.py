@@ -183,20 +183,37 @@ def ingest(
 ) -> IngestReport:
     """Process JSON lines (blank lines ignored; a :class:`BadLine` of :func:`read_lines` is kept as a
     failure) in chunks; every chunk is finished, its rejections kept and its counters added before the
-    next is read."""
-    report = IngestReport()
-    numbered = (
-        (number, line)
-        for number, line in enumerate(lines, start=1)
-        if isinstance(line, BadLine) or line.strip()
+    next is read. Each line's source is ``source:N``, N its line number."""
+    return ingest_sourced(
+        ((f"{source}:{number}", line) for number, line in enumerate(lines, start=1)),
+        router,
+        uow_factory,
+        chunk_size=chunk_size,
+        on_progress=on_progress,
+        clock=clock,
     )
-    while chunk := list(islice(numbered, chunk_size)):
+
+
+def ingest_sourced(
+    lines: Iterable[tuple[str, str | BadLine]],
+    router: Router,
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    on_progress: Callable[[int], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> IngestReport:
+    """:func:`ingest` over lines that each name their own source (``file:line``): the lines of several
+    files, or a file's lines without those between (a Flink subtask's share). Rejections are reported
+    and kept in input order."""
+    report = IngestReport()
+    sourced = (item for item in lines if isinstance(item[1], BadLine) or item[1].strip())
+    while chunk := list(islice(sourced, chunk_size)):
         counters = RunCounters()
         events: list[IncomingEvent] = []
-        numbers: list[int] = []
+        positions: list[int] = []
         rejected: list[tuple[int, str, str, EventResult]] = []
-        for number, line in chunk:
-            line_source = f"{source}:{number}"
+        for position, (line_source, line) in enumerate(chunk):
             if isinstance(line, BadLine):
                 text = line.text
                 parsed: IncomingEvent | EventResult = EventResult(
@@ -207,13 +224,15 @@ def ingest(
                 parsed = parse_line(text, line_source)
             if isinstance(parsed, EventResult):
                 count_result(counters.job(INGEST_JOB), parsed)
-                rejected.append((number, text, line_source, parsed))
+                rejected.append((position, text, line_source, parsed))
             else:
                 events.append(parsed)
-                numbers.append(number)
-        for number, incoming, result in zip(numbers, events, router.process(events, counters), strict=True):
+                positions.append(position)
+        for position, incoming, result in zip(
+            positions, events, router.process(events, counters), strict=True
+        ):
             if result.outcome is not Outcome.PROCESSED:
-                rejected.append((number, incoming.payload, incoming.source, result))
+                rejected.append((position, incoming.payload, incoming.source, result))
         kept = [
             (payload, where, result) for _, payload, where, result in sorted(rejected, key=lambda r: r[0])
         ]
