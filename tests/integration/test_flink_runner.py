@@ -301,3 +301,35 @@ def test_a_run_killed_midway_resumes_from_its_checkpoint(settings: Settings, tmp
     finally:
         app.close()
     assert json.loads((checkpoints / "courseinfra-run.json").read_text())["finished"] is True
+
+
+@pytest.mark.parametrize(
+    ("recorded", "refused"),
+    [
+        ({"job": "aggregator", "parallelism": 2}, "at parallelism 2"),
+        ({"job": "relation-cache", "parallelism": 1}, "unfinished run of relation-cache"),
+    ],
+)
+def test_a_checkpoint_folder_of_another_unfinished_run_is_refused(
+    settings: Settings, tmp_path: Path, recorded: dict[str, Any], refused: str
+) -> None:
+    """A checkpoint restores only into the job, source and parallelism it was taken of: a folder holding
+    another unfinished run is refused in one line (exit 2) before any job starts."""
+    source = write_lines(tmp_path / "events.jsonl", [])
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    run_file = checkpoints / "courseinfra-run.json"
+    run_file.write_text(json.dumps({**recorded, "source": str(source.resolve()), "finished": False}))
+    command = [*COURSEINFRA, "flink", "run", "aggregator", "--source", str(source)]
+    done = subprocess.run(
+        [*command, "--checkpoint-dir", str(checkpoints)],
+        env=Cli(settings).env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert refused in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(run_file.read_text())["finished"] is False  # left as it was
