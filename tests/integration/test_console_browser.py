@@ -24,6 +24,11 @@ def count_of(browser: ConsoleBrowser, job: str, column: str) -> int:
     return int(browser.text(f'#counters tr[data-job="{job}"] td.{column}'))
 
 
+def job_count(browser: ConsoleBrowser, job: str, column: str) -> int:
+    """A count of the jobs page's counters table (thousands separated)."""
+    return int(browser.text(f'#job-counters tr[data-job="{job}"] td.{column}').replace(",", ""))
+
+
 @pytest.mark.slow
 def test_log_in_see_a_failed_event_replay_it_and_see_the_counts_change(
     browser: ConsoleBrowser, console_server: Served
@@ -34,7 +39,9 @@ def test_log_in_see_a_failed_event_replay_it_and_see_the_counts_change(
     secret = console_server.token("operator", "--pii")
 
     browser.log_in(secret)
-    assert browser.page.url.endswith("/console/")
+    assert browser.page.url.endswith("/console/jobs")  # the landing page of a role that reads it
+    assert job_count(browser, "relation-cache-updater", "open") == 1
+    assert job_count(browser, "relation-cache-updater", "success") == 0
     browser.click("nav >> text=Failed events")
     assert browser.text("#open-total") == "2"
     assert count_of(browser, "relation-cache-updater", "open") == 1
@@ -65,11 +72,19 @@ def test_log_in_see_a_failed_event_replay_it_and_see_the_counts_change(
     assert re.search(r"Replayed 1 event\(s\): 0 resolved, 1 still failing", browser.text("#replay-result"))
     assert browser.text("#open-total") == "1"
 
+    # The jobs page shows the counters the replays changed.
+    browser.click("nav >> text=Jobs")
+    assert job_count(browser, "relation-cache-updater", "success") == 1
+    assert job_count(browser, "relation-cache-updater", "open") == 0
+    assert job_count(browser, "ingest", "open") == 1
+    assert browser.page.locator("#relays tr[data-relay=outbox]").count() == 1
+
     browser.page.keyboard.press("Tab")  # the first stop is the skip link: the page is usable by keyboard
     assert browser.page.evaluate("document.activeElement.textContent") == "Skip to content"
     browser.click("text=Log out")
     assert "/console/login" in browser.page.url
-    assert len(browser.shots) >= 6
+    assert len(browser.shots) >= 7
+    assert any(shot.name.endswith("-console-jobs.png") for shot in browser.shots)
     for shot in browser.shots:
         assert shot.stat().st_size > 1000, shot
 

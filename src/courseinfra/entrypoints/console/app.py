@@ -95,9 +95,14 @@ def create_console(application: Callable[[], App]) -> FastAPI:
             return login_form(request, target, "Enter an API token.", status_code=422)
         app = get_app(request)
         try:
-            await run_in_threadpool(access.authenticate, secret, app.uow_factory, jwt=app.jwt)
+            principal = await run_in_threadpool(access.authenticate, secret, app.uow_factory, jwt=app.jwt)
         except (Unauthenticated, Forbidden) as error:
             return login_form(request, target, str(error), status_code=401)
+        if target == safe_next(None):  # no destination: the landing page, if the role may open it
+            landing = [
+                page for page in console.state.console_pages if page.landing and page.visible_to(principal)
+            ]
+            target = url(request, landing[0].path) if landing else target
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,

@@ -61,7 +61,8 @@ class Page:
     ``scoped``: whether a principal limited to some courses (``course_staff``) may open it (its routes
     then check the ``course_id``, ``batch_id`` or ``group_id`` path parameters, as the API's guard does,
     and filter what they list). ``order`` places it in the navigation (jobs 10, failed events 20,
-    courses 30, batches 40, groups 50, links 60)."""
+    courses 30, batches 40, groups 50, links 60). ``landing``: where a login without a destination goes
+    when the role may open the page (the jobs page); the home page's list of pages otherwise."""
 
     label: str
     path: str
@@ -69,6 +70,7 @@ class Page:
     read: Permission
     write: Permission
     scoped: bool = False
+    landing: bool = False
 
     def visible_to(self, principal: Principal) -> bool:
         return principal.allows(self.read) and (self.scoped or not principal.scoped)
