@@ -93,6 +93,31 @@ class MonitoringStoresContract:
             uow.commit()
         assert [s.value for s in samples(engine, T0 - BUCKET)] == [3, 4]
 
+    def test_a_chart_lists_the_buckets_and_reads_some_of_them_for_some_counters(
+        self, engine: sa.Engine
+    ) -> None:
+        for n in range(4):
+            add_counts(engine, "ingest", total=1, failed=1)
+            add_counts(engine, "aggregator", total=2, **{"db-reads": 1})
+            snapshot(engine, T0 + n * BUCKET, T0 + n * BUCKET + timedelta(seconds=1))
+        with SqlUnitOfWork(engine).reading() as uow:
+            assert uow.counters.sample_buckets(T0 + 2 * BUCKET + timedelta(seconds=1)) == [
+                T0 + 2 * BUCKET,
+                T0 + 3 * BUCKET,
+            ]
+            assert uow.counters.sample_buckets(T0 - BUCKET) == [T0 + n * BUCKET for n in range(4)]
+            assert uow.counters.sample_buckets(T0 + 9 * BUCKET) == [T0 + 3 * BUCKET]
+            found = uow.counters.samples_at([T0 + 3 * BUCKET, T0 + BUCKET], ["total"])
+            assert uow.counters.samples_at([], ["total"]) == []
+            assert uow.counters.samples_at([T0], []) == []
+        at1, at3 = T0 + BUCKET + timedelta(seconds=1), T0 + 3 * BUCKET + timedelta(seconds=1)
+        assert found == [
+            CounterSample(T0 + BUCKET, at1, "aggregator", "total", 4),
+            CounterSample(T0 + BUCKET, at1, "ingest", "total", 2),
+            CounterSample(T0 + 3 * BUCKET, at3, "aggregator", "total", 8),
+            CounterSample(T0 + 3 * BUCKET, at3, "ingest", "total", 4),
+        ]
+
     def test_the_outbox_backlog_counts_pending_messages_and_dates_the_oldest(self, engine: sa.Engine) -> None:
         with SqlUnitOfWork(engine).reading() as uow:
             assert uow.outbox.backlog() == Backlog(0)

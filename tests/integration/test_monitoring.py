@@ -110,6 +110,32 @@ def test_a_process_tries_at_most_once_per_bucket_and_prunes_after_the_retention(
     assert buckets == [at(T + 10 * n) for n in range(2, 9)]
 
 
+def test_rates_over_spans_read_the_last_sample_of_each_and_are_the_mean_rates(app: App) -> None:
+    """A chart's reading (ADR 0028): the last sample of each span, each point the exact mean rate of the
+    samples it stands for, since the counters are cumulative."""
+    clock = Clock(T)
+    sampler_of(app).clock = clock
+    for n in range(60):  # a sample every 10 s for ten minutes, of 1 to 3 events each
+        clock.now = T + 10 * n
+        ingest(bad_lines(n % 3 + 1), f"s{n}", app.router, app.uow_factory)
+    window, now = timedelta(minutes=10), at(T + 605)
+    [every] = monitoring.event_rates(app.uow_factory, window=window, now=now)
+    [spans] = monitoring.event_rates(app.uow_factory, window=window, now=now, spans=5)
+    # The window starts at T+5: the sample of T (before it) starts the first difference.
+    assert [point.at for point in spans.points] == [at(T + s) for s in (120, 240, 360, 480, 590)]
+    previous = at(T)
+    for point in spans.points:
+        # Each 10 s point of every sample stands for its 10 s; the span's point for the time since the
+        # previous span's.
+        events = sum(p.per_second * 10 for p in every.points if previous < p.at <= point.at)
+        assert point.per_second == pytest.approx(events / (point.at - previous).total_seconds())
+        previous = point.at
+    assert spans.points[0].per_second == pytest.approx((2 + 3 + 1) * 4 / 120)  # 24 events in 120 s
+    # Samples in one span only, none before the window: the first starts the difference.
+    [recent] = monitoring.event_rates(app.uow_factory, window=timedelta(hours=6), now=at(T + 600), spans=5)
+    assert recent.points == [RatePoint(at(T + 590), (sum(n % 3 + 1 for n in range(60)) - 1) / 590)]
+
+
 @pytest.fixture
 def seeded(settings: Settings) -> Iterator[App]:
     """An application that relays only by hand, with an event stream, and state of every kind the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -286,6 +286,31 @@ class SqlCounterStore(CounterStore):
         before = sa.select(sa.func.max(s.bucket)).where(s.bucket < since).scalar_subquery()
         start = sa.func.coalesce(before, since)
         query = sa.select(job_counter_samples).where(s.bucket >= start).order_by(s.bucket, s.job, s.counter)
+        return [
+            CounterSample(aware(row.bucket), aware(row.taken_at), row.job, row.counter, int(row.value))
+            for row in self.connection.execute(query)
+        ]
+
+    def sample_buckets(self, since: datetime) -> list[datetime]:
+        s = job_counter_samples.c
+        before = sa.select(sa.func.max(s.bucket)).where(s.bucket < since).scalar_subquery()
+        query = (
+            sa.select(s.bucket)
+            .distinct()
+            .where(s.bucket >= sa.func.coalesce(before, since))
+            .order_by(s.bucket)
+        )
+        return [aware(bucket) for bucket in self.connection.execute(query).scalars()]
+
+    def samples_at(self, buckets: Collection[datetime], counters: Collection[str]) -> list[CounterSample]:
+        if not buckets or not counters:
+            return []
+        s = job_counter_samples.c
+        query = (
+            sa.select(job_counter_samples)
+            .where(s.bucket.in_(sorted(buckets)), s.counter.in_(sorted(counters)))
+            .order_by(s.bucket, s.job, s.counter)
+        )
         return [
             CounterSample(aware(row.bucket), aware(row.taken_at), row.job, row.counter, int(row.value))
             for row in self.connection.execute(query)

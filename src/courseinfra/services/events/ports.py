@@ -4,7 +4,7 @@ jobs' counters."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,16 @@ class CounterStore(abc.ABC):
     def samples(self, since: datetime) -> list[CounterSample]:
         """The samples of the buckets from ``since`` on, and of the last bucket before it (the start of
         the first difference), by bucket then job and counter."""
+
+    @abc.abstractmethod
+    def sample_buckets(self, since: datetime) -> list[datetime]:
+        """The buckets that have a sample from ``since`` on, and the last one before it, in order: what
+        :meth:`samples` would read, without their rows (a chart picks some, ADR 0028)."""
+
+    @abc.abstractmethod
+    def samples_at(self, buckets: Collection[datetime], counters: Collection[str]) -> list[CounterSample]:
+        """The samples of ``buckets`` for the ``counters`` named (every job's), by bucket then job and
+        counter."""
 
     @abc.abstractmethod
     def prune_samples(self, before: datetime) -> int:

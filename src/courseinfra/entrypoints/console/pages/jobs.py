@@ -40,7 +40,9 @@ Window = Annotated[str, Query(pattern="^(1h|6h|24h)$", description="The charts' 
 def jobs(request: Request, app: AppDep, window: Window = "1h") -> Response:
     health = monitoring.system_health(app.uow_factory)
     span = WINDOWS[window]
-    rates = monitoring.event_rates(app.uow_factory, window=span, counters=("total",), now=health.at)
+    rates = monitoring.event_rates(
+        app.uow_factory, window=span, counters=("total",), now=health.at, spans=SLOTS
+    )
     every = timedelta(seconds=app.settings.counter_sample_seconds)
     charts = [
         line_chart(
