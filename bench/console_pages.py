@@ -42,6 +42,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from console_groups import group_pages, seed_groups
 from courseinfra.adapters.sql.tables import user_enrolments
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.enrolments import CourseBatch
@@ -108,6 +109,11 @@ PAGES: list[Measured] = [
     Measured("course relation cache tree (200 leaves)", f"/console/courses/{COURSE_ID}"),
     Measured("batches list", "/console/batches"),
     Measured("batch: histogram, completions, report runs", f"/console/batches/{BATCH_ID}"),
+]
+# The user groups and legacy links pages, seeded by bench/console_groups.py.
+PAGES += [
+    Measured(name, "", call=target) if callable(target) else Measured(name, target)
+    for name, target in group_pages(BATCH_ID)
 ]
 
 
@@ -212,6 +218,7 @@ def seed(app: App, count: int, rng: random.Random) -> None:
             app.uow_factory, app.reports, app.report_options, as_of=today, batch_ids=(SMALL_BATCH_ID,)
         )
     ingest([f"not json {n}" for n in range(FAILED_EVENTS)], "bench", app.router, app.uow_factory)
+    seed_groups(app, COURSE_ID, BATCH_ID, NOW, rng)
 
 
 def log_in(client: TestClient, secret: str) -> None:
