@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from console_groups import group_pages, seed_groups
+from console_jobs import jobs_pages, seed_samples
 from courseinfra.adapters.sql.tables import user_enrolments
 from courseinfra.bootstrap import App, bootstrap
 from courseinfra.domain.enrolments import CourseBatch
@@ -115,6 +116,8 @@ PAGES += [
     Measured(name, "", call=target) if callable(target) else Measured(name, target)
     for name, target in group_pages(BATCH_ID)
 ]
+# The jobs page over each window, with a day of counter samples seeded by bench/console_jobs.py.
+PAGES += [Measured(name, path) for name, path in jobs_pages()]
 
 
 def hierarchy(identifier: str, modules: int, lessons: int, leaves: int) -> dict[str, Any]:
@@ -219,6 +222,7 @@ def seed(app: App, count: int, rng: random.Random) -> None:
         )
     ingest([f"not json {n}" for n in range(FAILED_EVENTS)], "bench", app.router, app.uow_factory)
     seed_groups(app, COURSE_ID, BATCH_ID, NOW, rng)
+    seed_samples(app, NOW)  # last: a day of samples of the counters the seeding left
 
 
 def log_in(client: TestClient, secret: str) -> None:
