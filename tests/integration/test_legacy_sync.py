@@ -230,6 +230,11 @@ def test_status_does_not_count_legacy_members_outside_the_directory(world: World
     create(world, "g", "cohort", legacy_id=legacy_id)
     world.sync.refresh_group("g")
     assert status(world)["differing"] == []
+    # A legacy edit makes a difference: the stranger is counted beside it, never listed in it.
+    world.legacy.add_to_cohort(world.course, legacy_id, ["u2"])
+    [difference] = status(world)["differing"]
+    assert (difference["only_in_legacy_group"], difference["only_in_user_group"]) == (["u2"], [])
+    assert (difference["differences"], difference["legacy_members_not_in_directory"]) == (1, 1)
 
 
 def test_a_linked_group_has_no_exclude_list_and_no_other_criteria(world: World) -> None:

@@ -315,8 +315,11 @@ class SqlMemberships(Memberships):
                     admitted[user_id] = why
         return admitted
 
-    def _evaluate(self, rule: MembershipRule, context: EvaluationContext) -> sa.Table:
-        """Fill the temporary table with every user the rule admits, with the reason."""
+    def _evaluate(
+        self, rule: MembershipRule, context: EvaluationContext, *, analyze: bool = True
+    ) -> sa.Table:
+        """Fill the temporary table with every user the rule admits, with the reason (``analyze``: with
+        the statistics that a refresh's writes are planned with, on PostgreSQL)."""
         table = self._temporary_table()
         query, exact = self._admitted(rule, context, None)
         if exact:
@@ -328,7 +331,7 @@ class SqlMemberships(Memberships):
             ]
             for start in range(0, len(rows), CANDIDATE_PAGE):
                 self.connection.execute(table.insert(), rows[start : start + CANDIDATE_PAGE])
-        if self.connection.dialect.name == "postgresql":
+        if analyze and self.connection.dialect.name == "postgresql":
             # A fresh temporary table has no statistics: the planner would guess its size badly.
             self.connection.exec_driver_sql(f"ANALYZE {TEMP}")
         return table
@@ -491,32 +494,38 @@ class SqlMemberships(Memberships):
             reasons_changed=len(reasoned),
         )
 
-    def _count(self, query: sa.Select[Any]) -> int:
-        return int(
-            self.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        )
-
     def preview(
         self, group: UserGroup, rule: MembershipRule, context: EvaluationContext, *, sample: int = 100
     ) -> RefreshResult:
-        table = self._evaluate(rule, context)
+        # The evaluation is the cost (every candidate: ~0.2 s for 100,000 users); then one pass over it
+        # counts the joins, the members' index counts the leaves, and a sample is read only when there
+        # is something to list.
+        table = self._evaluate(rule, context, analyze=False)
         m, t = user_group_members, table
         gid = group.group_id
-        joins = sa.select(t.c.user_id).where(
-            sa.not_(sa.exists().where(m.c.group_id == gid, m.c.user_id == t.c.user_id))
+        is_member = sa.exists().where(m.c.group_id == gid, m.c.user_id == t.c.user_id)
+        # An outer join rather than a correlated EXISTS per row: PostgreSQL hashes it (3x faster).
+        total, members_admitted = self.connection.execute(
+            sa.select(sa.func.count(), sa.func.count(m.c.user_id)).select_from(
+                t.outerjoin(m, sa.and_(m.c.group_id == gid, m.c.user_id == t.c.user_id))
+            )
+        ).one()
+        # The admitted who are not members join; the members who are not admitted leave.
+        members = self.connection.execute(sa.select(sa.func.count()).where(m.c.group_id == gid)).scalar_one()
+        joined, left = total - members_admitted, members - members_admitted
+        joins = sa.select(t.c.user_id).where(sa.not_(is_member)).order_by(t.c.user_id).limit(sample)
+        leaves = (
+            sa.select(m.c.user_id)
+            .where(m.c.group_id == gid, sa.not_(sa.exists().where(t.c.user_id == m.c.user_id)))
+            .order_by(m.c.user_id)
+            .limit(sample)
         )
-        leaves = sa.select(m.c.user_id).where(
-            m.c.group_id == gid, sa.not_(sa.exists().where(t.c.user_id == m.c.user_id))
-        )
-
-        joined, left = self._count(joins), self._count(leaves)
-        total = int(self.connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
         return RefreshResult(
-            joined=joined,
-            left=left,
-            member_count=total,
-            joined_ids=tuple(self.connection.execute(joins.order_by(t.c.user_id).limit(sample)).scalars()),
-            left_ids=tuple(self.connection.execute(leaves.order_by(m.c.user_id).limit(sample)).scalars()),
+            joined=int(joined),
+            left=int(left),
+            member_count=int(total),
+            joined_ids=tuple(self.connection.execute(joins).scalars()) if joined and sample else (),
+            left_ids=tuple(self.connection.execute(leaves).scalars()) if left and sample else (),
         )
 
     def members(self, group_id: str, *, after: str = "", limit: int = 100) -> list[Member]:
@@ -528,6 +537,10 @@ class SqlMemberships(Memberships):
             .limit(limit)
         )
         return [Member(row.user_id, aware(row.joined_at), row.reason) for row in rows]
+
+    def member_ids(self, group_id: str) -> set[str]:
+        m = user_group_members.c
+        return set(self.connection.execute(sa.select(m.user_id).where(m.group_id == group_id)).scalars())
 
     def history(
         self, group_id: str, *, user_id: str | None = None, after_id: int = 0, limit: int = 100

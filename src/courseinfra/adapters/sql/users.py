@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from courseinfra.adapters.sql.criteria import in_list
 from courseinfra.adapters.sql.store import aware, upsert
 from courseinfra.adapters.sql.tables import users as table
 from courseinfra.domain.users import User, UsernameTaken, apply_profile_changes
@@ -150,6 +151,13 @@ class SqlUserDirectory(UserDirectory):
             for row in self.connection.execute(query.with_for_update() if for_update else query):
                 found[row.user_id] = user_from_row(row)
         return found
+
+    def known(self, user_ids: Collection[str]) -> set[str]:
+        # One statement whatever the number of ids (one bound list): no row is read but the key's.
+        query = sa.select(table.c.user_id).where(
+            in_list(table.c.user_id, user_ids, self.connection.dialect.name)
+        )
+        return set(self.connection.execute(query).scalars())
 
     def list(self, *, after: str = "", limit: int = 100, organisation: str | None = None) -> list[User]:
         query = sa.select(table).where(table.c.user_id > after).order_by(table.c.user_id).limit(limit)

@@ -51,7 +51,6 @@ from courseinfra.services.groups.handlers import (
 from courseinfra.services.groups.ports import RefreshResult
 from courseinfra.services.sync.kinds import RULES, UndoStack
 from courseinfra.services.sync.ports import DriftSide, LegacyGroups, SyncFailure
-from courseinfra.services.sync.queries import stored_members
 from courseinfra.services.unit_of_work import UnitOfWork
 
 
@@ -483,13 +482,12 @@ class LinkedGroups:
         A legacy member the user directory lacks is no difference: a linked group cannot have them."""
         legacy_members = RULES[link.kind].members(legacy, link)
         if users is None:
-            stored = stored_members(uow, group_id)
+            stored = uow.memberships.member_ids(group_id)
             concerned = legacy_members | stored
         else:
             concerned = set(users)
             stored = {user for user in concerned if uow.memberships.is_member(group_id, user)}
-        known = set(uow.users.get_many(sorted(concerned & legacy_members)))
-        in_legacy = sorted((concerned & known) - stored)
+        in_legacy = sorted(uow.users.known((concerned & legacy_members) - stored))
         only_group = sorted((stored & concerned) - legacy_members)
         return in_legacy, only_group
 

@@ -125,6 +125,11 @@ class Memberships(abc.ABC):
     def members(self, group_id: str, *, after: str = "", limit: int = 100) -> list[Member]: ...
 
     @abc.abstractmethod
+    def member_ids(self, group_id: str) -> set[str]:
+        """Every member's user id (what comparing a group with another set of users needs, read at once
+        rather than page by page as :meth:`members`)."""
+
+    @abc.abstractmethod
     def history(
         self, group_id: str, *, user_id: str | None = None, after_id: int = 0, limit: int = 100
     ) -> list[MembershipChange]: ...

@@ -65,9 +65,12 @@ def _difference(uow: UnitOfWork, group_id: str, link: LegacyLink) -> LinkDiffere
         legacy_members = RULES[link.kind].members(uow.legacy, link)
     except LegacyError as error:
         return LinkDifference(group_id, link, error=f"{error.code}: {error}")
-    known = set(uow.users.get_many(sorted(legacy_members)))
-    stored = stored_members(uow, group_id)
-    only_group, only_legacy = sorted(stored - legacy_members), sorted(known - stored)
+    stored = uow.memberships.member_ids(group_id)
+    # Only the legacy members the group lacks are looked up in the directory: the others are members,
+    # and a member is a directory user (a group admits no one else; the directory deletes no one).
+    outside = legacy_members - stored
+    known = uow.users.known(outside)
+    only_group, only_legacy = sorted(stored - legacy_members), sorted(known)
     if not only_group and not only_legacy:
         return None
     return LinkDifference(
@@ -76,15 +79,5 @@ def _difference(uow: UnitOfWork, group_id: str, link: LegacyLink) -> LinkDiffere
         tuple(only_group[:LISTED]),
         tuple(only_legacy[:LISTED]),
         len(only_group) + len(only_legacy),
-        len(legacy_members - known),
+        len(outside - known),
     )
-
-
-def stored_members(uow: UnitOfWork, group_id: str) -> set[str]:
-    """Every stored member of a group (read by pages)."""
-    members: set[str] = set()
-    after = ""
-    while page := uow.memberships.members(group_id, after=after, limit=5000):
-        members.update(m.user_id for m in page)
-        after = page[-1].user_id
-    return members

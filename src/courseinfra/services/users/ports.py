@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from courseinfra.domain.users import User
@@ -35,6 +35,11 @@ class UserDirectory(abc.ABC):
         """The users that exist among ``user_ids``, by id; ``for_update`` locks them until the
         transaction ends (an import that merges into them must not lose a concurrent change), and
         makes writers that merge take turns (a user that does not exist yet has no row to lock)."""
+
+    @abc.abstractmethod
+    def known(self, user_ids: Collection[str]) -> set[str]:
+        """The ids among ``user_ids`` that the directory has: :meth:`get_many`'s keys without reading
+        the users (pages compare tens of thousands of ids with it)."""
 
     @abc.abstractmethod
     def list(self, *, after: str = "", limit: int = 100, organisation: str | None = None) -> list[User]:
