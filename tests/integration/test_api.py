@@ -254,6 +254,15 @@ def test_ingest_refuses_a_json_body_that_is_not_json(client: TestClient) -> None
     assert all_failed(client, skipped=True) == []
 
 
+def test_failed_events_are_listed_by_code(client: TestClient) -> None:
+    report = post_lines(client, post_publish("do_api_code_course"), "{not json")
+    assert sorted(r["code"] for r in report["rejected"]) == ["hierarchy-not-found", "malformed-json"]
+
+    assert [k["code"] for k in all_failed(client, code="malformed-json")] == ["malformed-json"]
+    assert [k["code"] for k in all_failed(client, code="hierarchy-not-found")] == ["hierarchy-not-found"]
+    assert all_failed(client, code="no-such-code") == []
+
+
 def test_replay_resolves_an_event_once_its_hierarchy_is_stored(client: TestClient) -> None:
     root = "do_api_late_course"
     report = post_lines(client, post_publish(root))

@@ -60,6 +60,20 @@ def test_ingest_goes_on_past_bad_lines_and_keeps_them(cli: Cli) -> None:
     assert counters["relation-cache-updater"]["failed"] == 2
 
 
+def test_kept_events_are_listed_and_replayed_by_code(cli: Cli) -> None:
+    """``--code`` lists and (with ``--all``) replays only the events kept with that code; a code with
+    ids is refused (it chooses among all open events)."""
+    assert cli("content", "put", str(EXAMPLES / "democourse.json")).returncode == 0
+    assert cli("ingest", str(EXAMPLES / "post-publish-events.jsonl")).returncode == 1
+    listed = cli("failed", "list", "--json", "--skipped", "--code", "hierarchy-not-found").stdout.splitlines()
+    assert [json.loads(line)["source"] for line in listed] == ["post-publish-events.jsonl:3"]
+    replayed = cli("failed", "replay", "--all", "--code", "malformed-json")
+    assert [json.loads(line)["resolved"] for line in replayed.stdout.splitlines()] == [False]
+    refused = cli("failed", "replay", "1", "--code", "malformed-json")
+    assert refused.returncode == 2
+    assert "--all" in refused.stderr
+
+
 def test_ingesting_a_file_again_counts_attempts_instead_of_copying_its_bad_lines(cli: Cli) -> None:
     events = str(EXAMPLES / "post-publish-events.jsonl")
     assert cli("content", "put", str(EXAMPLES / "democourse.json")).returncode == 0

@@ -25,6 +25,7 @@ app = typer.Typer(no_args_is_help=True, help="Events that were not processed: li
 @app.command("list")
 def failed_list(
     job: Annotated[str | None, typer.Option(help="Only this job's events.")] = None,
+    code: Annotated[str | None, typer.Option(help="Only events kept with this code.")] = None,
     skipped: Annotated[bool, typer.Option("--skipped", help="Also skipped events.")] = False,
     resolved: Annotated[bool, typer.Option("--resolved", help="Also events replayed successfully.")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 100,
@@ -37,6 +38,7 @@ def failed_list(
         events = failed_events.list_failed_events(
             app.uow_factory,
             job=job,
+            code=code,
             outcomes=outcomes,
             include_resolved=resolved,
             limit=limit,
@@ -72,13 +74,16 @@ def failed_replay(
     ids: Annotated[list[int] | None, typer.Argument(min=1, max=MAX_ID, help="Ids to replay.")] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Every unresolved failed event.")] = False,
     job: Annotated[str | None, typer.Option(help="With --all: only this job's events.")] = None,
+    code: Annotated[str | None, typer.Option(help="With --all: only events kept with this code.")] = None,
 ) -> None:
     """Run kept events through their jobs again; print one JSON line per event."""
     if not ids and not replay_all:
         raise Failure("give event ids or --all", exit_code=2)
+    if ids and (job or code):
+        raise Failure("--job and --code choose among all open events: give them with --all", exit_code=2)
     with application() as app:
         if replay_all:
-            events = failed_events.open_failed_events(app.uow_factory, job=job)
+            events = failed_events.open_failed_events(app.uow_factory, job=job, code=code)
         else:
             events = failed_events.get_failed_events(ids or [], app.uow_factory)
         results = replay_failed(events, app.router, app.uow_factory)

@@ -35,6 +35,7 @@ router = APIRouter(
 def list_failed(
     app: AppDep,
     job: Annotated[str | None, Query(description="Only this job's events.")] = None,
+    code: Annotated[str | None, Query(description="Only events kept with this code.")] = None,
     skipped: Annotated[bool, Query(description="Also skipped events.")] = False,
     resolved: Annotated[bool, Query(description="Also events replayed successfully.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -43,7 +44,13 @@ def list_failed(
     """Events kept because they were not processed, oldest first."""
     outcomes = (Outcome.FAILED, Outcome.SKIPPED) if skipped else (Outcome.FAILED,)
     events = failed_events.list_failed_events(
-        app.uow_factory, job=job, outcomes=outcomes, include_resolved=resolved, limit=limit, after_id=after
+        app.uow_factory,
+        job=job,
+        code=code,
+        outcomes=outcomes,
+        include_resolved=resolved,
+        limit=limit,
+        after_id=after,
     )
     return [FailedEventOut.of(event) for event in events]
 
