@@ -203,12 +203,17 @@ def analyze(app: App, *tables: str) -> None:
                 connection.exec_driver_sql(f"ANALYZE {table}")
 
 
-def csrf_token(bench: Client, cache: dict[str, str] = {}) -> str:  # noqa: B006 - one token per session
-    """A CSRF token of the console's session, read once from a page's form."""
-    if "token" not in cache:
+#: CSRF tokens by session (the client's cookies): each backend's run logs in anew.
+TOKENS: dict[str, str] = {}
+
+
+def csrf_token(bench: Client) -> str:
+    """A CSRF token of the console's session, read once from a page's form (not timed)."""
+    session = repr(sorted(bench.console.cookies.items()))
+    if session not in TOKENS:
         page = bench.console.get(f"/console/groups/{LEARNERS_GROUP}")
-        cache["token"] = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    return cache["token"]
+        TOKENS[session] = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return TOKENS[session]
 
 
 def preview_change(batch_id: str) -> Callable[[Client], int]:
