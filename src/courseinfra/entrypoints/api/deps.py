@@ -90,21 +90,30 @@ def guard(*, read: Permission, write: Permission, scoped: bool = False) -> Any:
     parameter is checked here (routes without one filter or check what they read themselves)."""
 
     def check(request: Request, reach: ReachDep) -> Principal:
-        principal = reach.principal
-        principal.require(read if request.method in READS else write)
-        if principal.scoped:
-            if not scoped:
-                raise Forbidden(f"a token scoped to courses reaches only {SCOPED_FEATURES}")
-            params = request.path_params
-            if "course_id" in params:
-                reach.require_course(params["course_id"])
-            if "batch_id" in params:
-                reach.require_batch(params["batch_id"])
-            if "group_id" in params:
-                reach.require_group(params["group_id"])
-        return principal
+        return require_route(request, reach, read=read, write=write, scoped=scoped)
 
     return Depends(check)
+
+
+def require_route(
+    request: Request, reach: Reach, *, read: Permission, write: Permission, scoped: bool
+) -> Principal:
+    """The check of :func:`guard` (the API's and the console's): the request's method needs ``read``
+    or ``write``; a principal scoped to courses needs a ``scoped`` route, and the courses of its scopes
+    in the route's ``course_id``, ``batch_id`` and ``group_id`` path parameters."""
+    principal = reach.principal
+    principal.require(read if request.method in READS else write)
+    if principal.scoped:
+        if not scoped:
+            raise Forbidden(f"a token scoped to courses reaches only {SCOPED_FEATURES}")
+        params = request.path_params
+        if "course_id" in params:
+            reach.require_course(params["course_id"])
+        if "batch_id" in params:
+            reach.require_batch(params["batch_id"])
+        if "group_id" in params:
+            reach.require_group(params["group_id"])
+    return principal
 
 
 def needs(permission: Permission) -> Any:

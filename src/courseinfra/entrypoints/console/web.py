@@ -28,7 +28,7 @@ from courseinfra.bootstrap import App
 from courseinfra.domain.access import Forbidden, Permission, Principal, Unauthenticated
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.trail import Actor
-from courseinfra.entrypoints.api.deps import READS, SCOPED_FEATURES
+from courseinfra.entrypoints.api.deps import require_route
 from courseinfra.services import access, trail
 from courseinfra.services.access.scopes import Reach
 
@@ -142,19 +142,7 @@ def guard(*, read: Permission, write: Permission, scoped: bool = False) -> Any:
     courses of its scopes (``course_id``, ``batch_id``, ``group_id`` path parameters)."""
 
     def check(request: Request, reach: ReachDep) -> Principal:
-        principal = reach.principal
-        principal.require(read if request.method in READS else write)
-        if principal.scoped:
-            if not scoped:
-                raise Forbidden(f"a token scoped to courses reaches only {SCOPED_FEATURES}")
-            params = request.path_params
-            if "course_id" in params:
-                reach.require_course(params["course_id"])
-            if "batch_id" in params:
-                reach.require_batch(params["batch_id"])
-            if "group_id" in params:
-                reach.require_group(params["group_id"])
-        return principal
+        return require_route(request, reach, read=read, write=write, scoped=scoped)
 
     return Depends(check)
 
