@@ -113,19 +113,21 @@ class NumberLines(KeyedProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.numbers = runtime_context.get_state(ValueStateDescriptor("line-numbers", Types.LONG()))
+        # This subtask's files: their names and numbers so far, beside the state (read once per file).
+        self.files: dict[str, tuple[str, int]] = {}
 
-    def process_element(
-        self, value: tuple[str, str], ctx: KeyedProcessFunction.Context
-    ) -> Iterator[tuple[int, str, str]]:
-        path, text = value
-        number = (self.numbers.value() or 0) + 1
+    def process_element(self, row: Any, ctx: KeyedProcessFunction.Context) -> Iterator[tuple[int, str, str]]:
+        text, path = row[0] or "", row[1]
+        label, number = self.files.get(path) or (_label(path, self.root), self.numbers.value() or 0)
+        number += 1
+        self.files[path] = (label, number)
         self.numbers.update(number)
         try:
             event = orjson.loads(_file_bytes(text))
         except orjson.JSONDecodeError:
             event = None
         bucket = self.keyed_by(event, len(self.keys)) if isinstance(event, dict) else 0
-        yield self.keys[bucket], f"{_label(path, self.root)}:{number}", text
+        yield self.keys[bucket], f"{label}:{number}", text
 
 
 def _label(path: str, root: str) -> str:
@@ -151,7 +153,8 @@ class IngestInMicroBatches(KeyedProcessFunction):  # type: ignore[misc]
         self.lines = runtime_context.get_list_state(
             ListStateDescriptor("buffered", Types.TUPLE([Types.STRING(), Types.STRING()]))
         )
-        self.count = runtime_context.get_state(ValueStateDescriptor("buffered-count", Types.INT()))
+        # Lines buffered per key, beside the state: counted from it once per key after a (re)start.
+        self.counts: dict[int, int] = {}
         self.app = bootstrap(self.settings, publish_on_commit=False)  # the command relays
         self.report_file = (
             Path(self.reports_dir, f"{os.getpid()}-{uuid.uuid4().hex}.jsonl") if self.reports_dir else None
@@ -167,26 +170,29 @@ class IngestInMicroBatches(KeyedProcessFunction):  # type: ignore[misc]
     def process_element(
         self, value: tuple[int, str, str], ctx: KeyedProcessFunction.Context
     ) -> Iterator[str]:
-        count = (self.count.value() or 0) + 1
+        key = value[0]
+        count = self.counts[key] + 1 if key in self.counts else sum(1 for _ in self.lines.get()) + 1
+        self.counts[key] = count
         self.lines.add((value[1], value[2]))
         if count == 1:
             timers = ctx.timer_service()
             timers.register_processing_time_timer(timers.current_processing_time() + FLUSH_AFTER_MS)
             timers.register_event_time_timer(END_OF_INPUT - 1)
         if count >= self.settings.ingest_chunk_size:
-            yield from self.flush()
-        else:
-            self.count.update(count)
+            yield from self.flush(key)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
-        if self.count.value():
-            yield from self.flush()
+        key = ctx.get_current_key()
+        if self.counts.get(key, 1):  # unknown after a restore: the state may hold lines
+            yield from self.flush(key)
 
-    def flush(self) -> Iterator[str]:
+    def flush(self, key: int) -> Iterator[str]:
         assert self.app is not None, "open() bootstraps the application"
         lines = list(self.lines.get())
         self.lines.clear()
-        self.count.clear()
+        self.counts[key] = 0
+        if not lines:
+            return
         max_bytes = self.settings.ingest_max_line_bytes
         report = ingest_sourced(
             ((where, _judged(text, max_bytes)) for where, text in lines),
@@ -312,13 +318,9 @@ def run_job(
               'format' = 'raw', 'raw.charset' = 'ISO-8859-1'{monitor}
             )"""
     )
-    lines = (
-        tables.to_data_stream(tables.from_path("json_lines"))
-        .map(lambda row: (row[1], row[0] or ""), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
-        .set_parallelism(1)
-    )
     numbered = (
-        lines.key_by(lambda line: line[0], key_type=Types.STRING())
+        tables.to_data_stream(tables.from_path("json_lines"))
+        .key_by(lambda row: row[1], key_type=Types.STRING())
         .process(
             NumberLines(job, root, subtask_keys(options.parallelism)),
             output_type=Types.TUPLE([Types.INT(), Types.STRING(), Types.STRING()]),
