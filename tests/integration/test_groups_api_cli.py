@@ -404,6 +404,19 @@ def test_a_member_added_to_the_include_list_is_included_and_the_history_says_so(
     assert members[0]["joined_at"] == a1[0]["at"], "a1 never left: it keeps the time it joined"
 
 
+def test_without_pii_an_explanation_masks_the_profile_values_it_read(
+    client: TestClient, population: App
+) -> None:
+    """A value read of the user's profile is personal data: ``***`` for a token without ``pii``; what
+    it is compared with is the group's definition and stays; a value that is not of the profile stays."""
+    create(client, "north", criteria={"and": [NORTH, {"not": STAFF}]})
+    with api_client(population, role="reader", pii=False) as reader:
+        explained = ok(reader.get("/v1/groups/north/explain/a3"))["criteria"]
+    assert explained["and"][0] == {**NORTH, "holds": False, "value": "***", "compared_to": "north"}
+    assert explained["and"][1]["not"]["value"] is False
+    assert ok(client.get("/v1/groups/north/explain/a3"))["criteria"]["and"][0]["value"] == "south"
+
+
 def test_explain_a_member_and_a_non_member(client: TestClient) -> None:
     both = {"and": [NORTH, {"not": STAFF}]}
     create(client, "north", criteria=both, exclude=["a4"])

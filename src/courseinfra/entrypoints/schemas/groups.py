@@ -7,9 +7,10 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
-from courseinfra.domain.criteria import CriteriaRegistry, criteria_json
+from courseinfra.domain.criteria import CriteriaRegistry, Fact, criteria_json
 from courseinfra.domain.groups import GROUP_ID, NAME_MAX, UserGroup
 from courseinfra.entrypoints.schemas.common import InvalidBody, Timestamp, iso
+from courseinfra.entrypoints.schemas.users import MASKED
 from courseinfra.services import groups
 from courseinfra.services.groups import GroupView
 from courseinfra.services.groups.ports import Member, MembershipChange, RefreshResult
@@ -321,6 +322,25 @@ class ExplainOut(BaseModel):
         "show holds only. Null for a group without criteria or a user unknown to the directory.",
         examples=[EXPLAINED_EXAMPLE],
     )
+
+
+def masked_criteria(node: dict[str, Any], registry: CriteriaRegistry, *, pii: bool) -> dict[str, Any]:
+    """An explained criteria tree with the profile values it read (personal data, as the user
+    directory's profile) masked (``***``) unless ``pii`` (a principal with the ``pii`` grant); what they are compared with
+    is the group's definition, and stays."""
+    if pii:
+        return node
+    if "type" in node:
+        kind = registry.types.get(str(node["type"]))
+        if kind is not None and Fact.PROFILE in kind.facts and node.get("value") is not None:
+            return {**node, "value": MASKED}
+        return node
+    for key in ("and", "or"):
+        if key in node:
+            return {**node, key: [masked_criteria(child, registry, pii=pii) for child in node[key]]}
+    if "not" in node:
+        return {**node, "not": masked_criteria(node["not"], registry, pii=pii)}
+    return node
 
 
 class MembersImportOut(BaseModel):

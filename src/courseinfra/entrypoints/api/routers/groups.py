@@ -26,6 +26,7 @@ from courseinfra.entrypoints.api.deps import (
     NOT_FOUND,
     UNKNOWN_USERS,
     AppDep,
+    PrincipalDep,
     ReachDep,
     Responses,
     guard,
@@ -50,6 +51,7 @@ from courseinfra.entrypoints.schemas.groups import (
     PreviewOut,
     RefreshOut,
     criteria_types_json,
+    masked_criteria,
 )
 from courseinfra.services import groups
 from courseinfra.services.groups.ports import RefreshResult
@@ -370,12 +372,16 @@ def preview_user_group(
 @router.get(
     "/v1/groups/{group_id}/explain/{user_id}", response_model=ExplainOut, responses={**INVALID, **NOT_FOUND}
 )
-def explain_group_membership(app: AppDep, group_id: str, user_id: str) -> ExplainOut:
+def explain_group_membership(app: AppDep, principal: PrincipalDep, group_id: str, user_id: str) -> ExplainOut:
     """Why a user is or is not a member: the stored membership, what an evaluation now decides and its
     reason (excluded, included, criteria, not-matched, unknown-user), and every criterion's outcome with
     the value read of the user beside the value compared (progress 33 against lt 30). For a linked
-    group: whether its legacy group has the user (legacy-member, not-in-legacy-group)."""
-    return ExplainOut(**app.groups.explain(group_id, user_id))
+    group: whether its legacy group has the user (legacy-member, not-in-legacy-group). A value read of
+    the user's profile is personal data: ``***`` without the ``pii`` grant."""
+    explained = app.groups.explain(group_id, user_id)
+    if explained["criteria"] is not None:
+        explained["criteria"] = masked_criteria(explained["criteria"], app.registry, pii=principal.pii)
+    return ExplainOut(**explained)
 
 
 @router.post(

@@ -17,8 +17,8 @@ from typing import Annotated, Any, cast
 from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from courseinfra.domain.access import Permission, Principal
-from courseinfra.domain.criteria import CriteriaRegistry, Fact, Scope, criteria_json
+from courseinfra.domain.access import Permission
+from courseinfra.domain.criteria import Scope, criteria_json
 from courseinfra.domain.errors import DomainError, ErrorKind
 from courseinfra.domain.legacy import link_of
 from courseinfra.entrypoints.console.web import (
@@ -32,7 +32,7 @@ from courseinfra.entrypoints.console.web import (
     see_other,
 )
 from courseinfra.entrypoints.schemas.common import MAX_ID
-from courseinfra.entrypoints.schemas.users import MASKED
+from courseinfra.entrypoints.schemas.groups import masked_criteria
 from courseinfra.services import groups
 from courseinfra.services.groups.ports import RefreshResult
 
@@ -138,7 +138,7 @@ def explain(
     user = (user or "").strip() or None
     explained = None if user is None else app.groups.explain(group_id, user)
     if explained is not None and explained["criteria"] is not None:
-        explained["criteria"] = masked(explained["criteria"], app.registry, principal)
+        explained["criteria"] = masked_criteria(explained["criteria"], app.registry, pii=principal.pii)
     return render(
         request,
         "user_groups/explain.html",
@@ -220,22 +220,3 @@ def render_preview(
         page=PAGE,
         status_code=422 if error else 200,
     )
-
-
-def masked(node: dict[str, Any], registry: CriteriaRegistry, principal: Principal) -> dict[str, Any]:
-    """An explained criteria tree with the profile values it read (personal data, as the user
-    directory's profile) masked for a principal without the ``pii`` grant; what they are compared with
-    is the group's definition, and stays."""
-    if principal.pii:
-        return node
-    if "type" in node:
-        kind = registry.types.get(str(node["type"]))
-        if kind is not None and Fact.PROFILE in kind.facts and node.get("value") is not None:
-            return {**node, "value": MASKED}
-        return node
-    for key in ("and", "or"):
-        if key in node:
-            return {**node, key: [masked(child, registry, principal) for child in node[key]]}
-    if "not" in node:
-        return {**node, "not": masked(node["not"], registry, principal)}
-    return node
