@@ -19,7 +19,8 @@ Adding a page
    routers (the guard then checks a ``course_id``, ``batch_id`` or ``group_id`` path parameter; the page
    filters what it lists with :data:`~.web.ReachDep`). ``PAGE.router()`` puts every route behind that
    guard: a principal beyond it gets a 403 page, and nobody reaches a page without logging in (a GET is
-   sent to ``/console/login``). Pages do not import each other (import-linter).
+   sent to ``/console/login``). ``landing=True`` makes the page where a login without a destination
+   goes, for a role that may open it (the jobs page). Pages do not import each other (import-linter).
 
 2. Routes are plain FastAPI routes on ``router``, sync ``def`` (they run in a thread), answering HTML::
 
