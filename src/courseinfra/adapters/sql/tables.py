@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -169,7 +170,10 @@ user_enrolments = sa.Table(
     # When the learner left the batch (null while active; the first time, if they left twice).
     sa.Column("unenrolledon", Timestamp, nullable=True),
     sa.Index("ix_user_enrolments_batch", "batchid", "userid"),
-    # A batch's progress counted from the index alone (EnrolmentStore.batch_progress, the console).
+    # A batch's progress counted from the index alone (EnrolmentStore.batch_progress, the console), on
+    # SQLite only: there it costs the aggregator nothing measurable and takes the batch page from 714 to
+    # 56 ms; on PostgreSQL the page needs no index (57 ms) and one holding the progress columns made
+    # every progress write a non-HOT update, the aggregator 17% slower (ADR 0027).
     sa.Index(
         "ix_user_enrolments_batch_progress",
         "batchid",
@@ -177,6 +181,7 @@ user_enrolments = sa.Table(
         "status",
         "completionpercentage",
         "completedon",
+        info={"dialects": {"sqlite"}},
     ),
 )
 
@@ -453,3 +458,15 @@ openedx_events_applied = sa.Table(
     sa.Column("applied_at", Timestamp, nullable=False),
     sa.Index("ix_openedx_events_applied_at", "applied_at"),
 )
+
+
+def schema_objects_of(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's ``include_object`` comparing :data:`metadata` with a database of ``dialect``: an index
+    declared for some dialects only (``info={"dialects": {...}}``) is left out elsewhere, as its
+    migration builds it only there."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        dialects = getattr(obj, "info", {}).get("dialects") if not reflected else None
+        return not (type_ == "index" and dialects and dialect not in dialects)
+
+    return include
