@@ -4,19 +4,15 @@ batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.enrolments import Enrolment
 from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, EnrolmentStatus
 from courseinfra.services.enrolments import BatchProgress
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -83,18 +79,9 @@ class BatchProgressContract:
         )
 
 
-class TestSqliteBatchProgress(BatchProgressContract):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+class TestSqliteBatchProgress(OnSqlite, BatchProgressContract):
+    pass
 
 
-class TestPostgresBatchProgress(BatchProgressContract):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+class TestPostgresBatchProgress(OnPostgres, BatchProgressContract):
+    pass

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.trail import Actor, Change
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 ADMIN = Actor("tok_1", "admin", "api", "10.0.0.7")
@@ -73,18 +69,9 @@ class ChangeTrailContract:
             assert [r.change.target for r in uow.trail.list()] == ["group:g2"]
 
 
-class TestSqliteChangeTrail(ChangeTrailContract):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+class TestSqliteChangeTrail(OnSqlite, ChangeTrailContract):
+    pass
 
 
-class TestPostgresChangeTrail(ChangeTrailContract):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+class TestPostgresChangeTrail(OnPostgres, ChangeTrailContract):
+    pass

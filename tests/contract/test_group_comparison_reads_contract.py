@@ -4,20 +4,16 @@ many, every member's id, and a preview's counts and samples."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.criteria import CriteriaRegistry, EvaluationContext, MembershipRule, Scope
 from courseinfra.domain.groups import UserGroup
 from courseinfra.domain.users import User
 from courseinfra.services.groups.ports import RefreshResult
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 REGISTRY = CriteriaRegistry()
@@ -93,18 +89,9 @@ class ComparisonReadsContract:
             assert uow.memberships.member_ids("north") == {"u1", "u2", "u4"}, "a preview writes nothing"
 
 
-class TestSqliteComparisonReads(ComparisonReadsContract):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+class TestSqliteComparisonReads(OnSqlite, ComparisonReadsContract):
+    pass
 
 
-class TestPostgresComparisonReads(ComparisonReadsContract):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+class TestPostgresComparisonReads(OnPostgres, ComparisonReadsContract):
+    pass

@@ -3,23 +3,19 @@ counters' samples, the relays' backlogs, and the counts by group and by status."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import ClassVar
 
-import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.events import Event
 from courseinfra.domain.progress import AuditAction, AuditObject, AuditRecord, EnrolmentKey
 from courseinfra.domain.reports import ReportRun, RunStatus
 from courseinfra.services.events.ports import Backlog, CounterSample
 from courseinfra.services.sync.ports import DriftSide, SyncFailure
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 BUCKET = timedelta(seconds=10)
@@ -182,18 +178,9 @@ class MonitoringStoresContract:
             assert uow.report_runs.count_by_status() == {"running": 1, "failed": 2}
 
 
-class TestSqliteMonitoringStores(MonitoringStoresContract):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+class TestSqliteMonitoringStores(OnSqlite, MonitoringStoresContract):
+    pass
 
 
-class TestPostgresMonitoringStores(MonitoringStoresContract):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+class TestPostgresMonitoringStores(OnPostgres, MonitoringStoresContract):
+    pass

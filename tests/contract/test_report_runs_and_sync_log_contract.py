@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.reports import ReportRun, RunStatus
 from courseinfra.services.sync.ports import SyncFailure
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 1, 1, 9, 0, 0, 123456, tzinfo=UTC)
 AS_OF = date(2026, 1, 1)
@@ -182,18 +178,9 @@ class SyncLogContract:
             assert [(e.id, e.group_id) for e in uow.sync_log.list()] == [(kept, "g1")]
 
 
-class TestSqliteReportRunsAndSyncLog(ReportRunsContract, SyncLogContract):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+class TestSqliteReportRunsAndSyncLog(OnSqlite, ReportRunsContract, SyncLogContract):
+    pass
 
 
-class TestPostgresReportRunsAndSyncLog(ReportRunsContract, SyncLogContract):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+class TestPostgresReportRunsAndSyncLog(OnPostgres, ReportRunsContract, SyncLogContract):
+    pass

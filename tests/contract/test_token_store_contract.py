@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.access import ApiToken, Role, new_secret, secret_hash
 from courseinfra.services.unit_of_work import AlreadyExists
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -96,18 +93,9 @@ class TokenStoreContract:
             assert uow.tokens.list() == []
 
 
-class TestSqliteTokenStore(TokenStoreContract):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+class TestSqliteTokenStore(OnSqlite, TokenStoreContract):
+    pass
 
 
-class TestPostgresTokenStore(TokenStoreContract):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+class TestPostgresTokenStore(OnPostgres, TokenStoreContract):
+    pass

@@ -3,17 +3,15 @@ criteria read), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from courseinfra.adapters.sql.criteria import CriteriaCompiler
-from courseinfra.adapters.sql.engine import create_engine, migrate
 from courseinfra.adapters.sql.uow import SqlUnitOfWork
 from courseinfra.domain.criteria import (
     CriteriaRegistry,
@@ -28,7 +26,7 @@ from courseinfra.domain.progress import EnrolmentKey, EnrolmentState, UnitMetric
 from courseinfra.domain.users import User, UsernameTaken
 from courseinfra.services.groups.ports import Member, RefreshResult
 from courseinfra.services.unit_of_work import AlreadyExists
-from tests.support.servers import truncate_all
+from tests.support.stores import OnPostgres, OnSqlite
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -646,21 +644,12 @@ class GroupFactsContract:
 
 
 class TestSqliteUserAndGroupStores(
-    UserDirectoryContract, UserGroupStoreContract, MembershipsContract, GroupFactsContract
+    OnSqlite, UserDirectoryContract, UserGroupStoreContract, MembershipsContract, GroupFactsContract
 ):
-    @pytest.fixture
-    def engine(self, tmp_path: Path) -> Iterator[sa.Engine]:
-        engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
+    pass
 
 
 class TestPostgresUserAndGroupStores(
-    UserDirectoryContract, UserGroupStoreContract, MembershipsContract, GroupFactsContract
+    OnPostgres, UserDirectoryContract, UserGroupStoreContract, MembershipsContract, GroupFactsContract
 ):
-    @pytest.fixture
-    def engine(self, postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
-        truncate_all(postgres_engine)
-        yield postgres_engine
-        truncate_all(postgres_engine)
+    pass
