@@ -87,6 +87,15 @@ def report_file(
     return path
 
 
+#: The media type of a run's files, by suffix (the manifest and summaries are JSON, charts SVG).
+MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
+
+
+def media_type_of(path: Path) -> str:
+    """The media type a run's file is served with."""
+    return MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+
+
 class ReportFileNotFound(DomainError):
     code = "report-file-not-found"
     kind = ErrorKind.NOT_FOUND

@@ -40,9 +40,6 @@ router = APIRouter(
 )
 
 
-REPORT_MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
-
-
 @router.get("/v1/reports/batches", response_model=ReportSelectionOut, responses=INVALID)
 def report_batches(
     app: AppDep,
@@ -116,6 +113,4 @@ def download_report_file(app: AppDep, reach: ReachDep, run_id: str, name: str) -
         app.reports,
         personal_data_masked=app.settings.reports_mask_personal_data,
     )
-    return FileResponse(
-        path, media_type=REPORT_MEDIA_TYPES.get(path.suffix, "application/octet-stream"), filename=name
-    )
+    return FileResponse(path, media_type=reports.media_type_of(path), filename=name)

@@ -45,7 +45,6 @@ CHART_DAYS = 90
 IDENTIFIER = 255
 
 BatchId = Annotated[str, Path(min_length=1, max_length=IDENTIFIER)]
-MEDIA_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
 
 
 @router.get("/batches", response_class=HTMLResponse)
@@ -177,6 +176,4 @@ def report_file(
         app.reports,
         personal_data_masked=app.settings.reports_mask_personal_data,
     )
-    return FileResponse(
-        path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"), filename=name
-    )
+    return FileResponse(path, media_type=reports.media_type_of(path), filename=name)
