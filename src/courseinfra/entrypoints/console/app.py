@@ -104,14 +104,7 @@ def create_console(application: Callable[[], App]) -> FastAPI:
             ]
             target = url(request, landing[0].path) if landing else target
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            secret,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path=url(request, "/") or "/",
-        )
+        set_console_cookie(response, request, SESSION_COOKIE, secret)
         response.delete_cookie(LOGIN_COOKIE, path=url(request, "/") or "/")
         return response
 
@@ -142,15 +135,21 @@ def login_form(
         {"next": safe_next(target), "nonce": nonce, "message": message},
         status_code=status_code,
     )
+    set_console_cookie(response, request, LOGIN_COOKIE, nonce)
+    return response
+
+
+def set_console_cookie(response: Response, request: Request, name: str, value: str) -> None:
+    """A cookie of the console's: out of scripts' reach (HttpOnly), never sent by another site's
+    request (SameSite=Strict), only over https when the console is served so, and for its paths only."""
     response.set_cookie(
-        LOGIN_COOKIE,
-        nonce,
+        name,
+        value,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path=url(request, "/") or "/",
     )
-    return response
 
 
 def error_page(request: Request, status_code: int, title: str, message: str) -> Response:
